@@ -1,0 +1,197 @@
+"""Pydantic shapes of the Redu public API (see ``notes/redu-api.md``).
+
+Responses keep fields we do not know (``extra="allow"``) so a newer API never breaks us, except
+anything that looks like a secret: an instance read back from the API can only carry a password in
+the one model that declares it (the create response). Requests are strict (``extra="forbid"``) and
+carry the documented defaults and constraints, so invalid input is refused before any HTTP call.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+
+# --- constraints shared by requests and by the MCP tool arguments -----------------------------
+
+#: Instance names: lowercase letters, digits and hyphens, starting with a letter, not ending in a
+#: hyphen, at most 63 characters (a DNS label). The docs say "lowercase, hyphens"; the rest is
+#: inferred and kept conservative so a name we accept is one the API accepts.
+NAME_PATTERN: Final = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
+#: PostgreSQL identifiers for ``db_name``/``db_user`` (inferred: plain unquoted identifiers).
+PG_IDENTIFIER_PATTERN: Final = r"^[a-z_][a-z0-9_]{0,62}$"
+PASSWORD_MIN, PASSWORD_MAX = 8, 128
+MAX_SECURITY_GROUPS: Final = 16
+
+PostgresVersion = Literal["16", "15", "14"]
+RedisVersion = Literal["7", "6"]
+
+#: Documented statuses. Anything else is "not ready yet, unknown status".
+PROVISIONING: Final = "provisioning"
+READY: Final = "ready"
+ERROR: Final = "error"
+KNOWN_STATUSES: Final = (PROVISIONING, READY, ERROR)
+
+
+def _opaque_id(value: Any) -> Any:
+    """Flavor and network ids are opaque strings; accept a bare number for them too."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+InstanceName = Annotated[
+    str,
+    Field(
+        pattern=NAME_PATTERN,
+        min_length=1,
+        max_length=63,
+        description="Lowercase letters, digits and hyphens; starts with a letter (max 63).",
+    ),
+]
+OpaqueId = Annotated[str, BeforeValidator(_opaque_id), Field(min_length=1, max_length=128)]
+KeypairName = Annotated[str, Field(min_length=1, max_length=255)]
+SecurityGroupNames = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=255)]],
+    Field(min_length=1, max_length=MAX_SECURITY_GROUPS),
+]
+Password = Annotated[SecretStr, Field(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
+PgIdentifier = Annotated[str, Field(pattern=PG_IDENTIFIER_PATTERN, min_length=1, max_length=63)]
+
+
+# --- responses ---------------------------------------------------------------------------------
+
+
+def _looks_secret(key: str) -> bool:
+    lowered = key.lower()
+    return any(word in lowered for word in ("password", "secret", "token", "api_key"))
+
+
+class ApiModel(BaseModel):
+    """A response object: unknown fields are kept, undeclared secret-looking fields are dropped."""
+
+    model_config = ConfigDict(extra="allow")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_undeclared_secrets(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k in cls.model_fields or not _looks_secret(str(k))}
+        return data
+
+
+class Instance(ApiModel):
+    """What PostgreSQL and Redis instances have in common."""
+
+    id: int
+    name: str
+    status: str = Field(description="provisioning, ready or error; any other value means not ready yet")
+    floating_ip: str | None = Field(default=None, description="Public address; null until ready")
+    port: int | None = None
+    created_at: str | None = None
+
+    @property
+    def engine_version(self) -> str | None:
+        raise NotImplementedError
+
+
+class Database(Instance):
+    """A managed PostgreSQL instance as the API returns it (``GET /v1/databases/:id``)."""
+
+    db_name: str | None = None
+    db_user: str | None = None
+    db_version: str | None = None
+
+    @property
+    def engine_version(self) -> str | None:
+        return self.db_version
+
+
+class Redis(Instance):
+    """A managed Redis instance as the API returns it (``GET /v1/redis/:id``)."""
+
+    version: str | None = None
+
+    @property
+    def engine_version(self) -> str | None:
+        return self.version
+
+
+class CreatedDatabase(Database):
+    """The create response: the only place the password ever appears."""
+
+    db_password: SecretStr | None = None
+
+
+class CreatedRedis(Redis):
+    """The create response: the only place the password ever appears."""
+
+    password: SecretStr | None = None
+
+
+class Flavor(ApiModel):
+    id: OpaqueId
+    name: str
+    vcpus: int | None = None
+    ram: int | None = None
+    disk: int | None = None
+
+
+class Network(ApiModel):
+    id: OpaqueId
+    name: str
+
+
+class Keypair(ApiModel):
+    name: str
+    public_key: str | None = None
+    fingerprint: str | None = None
+
+
+class SecurityGroup(ApiModel):
+    id: OpaqueId
+    name: str
+    description: str | None = None
+    rules: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class User(ApiModel):
+    id: OpaqueId
+    username: str
+    email: str | None = None
+    roles: list[str] = Field(default_factory=list)
+
+
+# --- requests ----------------------------------------------------------------------------------
+
+
+class _CreateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: InstanceName
+    flavor_id: OpaqueId
+    network_id: OpaqueId
+    keypair_name: KeypairName
+    security_group_names: SecurityGroupNames = Field(default_factory=lambda: ["default"])
+
+    def to_json(self) -> dict[str, Any]:
+        """The request body, with the password (if any) revealed for the wire."""
+        body = self.model_dump(exclude_none=True)
+        for key, value in body.items():
+            if isinstance(value, SecretStr):
+                body[key] = value.get_secret_value()
+        return body
+
+
+class DatabaseCreate(_CreateBody):
+    """Body of ``POST /v1/databases``. Note: the request says ``version``, the response ``db_version``."""
+
+    db_name: PgIdentifier = "app"
+    db_user: PgIdentifier = "appuser"
+    db_password: Password | None = None
+    version: PostgresVersion = "16"
+
+
+class RedisCreate(_CreateBody):
+    """Body of ``POST /v1/redis``."""
+
+    password: Password | None = None
+    version: RedisVersion = "7"
