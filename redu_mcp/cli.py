@@ -1,0 +1,116 @@
+"""The ``redu-mcp`` command: serve (default), ``sandbox`` (the emulator on a port) and ``demo``.
+
+Start-up is what a desktop client waits for, so this module imports the server only once it knows
+it has to serve, and nothing heavy before that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="redu-mcp",
+        description="MCP server for Redu Cloud managed PostgreSQL and Redis.",
+        epilog="Commands: 'redu-mcp demo' (try it), 'redu-mcp sandbox --port 8080' (the API emulator).",
+    )
+    parser.add_argument("--api-url", help="Redu API base URL (env REDU_API_URL; default https://api.redu.cloud/v1)")
+    parser.add_argument("--sandbox", action="store_true", help="run against the built-in API emulator (no key needed)")
+    parser.add_argument("--engines", action="store_true", help="with --sandbox: run real PostgreSQL/Redis servers")
+    parser.add_argument("--access", help="read | create | full (env REDU_MCP_ACCESS; default full)")
+    parser.add_argument("--secrets", help="file | reveal (env REDU_MCP_SECRETS; default file)")
+    parser.add_argument("--credentials-dir", type=Path, help="where --secrets file saves passwords")
+    parser.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    parser.add_argument("--path", default="/mcp", help="HTTP endpoint path (default /mcp)")
+    parser.add_argument(
+        "--auth",
+        choices=["none", "token", "passthrough"],
+        help="HTTP auth: token (REDU_MCP_AUTH_TOKEN), passthrough (each client's own Redu API key)",
+    )
+    parser.add_argument("--provisioning-seconds", type=float, help="sandbox: seconds until instances are ready")
+    parser.add_argument("--log-level", default=os.environ.get("REDU_MCP_LOG_LEVEL", "INFO"))
+    sub = parser.add_subparsers(dest="command")
+
+    sandbox = sub.add_parser("sandbox", help="serve the Redu API emulator on a local port")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8080)
+    sandbox.add_argument("--provisioning-seconds", type=float, default=3.0)
+    sandbox.add_argument("--page-size", type=int, default=50)
+    sandbox.add_argument("--engines", action="store_true", help="run real PostgreSQL/Redis servers per instance")
+
+    demo = sub.add_parser("demo", help="walk through the whole flow against the sandbox, over stdio")
+    demo.add_argument("--engines", action="store_true", help="also connect to real PostgreSQL/Redis servers")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "sandbox":
+        from redu_mcp.sandbox.serve import serve
+
+        serve(args.host, args.port, provisioning_seconds=args.provisioning_seconds, page_size=args.page_size,
+              engines=args.engines)
+        return
+    if args.command == "demo":
+        from redu_mcp.demo import run_demo
+
+        sys.exit(run_demo(engines=args.engines))
+    _serve(args)
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from redu_mcp.config import ConfigError, Settings
+
+    try:
+        settings = Settings.from_env(
+            api_url=args.api_url,
+            sandbox=args.sandbox or None,
+            engines=args.engines or None,
+            access=args.access,
+            secrets=args.secrets,
+            credentials_dir=args.credentials_dir,
+            transport=args.transport,
+            host=args.host,
+            port=args.port,
+            path=args.path,
+            auth_passthrough=(args.auth == "passthrough") or None,
+            provisioning_seconds=args.provisioning_seconds,
+        )
+        if args.auth == "token" and not settings.auth_token:
+            raise ConfigError("--auth token needs REDU_MCP_AUTH_TOKEN in the environment")
+        if args.auth == "none":
+            settings.auth_token = None
+        settings.check_http_exposure()
+    except ConfigError as exc:
+        print(f"redu-mcp: {exc}", file=sys.stderr)
+        sys.exit(2)
+    if not settings.configured:
+        logging.getLogger("redu_mcp").warning(
+            "no REDU_API_KEY set and not --sandbox: the server starts, but every tool will say so"
+        )
+    if settings.engines:
+        from redu_mcp.sandbox.engines import EngineUnavailable, check_engines_available
+
+        try:
+            check_engines_available()
+        except EngineUnavailable as exc:
+            print(f"redu-mcp: {exc}", file=sys.stderr)
+            sys.exit(2)
+
+    if settings.transport == "http":
+        from redu_mcp.http import run_http
+
+        run_http(settings)
+    else:
+        from redu_mcp.server import build_server
+
+        build_server(settings, log_level=args.log_level.upper()).run()

@@ -1,0 +1,130 @@
+"""Keep one-time passwords out of the chat transcript: save them to private env files instead.
+
+Each create writes a new file, mode 0600, in a 0700 directory (by default
+``~/.local/state/redu-mcp/credentials/``). An existing file is never overwritten: a clash gets a
+numbered name. Once the instance has a host, the same process completes its own file with the host
+and a full connection URI (see ``complete``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+from redu_mcp.kinds import DATABASE, Kind
+from redu_mcp.models import Instance
+from redu_mcp.views import connection_uri
+
+log = logging.getLogger(__name__)
+
+
+class CredentialStore:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._paths: dict[tuple[str, int], Path] = {}  # every file this process wrote
+        # Passwords of files still waiting for a host, so they can be completed. In memory only,
+        # never logged or returned; dropped once the file is complete.
+        self._incomplete: dict[tuple[str, int], str] = {}
+
+    def save(self, kind: Kind, instance: Instance, password: str) -> Path:
+        """Write a new env file for this instance. Raises ``OSError`` if it cannot."""
+        self._ensure_private_dir()
+        stem = f"{kind.name}-{instance.name}-{instance.id}"
+        for n in range(1, 1000):
+            path = self.directory / (f"{stem}.env" if n == 1 else f"{stem}-{n}.env")
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                continue
+            with os.fdopen(fd, "w") as handle:
+                handle.write(render_env(kind, instance, password))
+            key = (kind.name, instance.id)
+            self._paths[key] = path
+            if not instance.floating_ip:
+                self._incomplete[key] = password
+            log.info("saved credentials for %s %d to %s", kind.name, instance.id, path)
+            return path
+        raise FileExistsError(f"too many credential files named {stem}*.env in {self.directory}")
+
+    def path_for(self, kind: Kind, id: int) -> Path | None:
+        """The file this process wrote for an instance, if any."""
+        return self._paths.get((kind.name, id))
+
+    def complete(self, kind: Kind, instance: Instance) -> Path | None:
+        """Rewrite our own file for this instance once it has a host, so the URI in it works.
+
+        Only a file this process created is touched, replaced atomically with the same mode.
+        """
+        key = (kind.name, instance.id)
+        password = self._incomplete.get(key)
+        path = self._paths.get(key)
+        if path is None or password is None or not instance.floating_ip:
+            return path
+        temporary = path.with_name(path.name + ".tmp")
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(render_env(kind, instance, password))
+            os.replace(temporary, path)
+        except OSError as exc:
+            log.warning("could not complete %s with the host: %s", path, exc.strerror or type(exc).__name__)
+            temporary.unlink(missing_ok=True)
+            return path
+        del self._incomplete[key]
+        return path
+
+    def _ensure_private_dir(self) -> None:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.directory.stat().st_mode & 0o077:
+            os.chmod(self.directory, 0o700)
+
+
+def render_env(kind: Kind, instance: Instance, password: str) -> str:
+    """An env file a shell (``set -a; . file``), docker ``--env-file`` or python-dotenv can read."""
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    port = instance.port or kind.default_port
+    host = instance.floating_ip or ""
+    uri = connection_uri(kind, instance, password)
+    lines = [
+        f"# Redu Cloud {kind.label} '{instance.name}' (id {instance.id}), saved by redu-mcp at {created}.",
+        "# The password is shown nowhere else: Redu keeps no plain-text copy. Keep this file private.",
+    ]
+    if not host:
+        lines.append("# No host yet: wait_for_ready completes this file once the instance is ready.")
+    if kind is DATABASE:
+        lines += [
+            f"PGHOST={host}",
+            f"PGPORT={port}",
+            f"PGUSER={getattr(instance, 'db_user', '') or ''}",
+            f"PGPASSWORD={_quote(password)}",
+            f"PGDATABASE={getattr(instance, 'db_name', '') or ''}",
+        ]
+        if uri:
+            lines.append(f"DATABASE_URL={_quote(uri)}")
+    else:
+        lines += [f"REDIS_HOST={host}", f"REDIS_PORT={port}", f"REDIS_PASSWORD={_quote(password)}"]
+        if uri:
+            lines.append(f"REDIS_URL={_quote(uri)}")
+    return "\n".join(lines) + "\n"
+
+
+def read_env(path: Path) -> dict[str, str]:
+    """Parse a file written by ``render_env`` (for the demo and tests)."""
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        if len(value) >= 2 and value[0] == value[-1] == "'":
+            value = value[1:-1].replace("'\\''", "'")
+        values[key] = value
+    return values
+
+
+def _quote(value: str) -> str:
+    """Single-quote for POSIX shells when needed (generated passwords never need it)."""
+    if value and all(c.isalnum() or c in "-_.:/@%+=" for c in value):
+        return value
+    return "'" + value.replace("'", "'\\''") + "'"

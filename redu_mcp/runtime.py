@@ -1,0 +1,115 @@
+"""What a running server holds: its settings, the API client (or the sandbox), saved credentials
+and the shared status board. One ``Runtime`` per server; tools reach it through their closure.
+
+The client is opened when the first MCP session starts and closed when the last one ends, so an
+in-process test client, a stdio process and an HTTP server all manage it the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from redu_mcp import errors
+from redu_mcp.client import ReduClient
+from redu_mcp.config import Settings
+from redu_mcp.credentials import CredentialStore
+from redu_mcp.retry import RetryPolicy
+from redu_mcp.waiting import StatusBoard
+
+if TYPE_CHECKING:
+    from redu_mcp.sandbox import Sandbox
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, settings: Settings, *, sandbox: Sandbox | None = None, client: ReduClient | None = None) -> None:
+        self.settings = settings
+        self._sandbox = sandbox
+        self._given_client = client
+        self._client: ReduClient | None = None
+        self._sessions = 0
+        self.credentials = CredentialStore(settings.credentials_dir)
+        self.board = StatusBoard()
+
+    @property
+    def sandbox(self) -> Sandbox | None:
+        return self._sandbox
+
+    @asynccontextmanager
+    async def session(self):
+        """Held for the life of each MCP session (the server's lifespan)."""
+        self._sessions += 1
+        try:
+            yield self
+        finally:
+            self._sessions -= 1
+            if self._sessions == 0:
+                await self._close()
+
+    def client(self) -> ReduClient:
+        """The client for the current request: the caller's own key under pass-through auth."""
+        base = self.base_client()
+        if self.settings.auth_passthrough:
+            key = current_bearer_token()
+            if key is None:
+                raise errors.NotConfiguredError(
+                    "this server uses each client's own Redu API key, and none came with this request"
+                )
+            return base.with_api_key(key)
+        if not self.settings.configured:
+            raise errors.NotConfiguredError("no Redu API key is configured")
+        return base
+
+    def caller_identity(self) -> str:
+        """Who is asking, as a non-reversible tag, so shared state never crosses users."""
+        if not self.settings.auth_passthrough:
+            return "server"
+        key = current_bearer_token() or ""
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    def poll_client(self) -> ReduClient:
+        """The client for polls: no retries, since the wait loop itself polls again."""
+        return self.client().with_retry(RetryPolicy.none())
+
+    def base_client(self) -> ReduClient:
+        """The shared client (with the server's own key, if any), opened on first use."""
+        if self._client is not None:
+            return self._client
+        if self._given_client is not None:
+            self._client = self._given_client
+        elif self.settings.sandbox:
+            self._client = self._sandbox_for_use().client()
+        else:
+            self._client = ReduClient(self.settings.api_key, base_url=self.settings.api_url)
+        return self._client
+
+    def _sandbox_for_use(self) -> Sandbox:
+        if self._sandbox is None:
+            from redu_mcp.sandbox import Sandbox
+
+            provisioner: Any = None
+            if self.settings.engines:
+                from redu_mcp.sandbox.engine_provisioner import EngineProvisioner
+
+                provisioner = EngineProvisioner()
+            self._sandbox = Sandbox(provisioning_seconds=self.settings.provisioning_seconds, provisioner=provisioner)
+        return self._sandbox
+
+    async def _close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and client is not self._given_client:
+            await client.aclose()
+        if self._sandbox is not None and self.settings.engines:
+            await self._sandbox.aclose()
+
+
+def current_bearer_token() -> str | None:
+    """The bearer token of the current HTTP request, if it was authenticated (None on stdio)."""
+    from mcp.server.auth.middleware.auth_context import get_access_token
+
+    token = get_access_token()
+    return token.token if token is not None else None
