@@ -1,0 +1,67 @@
+"""Shared fixtures: a fast sandbox as upstream, servers built on it, and real MCP clients.
+
+Every server test drives ``redu_mcp`` through ``mcp.Client``: in-process in both protocol eras
+(``mode`` fixture), and, in the transport tests, over stdio and HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from redu_mcp.config import Settings
+from redu_mcp.retry import RetryPolicy
+from redu_mcp.sandbox import Sandbox
+from redu_mcp.server import build_server
+from tests.helpers import FAST_RETRY, MODES
+
+@pytest.fixture(autouse=True)
+def _isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may write credentials into the real home directory."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("REDU_API_KEY", raising=False)
+    monkeypatch.delenv("REDU_MCP_AUTH_TOKEN", raising=False)
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def sandbox() -> Sandbox:
+    return Sandbox(provisioning_seconds=0.2)
+
+
+@pytest.fixture
+def credentials_dir(tmp_path: Path) -> Path:
+    return tmp_path / "credentials"
+
+
+@pytest.fixture
+def make_settings(credentials_dir: Path) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = dict(sandbox=True, credentials_dir=credentials_dir, default_poll_interval=0.05)
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def make_server(sandbox: Sandbox, make_settings: Callable[..., Settings]):
+    """``make_server(**settings)``: a server on the test's sandbox, with fast retries."""
+
+    def make(*, retry: RetryPolicy = FAST_RETRY, **overrides: Any):
+        return build_server(make_settings(**overrides), client=sandbox.client(retry=retry))
+
+    return make
+
+
+@pytest.fixture
+def server(make_server):
+    return make_server()
