@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install the real server programs behind the sandbox's engines mode (redu_mcp/sandbox/engines.py):
+# PostgreSQL (initdb, postgres, psql) and redis-server, from Debian's packages.
+# Idempotent: does nothing when they are already there.
+set -euo pipefail
+
+have_postgres() {
+    local dir
+    for dir in /usr/lib/postgresql/*/bin; do
+        [[ -x "$dir/initdb" && -x "$dir/postgres" && -x "$dir/psql" ]] && return 0
+    done
+    command -v initdb >/dev/null && command -v postgres >/dev/null && command -v psql >/dev/null
+}
+
+have_redis() {
+    command -v redis-server >/dev/null
+}
+
+if have_postgres && have_redis; then
+    echo "install-engines: PostgreSQL and Redis already installed"
+    exit 0
+fi
+
+sudo=""
+if [[ "$(id -u)" -ne 0 ]]; then
+    sudo="sudo"
+fi
+
+echo "install-engines: installing postgresql and redis-server"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends postgresql redis-server >/dev/null
+
+have_postgres || { echo "install-engines: PostgreSQL binaries still missing" >&2; exit 1; }
+have_redis || { echo "install-engines: redis-server still missing" >&2; exit 1; }
+echo "install-engines: done"

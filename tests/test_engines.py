@@ -1,0 +1,398 @@
+"""Real PostgreSQL / Redis processes behind the sandbox: start, use, stop, and never leak."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from redu_mcp.sandbox import engines as eng
+from redu_mcp.sandbox.engines import (
+    Engines,
+    EngineStartError,
+    EngineUnavailable,
+    RunningEngine,
+    check_engines_available,
+    check_postgres_login,
+    check_redis_login,
+    find_binaries,
+)
+
+# Quotes, backslash, spaces and non-ASCII: exercises every escaping and encoding path.
+PASSWORD = "pä ss'w\"o\\rd-$x€"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _unavailable(kind: str) -> str | None:
+    try:
+        find_binaries(kind)  # type: ignore[arg-type]
+    except EngineUnavailable as exc:
+        return str(exc)
+    return None
+
+
+needs_postgres = pytest.mark.skipif(
+    _unavailable("postgres") is not None,
+    reason=f"PostgreSQL binaries absent: {_unavailable('postgres')} (see .ci/install-engines.sh)",
+)
+needs_redis = pytest.mark.skipif(
+    _unavailable("redis") is not None,
+    reason=f"Redis binaries absent: {_unavailable('redis')} (see .ci/install-engines.sh)",
+)
+_both_missing = "; ".join(m for m in (_unavailable("postgres"), _unavailable("redis")) if m)
+needs_both = pytest.mark.skipif(
+    bool(_both_missing),
+    reason=f"PostgreSQL/Redis binaries absent: {_both_missing} (see .ci/install-engines.sh)",
+)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def pid_alive(pid: int) -> bool:
+    """A zombie counts as gone: nothing runs and nothing is listening."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def port_free(port: int) -> bool:
+    """Could a new server listen on 127.0.0.1:port right now?"""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+            sock.listen()
+        except OSError:
+            return False
+    return True
+
+
+def wait_until(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+async def wait_ready(engine: RunningEngine, timeout: float = 30.0) -> float:
+    """Poll is_ready() like the sandbox does; returns the seconds it took."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if await engine.is_ready():
+            return time.monotonic() - start
+        assert engine.failure() is None, engine.failure()
+        await asyncio.sleep(0.05)
+    pytest.fail(f"{engine.kind} not ready after {timeout}s: {engine.failure()}")
+
+
+def assert_gone(engine: RunningEngine) -> None:
+    assert not pid_alive(engine.pid)
+    assert port_free(engine.port)
+    assert not engine.data_dir.exists()
+
+
+def assert_no_password_leak(engine: RunningEngine, password: str) -> None:
+    cmdline = Path(f"/proc/{engine.pid}/cmdline").read_bytes()
+    assert password.encode() not in cmdline
+    log_text = (engine.data_dir / "engine.log").read_text(errors="replace")
+    assert password not in log_text
+    assert password not in repr(engine)
+
+
+@pytest.fixture
+async def engines():
+    manager = Engines()
+    try:
+        yield manager
+    finally:
+        await manager.aclose()
+
+
+# ----------------------------------------------------------------------------- finding binaries
+
+
+def test_check_engines_available_names_missing_programs(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(eng, "POSTGRES_LIB_DIR", tmp_path / "no-postgresql-here")
+    with pytest.raises(EngineUnavailable) as info:
+        check_engines_available()
+    message = str(info.value)
+    assert "redis-server" in message and "apt-get install -y redis-server" in message
+    assert "initdb" in message and "apt-get install -y postgresql" in message
+
+
+def test_find_binaries_redis_missing_only(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(EngineUnavailable, match="redis-server"):
+        find_binaries("redis")
+
+
+def test_find_binaries_prefers_newest_postgres(monkeypatch, tmp_path):
+    for version in ("9.6", "13", "16"):
+        bin_dir = tmp_path / version / "bin"
+        bin_dir.mkdir(parents=True)
+        for name in ("initdb", "postgres", "psql"):
+            (bin_dir / name).write_text("#!/bin/sh\n")
+            (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setattr(eng, "POSTGRES_LIB_DIR", tmp_path)
+    found = find_binaries("postgres")
+    assert found["initdb"] == tmp_path / "16" / "bin" / "initdb"
+    assert found["postgres"].parent == found["initdb"].parent
+
+
+def test_bad_arguments_are_rejected_without_echoing_the_password():
+    manager = Engines()
+    try:
+        with pytest.raises(ValueError) as info:
+            asyncio.run(manager.start_redis(password="line\nbreak-secret"))
+        assert "break-secret" not in str(info.value)
+        with pytest.raises(ValueError):
+            asyncio.run(manager.start_postgres(db_name="db", db_user="", password="x"))
+    finally:
+        manager.close_sync()
+
+
+# ----------------------------------------------------------------------------- real engines
+
+
+@needs_postgres
+async def test_postgres_start_use_stop(engines):
+    pg = await engines.start_postgres(db_name="app db", db_user="app_user", password=PASSWORD)
+    assert pg.host == "127.0.0.1" and pg.kind == "postgres"
+    assert pg.actual_version[0].isdigit() and "." in pg.actual_version
+    await wait_ready(pg)
+    assert_no_password_leak(pg, PASSWORD)
+
+    async with await psycopg.AsyncConnection.connect(
+        host=pg.host, port=pg.port, dbname="app db", user="app_user", password=PASSWORD
+    ) as conn:
+        await conn.execute("CREATE TABLE t (k text PRIMARY KEY, v int)")
+        await conn.execute("INSERT INTO t VALUES ('a', 1), ('b', 2)")
+        await conn.commit()
+        cur = await conn.execute("SELECT sum(v), current_database(), current_user FROM t")
+        assert await cur.fetchone() == (3, "app db", "app_user")
+        cur = await conn.execute("SHOW listen_addresses")
+        assert await cur.fetchone() == ("127.0.0.1",)
+
+    # A client that is still connected must not hold up stop() (no "smart" shutdown wait).
+    idle = await psycopg.AsyncConnection.connect(
+        host=pg.host, port=pg.port, dbname="app db", user="app_user", password=PASSWORD
+    )
+    started = time.monotonic()
+    await pg.stop()
+    assert time.monotonic() - started < eng.STOP_GRACE
+    assert_gone(pg)
+    await idle.close()
+    await pg.stop()  # idempotent
+    assert pg.failure() is None
+    assert not await pg.is_ready()
+
+
+@needs_redis
+async def test_redis_start_use_stop(engines):
+    rd = await engines.start_redis(password=PASSWORD)
+    assert rd.kind == "redis" and rd.actual_version.count(".") == 2
+    await wait_ready(rd)
+    assert_no_password_leak(rd, PASSWORD)
+
+    client = aioredis.Redis(host=rd.host, port=rd.port, password=PASSWORD)
+    try:
+        await client.set("greeting", "hello")
+        assert await client.get("greeting") == b"hello"
+        assert await client.config_get("save") == {"save": ""}
+        assert (await client.config_get("appendonly"))["appendonly"] == "no"
+    finally:
+        await client.aclose()
+
+    await rd.stop()
+    assert_gone(rd)
+    await rd.stop()
+    assert rd.failure() is None
+
+
+@needs_both
+async def test_wrong_password_is_rejected(engines):
+    pg = await engines.start_postgres(db_name="appdb", db_user="app", password=PASSWORD)
+    rd = await engines.start_redis(password=PASSWORD)
+    await asyncio.gather(wait_ready(pg), wait_ready(rd))
+
+    assert await check_postgres_login(
+        host=pg.host, port=pg.port, user="app", dbname="appdb", password=PASSWORD
+    )
+    assert not await check_postgres_login(
+        host=pg.host, port=pg.port, user="app", dbname="appdb", password="wrong"
+    )
+    assert await check_redis_login(host=rd.host, port=rd.port, password=PASSWORD)
+    assert not await check_redis_login(host=rd.host, port=rd.port, password="wrong")
+
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        await psycopg.AsyncConnection.connect(
+            host=pg.host, port=pg.port, dbname="appdb", user="app", password="wrong"
+        )
+    client = aioredis.Redis(
+        host=rd.host, port=rd.port, password="wrong", retry=Retry(NoBackoff(), 0)
+    )
+    try:
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            await client.get("k")
+    finally:
+        await client.aclose()
+    # The failed logins must not have put anything secret in the logs.
+    assert_no_password_leak(pg, PASSWORD)
+
+
+@needs_both
+@pytest.mark.parametrize("closer", ["aclose", "close_sync"])
+async def test_close_cleans_up_everything(closer):
+    manager = Engines()
+    pg = await manager.start_postgres(db_name="postgres", db_user="postgres", password=PASSWORD)
+    rd = await manager.start_redis(password=PASSWORD)
+    await asyncio.gather(wait_ready(pg), wait_ready(rd))
+    if closer == "aclose":
+        await manager.aclose()
+    else:
+        manager.close_sync()
+    assert_gone(pg)
+    assert_gone(rd)
+    assert not manager.root.exists()
+    await manager.aclose()  # idempotent
+    manager.close_sync()
+    with pytest.raises(EngineStartError):
+        await manager.start_redis(password=PASSWORD)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [pytest.param("postgres", marks=needs_postgres), pytest.param("redis", marks=needs_redis)],
+)
+async def test_port_already_taken_is_reported(engines, monkeypatch, kind):
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        monkeypatch.setattr(engines, "_pick_port", lambda: blocker.getsockname()[1])
+        if kind == "postgres":
+            engine = await engines.start_postgres(db_name="d", db_user="u", password=PASSWORD)
+        else:
+            engine = await engines.start_redis(password=PASSWORD)
+        deadline = time.monotonic() + 15
+        while engine.failure() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    reason = engine.failure()
+    assert reason is not None and "already in use" in reason, reason
+    assert PASSWORD not in reason
+    assert not await engine.is_ready()
+    await engine.stop()
+    assert not engine.data_dir.exists()
+
+
+@needs_redis
+async def test_bogus_binary_is_a_start_error(engines, monkeypatch, tmp_path):
+    bogus = tmp_path / "redis-server"
+    bogus.write_text("not a program")  # exists, but is not executable
+    monkeypatch.setattr(eng, "find_binaries", lambda kind: {"redis-server": bogus})
+    with pytest.raises(EngineStartError, match="could not run .*redis-server") as info:
+        await engines.start_redis(password=PASSWORD)
+    assert PASSWORD not in str(info.value)
+    assert list(engines.root.glob("redis-*")) == []  # its directory was cleaned up
+
+
+@needs_redis
+async def test_engine_dying_later_is_reported(engines):
+    rd = await engines.start_redis(password=PASSWORD)
+    await wait_ready(rd)
+    os.kill(rd.pid, signal.SIGKILL)
+    assert await asyncio.to_thread(wait_until, lambda: rd.failure() is not None)
+    assert "signal 9" in rd.failure()
+    assert not await rd.is_ready()
+
+
+# ----------------------------------------------------------------------------- no orphans
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, json, os, sys, time
+    from redu_mcp.sandbox.engines import Engines
+
+    kind, ending = sys.argv[1], sys.argv[2]
+
+    async def main():
+        engines = Engines()
+        if kind == "postgres":
+            engine = await engines.start_postgres(db_name="d", db_user="u", password="pw")
+        else:
+            engine = await engines.start_redis(password="pw")
+        for _ in range(600):
+            if await engine.is_ready():
+                break
+            await asyncio.sleep(0.05)
+        print(json.dumps({"pid": engine.pid, "port": engine.port, "root": str(engines.root),
+                          "ready": await engine.is_ready()}), flush=True)
+        if ending == "exit":
+            os._exit(0)        # no atexit, no cleanup: only the parent-death signal helps
+        if ending == "return":
+            return             # normal interpreter exit: the atexit hook must clean up
+        time.sleep(600)        # "sigkill": the test kills us
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "kind,ending",
+    [
+        pytest.param("postgres", "sigkill", marks=needs_postgres),
+        pytest.param("redis", "sigkill", marks=needs_redis),
+        pytest.param("redis", "exit", marks=needs_redis),
+        pytest.param("postgres", "return", marks=needs_postgres),
+    ],
+)
+def test_owner_death_leaves_no_orphans(kind, ending):
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, kind, ending],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        info = json.loads(child.stdout.readline())
+        assert info["ready"]
+        assert pid_alive(info["pid"])
+        if ending == "sigkill":
+            child.kill()
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        child.stdout.close()
+
+    assert wait_until(lambda: not pid_alive(info["pid"]), timeout=10), "engine outlived its owner"
+    assert wait_until(lambda: port_free(info["port"]), timeout=10)
+    root = Path(info["root"])
+    if ending == "return":
+        assert not root.exists()  # atexit cleaned up
+    else:
+        assert root.exists()  # nobody could clean up...
+        Engines().close_sync()  # ...until the next Engines() notices the owner is gone
+        assert not root.exists()
