@@ -1,0 +1,127 @@
+"""The whole agent workflow against real engines: an MCP client creates PostgreSQL and Redis through
+the server, waits, connects with the saved credentials, round-trips data, deletes both, and nothing
+(process, port, data directory) is left behind."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis.asyncio as aioredis
+
+from redu_mcp.credentials import read_env
+from redu_mcp.sandbox import Sandbox
+from redu_mcp.sandbox.engine_provisioner import EngineProvisioner
+from redu_mcp.sandbox.engines import EngineUnavailable, check_engines_available
+from redu_mcp.server import build_server
+from tests.helpers import connect, create
+
+
+def _missing_engines() -> str | None:
+    try:
+        check_engines_available()
+    except EngineUnavailable as exc:
+        return str(exc)
+    return None
+
+
+pytestmark = pytest.mark.skipif(_missing_engines() is not None, reason=f"engines missing: {_missing_engines()}")
+
+
+def _port_is_free(port: int) -> bool:
+    """Nothing listens there any more (SO_REUSEADDR: connections lingering in TIME_WAIT don't count)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _pid_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie is gone for our purposes
+        return stat.read().split(")")[-1].split()[0] == "Z"
+
+
+async def _wait_ready(client, kind: str, id: int) -> dict:
+    for _ in range(10):
+        result = await client.call_tool(
+            "wait_for_ready", {"kind": kind, "id": id, "timeout_seconds": 30, "poll_interval_seconds": 0.2}
+        )
+        assert not result.is_error, result.content[0].text
+        if result.structured_content["ready"]:
+            return result.structured_content
+    raise AssertionError(f"{kind} {id} never became ready")
+
+
+async def test_create_connect_round_trip_delete_leaves_nothing(make_settings, mode):
+    sandbox = Sandbox(provisioner=EngineProvisioner())
+    server = build_server(make_settings(engines=True), sandbox=sandbox)
+    engines_root = sandbox.store.provisioner.engines.root
+
+    async with connect(server, mode) as client:
+        db = await create(client, "database", "e2e-db", db_name="shop", db_user="shopper")
+        cache = await create(client, "redis", "e2e-cache")
+        db_ready = await _wait_ready(client, "database", db["instance"]["id"])
+        cache_ready = await _wait_ready(client, "redis", cache["instance"]["id"])
+
+        # The reported version is the requested one; the engine's real one is an extra field.
+        detail = (await client.call_tool("get_database", {"id": db["instance"]["id"]})).structured_content
+        assert detail["version"] == "16"
+        assert detail["other_fields"]["sandbox_engine_version"].split(".")[0].isdigit()
+        assert db_ready["connection"]["host"] == "127.0.0.1"
+
+        pg = read_env(Path(db_ready["credentials_file"]))
+        assert pg["PGHOST"] == "127.0.0.1" and pg["PGUSER"] == "shopper" and pg["PGDATABASE"] == "shop"
+        async with await psycopg.AsyncConnection.connect(pg["DATABASE_URL"], connect_timeout=10) as conn:
+            await conn.execute("CREATE TABLE orders (id serial PRIMARY KEY, item text)")
+            await conn.execute("INSERT INTO orders (item) VALUES ('coffee'), ('tea')")
+            rows = await (await conn.execute("SELECT item FROM orders ORDER BY id")).fetchall()
+        assert [r[0] for r in rows] == ["coffee", "tea"]
+
+        rd = read_env(Path(cache_ready["credentials_file"]))
+        redis_client = aioredis.from_url(rd["REDIS_URL"], decode_responses=True, socket_timeout=10)
+        try:
+            await redis_client.set("greeting", "hello")
+            assert await redis_client.get("greeting") == "hello"
+        finally:
+            await redis_client.aclose()
+
+        engines = {
+            record.public["id"]: record.runtime for record in sandbox.store.records.values()
+        }
+        leftovers = [(e.pid, e.port, e.data_dir) for e in engines.values()]
+        assert len(leftovers) == 2
+
+        for kind, created in (("database", db), ("redis", cache)):
+            deleted = await client.call_tool(
+                f"delete_{kind}", {"id": created["instance"]["id"], "confirm_name": created["instance"]["name"]}
+            )
+            assert deleted.structured_content["deleted"] is True
+
+        for pid, port, data_dir in leftovers:
+            assert _pid_gone(pid), f"engine process {pid} still running"
+            assert _port_is_free(port), f"port {port} still taken"
+            assert not data_dir.exists(), f"{data_dir} left behind"
+
+    assert not engines_root.exists(), "the sandbox's engine root must be removed when the server stops"
+
+
+async def test_closing_the_server_stops_engines_that_were_never_deleted(make_settings):
+    sandbox = Sandbox(provisioner=EngineProvisioner())
+    server = build_server(make_settings(engines=True), sandbox=sandbox)
+    async with connect(server) as client:
+        created = await create(client, "redis", "left-running")
+        await _wait_ready(client, "redis", created["instance"]["id"])
+        engine = next(iter(sandbox.store.records.values())).runtime
+    assert _pid_gone(engine.pid)
+    assert _port_is_free(engine.port)
+    assert not engine.data_dir.exists()
