@@ -55,10 +55,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "sandbox":
+        from redu_mcp.sandbox.engines import EngineUnavailable
         from redu_mcp.sandbox.serve import serve
 
-        serve(args.host, args.port, provisioning_seconds=args.provisioning_seconds, page_size=args.page_size,
-              engines=args.engines)
+        try:
+            serve(args.host, args.port, provisioning_seconds=args.provisioning_seconds, page_size=args.page_size,
+                  engines=args.engines)
+        except EngineUnavailable as exc:
+            print(f"redu-mcp sandbox: {exc}", file=sys.stderr)
+            sys.exit(2)
         return
     if args.command == "demo":
         from redu_mcp.demo import run_demo

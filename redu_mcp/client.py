@@ -82,6 +82,10 @@ class ReduClient:
         """A client that sends ``api_key`` instead, over the same connection pool (not closed by it)."""
         return ReduClient(api_key, base_url=self.base_url, retry=self.retry, http=self._http)
 
+    def with_retry(self, retry: RetryPolicy) -> ReduClient:
+        """A client with another retry policy, over the same key and pool (not closed by it)."""
+        return ReduClient(self._api_key, base_url=self.base_url, retry=retry, http=self._http)
+
     async def __aenter__(self) -> ReduClient:
         return self
 

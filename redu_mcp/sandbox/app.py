@@ -61,6 +61,8 @@ def build_app(sandbox: Sandbox) -> Starlette:
             return JSONResponse(items)
         try:
             offset = int(request.query_params.get("cursor") or 0)
+            if offset < 0:
+                raise ValueError(offset)
         except ValueError:
             return error(400, "bad_request", "cursor: not a cursor this API issued")
         chunk = items[offset : offset + sandbox.page_size]
@@ -150,7 +152,10 @@ def build_app(sandbox: Sandbox) -> Starlette:
             sandbox.faults.clear()
             return Response(status_code=204)
         if request.method == "POST":
-            fault = sandbox.faults.add(Fault(**(await request.json())))
+            try:
+                fault = sandbox.faults.add(Fault(**(await request.json())))
+            except (TypeError, ValueError) as exc:
+                return error(400, "bad_request", f"not a fault: {exc}")
             return JSONResponse(fault.to_dict(), status_code=201)
         return JSONResponse([f.to_dict() for f in sandbox.faults.pending()])
 
@@ -221,12 +226,14 @@ class _Gate:
 
     async def _play(self, fault: Fault, scope: dict[str, Any], receive: Any, send: Any) -> None:
         log.info("fault on %s %s: %s", scope["method"], scope["path"], fault)
+        applied: list[Any] = []  # the real answer of an applied request, replayed if nothing else fails
         if fault.apply:
-            await self.app(scope, receive, _discard)
+            await self.app(scope, receive, _collect(applied))
         if fault.delay:
             await anyio.sleep(fault.delay)
         if fault.timeout:
-            await anyio.sleep(3600)  # the client gives up first
+            await _until_disconnect(receive)  # the client gives up first
+            return
         if fault.drop:
             await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]})
             raise DroppedConnection("sandbox fault: connection dropped")
@@ -239,11 +246,25 @@ class _Gate:
             message = f"sandbox fault: HTTP {fault.status}"
             await error(fault.status, code, message, headers)(scope, receive, send)
             return
+        if fault.apply:  # applied, then answered normally after the delay (the body is already read)
+            for message in applied:
+                await send(message)
+            return
         await self.app(scope, receive, send)  # a pure delay: answer normally afterwards
 
 
-async def _discard(message: Any) -> None:
-    return None
+def _collect(messages: list[Any]) -> Any:
+    async def send(message: Any) -> None:
+        messages.append(message)
+
+    return send
+
+
+async def _until_disconnect(receive: Any) -> None:
+    """Never answer: wait until the client goes away (on a real server) or is cancelled (in-process)."""
+    with anyio.move_on_after(3600):
+        while (await receive())["type"] != "http.disconnect":
+            pass
 
 
 def malformed(kind: str, status: int) -> Response:
