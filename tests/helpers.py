@@ -29,3 +29,14 @@ async def create(client: Client, kind: str, name: str, **extra: Any) -> dict[str
     result = await client.call_tool(f"create_{kind}", args)
     assert not result.is_error, result.content[0].text
     return result.structured_content
+
+
+def missing_engines() -> str | None:
+    """Why the real-engine tests cannot run here (None when PostgreSQL and redis-server are installed)."""
+    from redu_mcp.sandbox.engines import EngineUnavailable, check_engines_available
+
+    try:
+        check_engines_available()
+    except EngineUnavailable as exc:
+        return str(exc)
+    return None

@@ -15,20 +15,11 @@ import redis.asyncio as aioredis
 from redu_mcp.credentials import read_env
 from redu_mcp.sandbox import Sandbox
 from redu_mcp.sandbox.engine_provisioner import EngineProvisioner
-from redu_mcp.sandbox.engines import EngineUnavailable, check_engines_available
 from redu_mcp.server import build_server
-from tests.helpers import connect, create
+from tests.helpers import connect, create, missing_engines
 
 
-def _missing_engines() -> str | None:
-    try:
-        check_engines_available()
-    except EngineUnavailable as exc:
-        return str(exc)
-    return None
-
-
-pytestmark = pytest.mark.skipif(_missing_engines() is not None, reason=f"engines missing: {_missing_engines()}")
+pytestmark = pytest.mark.skipif(missing_engines() is not None, reason=f"engines missing: {missing_engines()}")
 
 
 def _port_is_free(port: int) -> bool:
