@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
+import anyio
+import pytest
+import uvicorn
 from mcp import Client
+
+from redu_mcp.config import Settings
+from redu_mcp.http import build_http_app
+from redu_mcp.sandbox import Sandbox
 
 from redu_mcp.retry import RetryPolicy
 
@@ -13,6 +28,9 @@ FAST_RETRY = RetryPolicy(attempts=4, backoff_initial=0.001, backoff_max=0.01, re
 
 #: Both protocol eras the SDK speaks: 2026-07-28 (auto) and 2025-11-25 with the initialize handshake.
 MODES = ["auto", "legacy"]
+
+REPO = Path(__file__).resolve().parent.parent
+STARTUP_TIMEOUT = 20.0  # seconds a child server may take to start (python imports on a busy CI box)
 
 REDIS_ARGS = {"flavor_id": "1", "network_id": "net-private", "keypair_name": "default-key"}
 DATABASE_ARGS = dict(REDIS_ARGS)
@@ -40,3 +58,72 @@ def missing_engines() -> str | None:
     except EngineUnavailable as exc:
         return str(exc)
     return None
+
+
+# --- serving over HTTP ----------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def serving_http(settings: Settings, sandbox: Sandbox) -> AsyncIterator[str]:
+    """Serve ``build_http_app(settings)`` on a loopback socket; yield the MCP endpoint URL."""
+    sock = socket.create_server(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    settings.port = port
+    app, _server = build_http_app(settings, sandbox=sandbox)
+    config = uvicorn.Config(app, log_config=None, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: server.serve(sockets=[sock]))
+        with anyio.fail_after(STARTUP_TIMEOUT):
+            while not server.started:
+                await anyio.sleep(0.01)
+        try:
+            yield f"http://127.0.0.1:{port}{settings.path}"
+        finally:
+            server.should_exit = True
+    sock.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli_command() -> list[str]:
+    script = Path(sys.executable).with_name("redu-mcp")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "redu_mcp"]
+
+
+@contextmanager
+def cli_http_server(tmp_path: Path, *extra: str) -> Iterator[str]:
+    """``redu-mcp --transport http --sandbox`` on a free port; yields its URL once it accepts connections."""
+    port = free_port()
+    log = (tmp_path / f"redu-mcp-{port}.log").open("w+")
+    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "cli-state"))
+    process = subprocess.Popen(
+        [*cli_command(), "--transport", "http", "--sandbox", "--port", str(port), "--provisioning-seconds", "0.2", *extra],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                log.seek(0)
+                pytest.fail(f"redu-mcp exited with {process.returncode} before serving:\n{log.read()}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"redu-mcp did not listen on port {port} within {STARTUP_TIMEOUT}s")
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()

@@ -1,0 +1,524 @@
+"""Every tool, driven through a real in-process ``mcp.Client`` in both protocol eras, against the sandbox.
+
+Each successful result is checked three ways: the client's own output-schema validation (it raises on
+a mismatch), our own ``jsonschema`` validation against the listed ``outputSchema``, and asserts on the
+fields and values. Failures must be error results a model can act on: status, the API's message, and
+a next step.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import jsonschema
+import pytest
+from mcp import Client
+from mcp.types import Tool
+
+from redu_mcp.config import Settings
+from redu_mcp.sandbox import Sandbox
+from redu_mcp.sandbox.store import SEED_FLAVORS, SEED_KEYPAIRS, SEED_NETWORKS, SEED_SECURITY_GROUPS
+from redu_mcp.server import build_server
+from tests.helpers import DATABASE_ARGS, FAST_RETRY, REDIS_ARGS, connect, create
+
+#: (readOnlyHint, destructiveHint, idempotentHint, openWorldHint) each tool must declare.
+READ = (True, False, True, True)
+CREATE = (False, False, False, True)
+DESTROY = (False, True, True, True)
+EXPECTED_ANNOTATIONS = {
+    "list_databases": READ,
+    "get_database": READ,
+    "list_redis": READ,
+    "get_redis": READ,
+    "wait_for_ready": READ,
+    "list_flavors": READ,
+    "list_networks": READ,
+    "list_keypairs": READ,
+    "list_security_groups": READ,
+    "whoami": READ,
+    "create_database": CREATE,
+    "create_redis": CREATE,
+    "delete_database": DESTROY,
+    "delete_redis": DESTROY,
+}
+ALL_TOOLS = set(EXPECTED_ANNOTATIONS)
+
+#: A valid argument set for every tool (the instance ids need not exist).
+VALID_ARGS: dict[str, dict[str, Any]] = {
+    "list_databases": {},
+    "get_database": {"id": 1},
+    "create_database": dict(DATABASE_ARGS, name="orders"),
+    "delete_database": {"id": 1, "confirm_name": "orders"},
+    "list_redis": {},
+    "get_redis": {"id": 1},
+    "create_redis": dict(REDIS_ARGS, name="cache"),
+    "delete_redis": {"id": 1, "confirm_name": "cache"},
+    "wait_for_ready": {"kind": "redis", "id": 1, "timeout_seconds": 1},
+    "list_flavors": {},
+    "list_networks": {},
+    "list_keypairs": {},
+    "list_security_groups": {},
+    "whoami": {},
+}
+
+FAST_WAIT = {"poll_interval_seconds": 0.05, "timeout_seconds": 20}
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+class Checked:
+    """A client plus the listed tools, whose calls check structured results against the schema."""
+
+    def __init__(self, client: Client, tools: dict[str, Tool]) -> None:
+        self.client = client
+        self.tools = tools
+
+    async def ok(self, name: str, arguments: dict[str, Any] | None = None, **options: Any) -> dict[str, Any]:
+        result = await self.client.call_tool(name, arguments or {}, **options)
+        assert not result.is_error, result.content[0].text
+        structured = result.structured_content
+        assert isinstance(structured, dict)
+        jsonschema.validate(structured, self.tools[name].output_schema)
+        # The text block is the same result rendered as JSON, for clients that ignore structured content.
+        assert json.loads(result.content[0].text) == structured
+        return structured
+
+    async def error(self, name: str, arguments: dict[str, Any] | None = None, **options: Any) -> str:
+        result = await self.client.call_tool(name, arguments or {}, **options)
+        assert result.is_error, f"{name} unexpectedly succeeded: {result.structured_content}"
+        assert result.structured_content is None
+        return result.content[0].text
+
+
+async def checked(client: Client) -> Checked:
+    return Checked(client, {t.name: t for t in (await client.list_tools()).tools})
+
+
+def instance_path(kind: str, id: int) -> str:
+    return f"/v1/{'databases' if kind == 'database' else 'redis'}/{id}"
+
+
+@pytest.fixture
+def slow_sandbox() -> Sandbox:
+    """Instances stay in 'provisioning' for the whole test."""
+    return Sandbox(provisioning_seconds=600)
+
+
+@pytest.fixture
+def slow_server(slow_sandbox: Sandbox, make_settings: Callable[..., Settings]):
+    return build_server(make_settings(), client=slow_sandbox.client(retry=FAST_RETRY))
+
+
+# --- the tool list -------------------------------------------------------------------------------
+
+
+async def test_every_tool_is_described_annotated_and_typed(server, mode):
+    async with connect(server, mode) as client:
+        listed = (await client.list_tools()).tools
+    tools = {t.name: t for t in listed}
+    assert set(tools) == ALL_TOOLS
+    for name, tool in tools.items():
+        assert tool.title, name
+        assert tool.description and len(tool.description) > 40, name
+        wire = tool.model_dump(mode="json", by_alias=True, exclude_none=True)
+        hints = wire.get("annotations", {})
+        # All four set explicitly (a missing hint means the client falls back to the spec's defaults).
+        assert {"readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"} <= set(hints), name
+        assert (
+            hints["readOnlyHint"],
+            hints["destructiveHint"],
+            hints["idempotentHint"],
+            hints["openWorldHint"],
+        ) == EXPECTED_ANNOTATIONS[name], name
+        assert hints.get("title") == tool.title, name
+        assert tool.output_schema and tool.output_schema.get("type") == "object", name
+        jsonschema.Draft202012Validator.check_schema(tool.output_schema)
+        assert tool.input_schema["type"] == "object", name
+        # The server's internals (context, resolvers) never leak into the arguments the model sees.
+        assert not {"ctx", "target", "decision"} & set(tool.input_schema.get("properties", {})), name
+
+
+# --- lookups and identity ------------------------------------------------------------------------
+
+
+async def test_lookup_tools_return_the_sandbox_seeds(server, mode):
+    async with connect(server, mode) as client:
+        c = await checked(client)
+        flavors = (await c.ok("list_flavors"))["flavors"]
+        networks = (await c.ok("list_networks"))["networks"]
+        keypairs = (await c.ok("list_keypairs"))["keypairs"]
+        groups = (await c.ok("list_security_groups"))["security_groups"]
+    assert flavors == SEED_FLAVORS
+    assert [(n["id"], n["name"]) for n in networks] == [(n["id"], n["name"]) for n in SEED_NETWORKS]
+    assert [k["name"] for k in keypairs] == [k["name"] for k in SEED_KEYPAIRS]
+    assert keypairs[0]["fingerprint"] == SEED_KEYPAIRS[0]["fingerprint"]
+    assert [(g["id"], g["name"]) for g in groups] == [(str(g["id"]), g["name"]) for g in SEED_SECURITY_GROUPS]
+    assert groups[1]["rules"] == SEED_SECURITY_GROUPS[1]["rules"]
+
+
+async def test_whoami_names_the_user_and_the_mode(make_server, mode):
+    server = make_server(access="create")
+    async with connect(server, mode) as client:
+        me = await (await checked(client)).ok("whoami")
+    assert me["user"]["username"] == "sandbox"
+    assert me["user"]["id"] == "usr_sandbox"
+    assert me["sandbox"] is True
+    assert me["access"] == "create"
+    assert me["api_url"].startswith("https://")
+
+
+# --- create, get, list, delete -------------------------------------------------------------------
+
+
+async def test_create_get_list_delete_database(server, sandbox, credentials_dir, mode):
+    async with connect(server, mode) as client:
+        c = await checked(client)
+        created = await c.ok(
+            "create_database", dict(DATABASE_ARGS, name="orders", db_name="shop", db_user="shopper", version="15")
+        )
+        instance = created["instance"]
+        assert created["created"] is True
+        assert instance["kind"] == "database" and instance["name"] == "orders"
+        assert instance["status"] == "provisioning" and instance["ready"] is False
+        assert (instance["version"], instance["db_name"], instance["db_user"]) == ("15", "shop", "shopper")
+        assert created["connection"] == {"host": None, "port": 5432, "user": "shopper", "database": "shop", "uri": None}
+        # The one-time password went to a private file, never into the result.
+        assert created["password_delivery"] == "file"
+        assert created["password"] is None
+        path = Path(created["credentials_file"])
+        assert path.parent == credentials_dir
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert "PGPASSWORD=" in path.read_text()
+        assert "wait_for_ready" in created["next_step"]
+        id = instance["id"]
+
+        got = await c.ok("get_database", {"id": id})
+        assert (got["id"], got["name"], got["kind"], got["port"]) == (id, "orders", "database", 5432)
+        assert got["other_fields"]["flavor_id"] == DATABASE_ARGS["flavor_id"]
+        assert not any("password" in key for key in got["other_fields"])
+
+        listed = await c.ok("list_databases")
+        assert listed["kind"] == "database" and listed["count"] == 1 and listed["truncated"] is False
+        assert [i["name"] for i in listed["instances"]] == ["orders"]
+
+        again = await c.ok("create_database", dict(DATABASE_ARGS, name="orders"))
+        assert again["created"] is False and again["instance"]["id"] == id
+        assert again["password_delivery"] == "unknown"
+
+        deleted = await c.ok("delete_database", {"id": id, "confirm_name": "orders"})
+        assert deleted == {
+            "deleted": True,
+            "kind": "database",
+            "id": id,
+            "name": "orders",
+            "message": deleted["message"],
+        }
+        assert "orders" in deleted["message"]
+        assert (await c.ok("list_databases"))["count"] == 0
+    assert sandbox.count("POST", "/v1/databases") == 1
+    assert sandbox.count("DELETE", f"/v1/databases/{id}") == 1
+
+
+async def test_create_get_list_delete_redis(server, sandbox, mode):
+    async with connect(server, mode) as client:
+        c = await checked(client)
+        created = await c.ok("create_redis", dict(REDIS_ARGS, name="cache", version="6"))
+        instance = created["instance"]
+        assert (instance["kind"], instance["name"], instance["version"]) == ("redis", "cache", "6")
+        assert instance["db_name"] is None and instance["db_user"] is None
+        assert created["connection"]["port"] == 6379 and created["connection"]["user"] is None
+        assert "REDIS_PASSWORD=" in Path(created["credentials_file"]).read_text()
+        id = instance["id"]
+
+        got = await c.ok("get_redis", {"id": id})
+        assert (got["id"], got["name"], got["kind"], got["version"]) == (id, "cache", "redis", "6")
+
+        listed = await c.ok("list_redis")
+        assert listed["kind"] == "redis" and [i["id"] for i in listed["instances"]] == [id]
+
+        refused = await c.ok("delete_redis", {"id": id, "confirm_name": "not-cache"})
+        assert refused["deleted"] is False and "does not match" in refused["message"]
+        assert sandbox.count("DELETE", f"/v1/redis/{id}") == 0
+
+        deleted = await c.ok("delete_redis", {"id": id, "confirm_name": "cache"})
+        assert deleted["deleted"] is True and deleted["kind"] == "redis"
+        assert (await c.ok("list_redis"))["count"] == 0
+
+
+async def test_list_limit_caps_and_reports_truncation(server, sandbox, mode):
+    async with connect(server, mode) as client:
+        c = await checked(client)
+        for kind, tool in (("database", "list_databases"), ("redis", "list_redis")):
+            ids = [(await create(client, kind, f"{kind}-{n}"))["instance"]["id"] for n in range(3)]
+            capped = await c.ok(tool, {"limit": 2})
+            assert capped["count"] == 2 and len(capped["instances"]) == 2
+            assert capped["truncated"] is True
+            assert [i["id"] for i in capped["instances"]] == ids[:2]
+            exact = await c.ok(tool, {"limit": 3})
+            assert exact["count"] == 3 and exact["truncated"] is False
+            default = await c.ok(tool)
+            assert [i["id"] for i in default["instances"]] == ids and default["truncated"] is False
+
+        before = len(sandbox.requests)
+        for bad in (0, 101, "many"):
+            text = await c.error("list_databases", {"limit": bad})
+            assert "Invalid arguments for list_databases" in text and "limit" in text
+        assert len(sandbox.requests) == before  # refused before any upstream call
+
+
+# --- upstream errors -----------------------------------------------------------------------------
+
+
+async def test_missing_instance_is_a_404_error_with_a_next_step(server, mode):
+    async with connect(server, mode) as client:
+        c = await checked(client)
+        for tool, kind in (("get_database", "database"), ("get_redis", "redis")):
+            text = await c.error(tool, {"id": 4242})
+            assert "HTTP 404" in text
+            assert "instance 4242 not found" in text  # the API's own message
+            assert "Next step" in text and "list" in text
+
+
+async def test_unknown_flavor_is_a_422_error_naming_the_field(server, sandbox, mode):
+    async with connect(server, mode) as client:
+        c = await checked(client)
+        text = await c.error("create_redis", dict(REDIS_ARGS, name="cache", flavor_id="xxl"))
+        assert "HTTP 422" in text
+        assert "flavor_id: unknown flavor 'xxl'" in text
+        assert "Next step" in text and "list_" in text
+        text = await c.error("create_database", dict(DATABASE_ARGS, name="orders", network_id="net-nowhere"))
+        assert "HTTP 422" in text and "network_id" in text
+        assert (await c.ok("list_redis"))["count"] == 0
+        assert (await c.ok("list_databases"))["count"] == 0
+
+
+async def test_wrong_api_key_is_a_401_error_pointing_at_the_key(sandbox, make_settings, mode):
+    server = build_server(make_settings(), client=sandbox.client("not-a-valid-key", retry=FAST_RETRY))
+    async with connect(server, mode) as client:
+        c = await checked(client)
+        for tool, args in (("whoami", {}), ("list_databases", {}), ("create_redis", VALID_ARGS["create_redis"])):
+            text = await c.error(tool, args)
+            assert "HTTP 401" in text, tool
+            assert "Invalid API key" in text, tool
+            assert "REDU_API_KEY" in text, tool
+            assert "not-a-valid-key" not in text, tool
+    assert sandbox.count("POST") == 0
+
+
+async def test_unconfigured_server_answers_and_every_tool_says_how_to_configure(make_settings, mode):
+    server = build_server(make_settings(sandbox=False, api_key=None))
+    async with connect(server, mode) as client:
+        assert "REDU_API_KEY" in (client.instructions or "")
+        c = await checked(client)
+        assert set(c.tools) == ALL_TOOLS
+        for name in sorted(ALL_TOOLS):
+            text = await c.error(name, VALID_ARGS[name])
+            assert "REDU_API_KEY" in text, (name, text)
+            assert "--sandbox" in text, (name, text)
+
+
+# --- wait_for_ready ------------------------------------------------------------------------------
+
+
+class Progress:
+    def __init__(self) -> None:
+        self.events: list[tuple[float, float | None, str | None]] = []
+
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
+        self.events.append((progress, total, message))
+
+    @property
+    def messages(self) -> list[str]:
+        return [m or "" for _, _, m in self.events]
+
+
+async def test_wait_reports_status_on_every_poll_and_returns_connection_details(server, sandbox, mode):
+    async with connect(server, mode) as client:
+        c = await checked(client)
+        created = await create(client, "database", "orders")
+        id = created["instance"]["id"]
+        progress = Progress()
+        waited = await c.ok("wait_for_ready", {"kind": "database", "id": id, **FAST_WAIT}, progress_callback=progress)
+        polled = sandbox.count("GET", instance_path("database", id))
+        got = await c.ok("get_database", {"id": id})
+
+    assert waited["ready"] is True and waited["status"] == "ready"
+    # One progress notification per poll, each carrying the status it saw; one GET per poll.
+    assert waited["polls"] >= 2
+    assert len(progress.events) == waited["polls"]
+    assert polled == waited["polls"]
+    assert all("status: " in m for m in progress.messages)
+    assert "status: provisioning" in progress.messages[0]
+    assert "status: ready" in progress.messages[-1]
+    values = [p for p, _, _ in progress.events]
+    assert values == sorted(values)
+    assert {total for _, total, _ in progress.events} == {FAST_WAIT["timeout_seconds"]}
+
+    host = got["host"]
+    assert host and waited["instance"]["host"] == host and waited["instance"]["ready"] is True
+    assert waited["connection"] == {
+        "host": host,
+        "port": 5432,
+        "user": "appuser",
+        "database": "app",
+        "uri": f"postgresql://appuser@{host}:5432/app",
+    }
+    # The credentials file written at create time now has the host too.
+    assert waited["credentials_file"] == created["credentials_file"]
+    env = Path(waited["credentials_file"]).read_text()
+    assert f"PGHOST={host}" in env and "DATABASE_URL=postgresql://appuser:" in env
+    assert "Ready" in waited["next_step"]
+
+
+async def test_wait_polls_at_once(slow_server, mode):
+    """With a poll interval far beyond the deadline, the only poll that can happen is the first."""
+    async with connect(slow_server, mode) as client:
+        c = await checked(client)
+        id = (await create(client, "redis", "cache"))["instance"]["id"]
+        progress = Progress()
+        waited = await c.ok(
+            "wait_for_ready",
+            {"kind": "redis", "id": id, "poll_interval_seconds": 120, "timeout_seconds": 0.3},
+            progress_callback=progress,
+        )
+    assert waited["polls"] == 1
+    assert waited["status"] == "provisioning"
+    assert len(progress.events) == 1 and "status: provisioning" in progress.messages[0]
+
+
+async def test_wait_timeout_returns_not_ready_with_a_next_step(slow_server, slow_sandbox, mode):
+    async with connect(slow_server, mode) as client:
+        c = await checked(client)
+        id = (await create(client, "redis", "cache"))["instance"]["id"]
+        waited = await c.ok(
+            "wait_for_ready", {"kind": "redis", "id": id, "poll_interval_seconds": 0.05, "timeout_seconds": 0.3}
+        )
+    assert waited["ready"] is False
+    assert waited["status"] == "provisioning"
+    assert waited["instance"]["id"] == id and waited["instance"]["ready"] is False
+    assert waited["connection"] is None
+    assert waited["polls"] >= 1
+    assert "wait_for_ready again" in waited["next_step"]
+    assert "do not create another" in waited["next_step"]
+    assert slow_sandbox.count("POST", "/v1/redis") == 1
+
+
+async def test_wait_on_a_failed_provisioning_is_an_error(server, mode):
+    async with connect(server, mode) as client:
+        c = await checked(client)
+        id = (await create(client, "redis", "fail-cache"))["instance"]["id"]
+        text = await c.error("wait_for_ready", {"kind": "redis", "id": id, **FAST_WAIT})
+    assert "Provisioning failed" in text
+    assert "'fail-cache'" in text and "status 'error'" in text
+    assert "delete_redis" in text  # the next step
+
+
+async def test_wait_on_a_deleted_instance_fails_clearly(server, mode):
+    async with connect(server, mode) as client:
+        c = await checked(client)
+        id = (await create(client, "database", "gone"))["instance"]["id"]
+        await c.ok("delete_database", {"id": id, "confirm_name": "gone"})
+        with anyio.fail_after(10):  # a hang is the failure this guards against
+            text = await c.error("wait_for_ready", {"kind": "database", "id": id, **FAST_WAIT})
+    assert f"PostgreSQL database {id} does not exist" in text
+    assert "list_databases" in text
+
+
+async def test_wait_ends_when_the_instance_is_deleted_meanwhile(slow_server, mode):
+    async with connect(slow_server, mode) as client:
+        c = await checked(client)
+        id = (await create(client, "redis", "short-lived"))["instance"]["id"]
+        progress = Progress()
+        outcome: list[str] = []
+
+        async def wait() -> None:
+            outcome.append(
+                await c.error(
+                    "wait_for_ready",
+                    {"kind": "redis", "id": id, "poll_interval_seconds": 0.05, "timeout_seconds": 60},
+                    progress_callback=progress,
+                )
+            )
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(wait)
+                while not progress.events:
+                    await anyio.sleep(0.01)
+                await c.ok("delete_redis", {"id": id, "confirm_name": "short-lived"})
+    assert "does not exist" in outcome[0] and "list_redis" in outcome[0]
+    assert "status: provisioning" in progress.messages[0]
+
+
+async def test_cancelled_wait_stops_polling(slow_server, slow_sandbox, mode):
+    async with connect(slow_server, mode) as client:
+        c = await checked(client)
+        id = (await create(client, "redis", "cache"))["instance"]["id"]
+        path = instance_path("redis", id)
+        progress = Progress()
+        with anyio.move_on_after(0.3) as scope:
+            await client.call_tool(
+                "wait_for_ready",
+                {"kind": "redis", "id": id, "poll_interval_seconds": 0.05, "timeout_seconds": 60},
+                progress_callback=progress,
+            )
+        assert scope.cancelled_caught
+        await anyio.sleep(0.1)  # let the cancellation reach the server
+        polled = slow_sandbox.count("GET", path)
+        assert polled >= 2 and len(progress.events) >= 2  # it was polling before the cancel
+        await anyio.sleep(0.3)  # six poll intervals
+        assert slow_sandbox.count("GET", path) == polled
+        # The server is unharmed and the client still usable.
+        assert (await c.ok("get_redis", {"id": id}))["status"] == "provisioning"
+
+
+async def test_concurrent_waits_share_one_poller(make_settings, mode):
+    sandbox = Sandbox(provisioning_seconds=0.4)
+    server = build_server(make_settings(), client=sandbox.client(retry=FAST_RETRY))
+    args = {"kind": "redis", "poll_interval_seconds": 0.05, "timeout_seconds": 20}
+    async with connect(server, mode) as client:
+        c = await checked(client)
+        alone = (await create(client, "redis", "alone"))["instance"]["id"]
+        single = await c.ok("wait_for_ready", dict(args, id=alone))
+        single_gets = sandbox.count("GET", instance_path("redis", alone))
+
+        shared = (await create(client, "redis", "shared"))["instance"]["id"]
+        results: list[dict[str, Any]] = []
+        progress = [Progress() for _ in range(10)]
+
+        async def wait(n: int) -> None:
+            results.append(await c.ok("wait_for_ready", dict(args, id=shared), progress_callback=progress[n]))
+
+        async with anyio.create_task_group() as tg:
+            for n in range(10):
+                tg.start_soon(wait, n)
+        shared_gets = sandbox.count("GET", instance_path("redis", shared))
+
+    assert single["ready"] is True and single_gets == single["polls"] >= 2
+    assert len(results) == 10 and all(r["ready"] for r in results)
+    assert all(p.events and "status: ready" in p.messages[-1] for p in progress)  # every waiter got progress
+    total_polls = sum(r["polls"] for r in results)
+    # Ten separate pollers would cost about ten times one wait; one shared poller costs about one.
+    assert shared_gets <= 2 * single_gets + 1, (shared_gets, single_gets)
+    assert shared_gets * 4 <= total_polls, (shared_gets, total_polls)
+
+
+async def test_invalid_wait_arguments_are_refused_before_any_call(server, sandbox, mode):
+    async with connect(server, mode) as client:
+        c = await checked(client)
+        for bad in (
+            {"kind": "mysql", "id": 1},
+            {"kind": "redis", "id": 0},
+            {"kind": "redis", "id": 1, "timeout_seconds": 0},
+            {"kind": "redis", "id": 1, "poll_interval_seconds": 0.001},
+        ):
+            text = await c.error("wait_for_ready", bad)
+            assert "Invalid arguments for wait_for_ready" in text, bad
+            assert "Nothing was sent" in text
+    assert sandbox.requests == []
