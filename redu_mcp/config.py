@@ -23,6 +23,16 @@ class ConfigError(ValueError):
     """A setting has a value we cannot run with; the message says which and what is allowed."""
 
 
+MIN_AUTH_TOKEN_LENGTH = 16  # a shorter operator token is refused when serving HTTP
+
+
+def _choice(value: object, allowed: tuple[str, ...], what: str, where: str) -> str:
+    normalized = value.strip().lower() if isinstance(value, str) else value
+    if normalized not in allowed:
+        raise ConfigError(f"invalid {what} {value!r} (set by {where}): use one of {', '.join(allowed)}")
+    return normalized  # type: ignore[return-value]
+
+
 def default_state_dir() -> Path:
     """``$XDG_STATE_HOME/redu-mcp`` (default ``~/.local/state/redu-mcp``)."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
@@ -48,10 +58,10 @@ class Settings:
     default_poll_interval: float | None = None  # None: 15 s against the real API, 1 s in the sandbox
 
     def __post_init__(self) -> None:
-        if self.access not in ACCESS_LEVELS:
-            raise ConfigError(f"access level must be one of {', '.join(ACCESS_LEVELS)} (got {self.access!r})")
-        if self.secrets not in SECRETS_MODES:
-            raise ConfigError(f"secrets mode must be one of {', '.join(SECRETS_MODES)} (got {self.secrets!r})")
+        # Case and surrounding blanks are forgiven ("READ " is read); anything else stops the server:
+        # a mistyped restriction must never fall back to a wider level.
+        self.access = _choice(self.access, ACCESS_LEVELS, "access level", "--access / REDU_MCP_ACCESS")
+        self.secrets = _choice(self.secrets, SECRETS_MODES, "secrets mode", "--secrets / REDU_MCP_SECRETS")
         if self.auth_token and self.auth_passthrough:
             raise ConfigError("choose one HTTP auth mode: REDU_MCP_AUTH_TOKEN or --auth passthrough, not both")
         if self.engines and not self.sandbox:
@@ -76,9 +86,18 @@ class Settings:
         """Can tools reach an API at all (a key, the sandbox, or keys passed through per request)?"""
         return bool(self.api_key) or self.sandbox or self.auth_passthrough
 
-    def check_http_exposure(self) -> None:
-        """Refuse to serve a non-loopback address to anyone who asks."""
-        if self.transport == "http" and self.host not in LOOPBACK_HOSTS and self.http_auth == "none":
+    def check_http_exposure(self, *, serving_http: bool | None = None) -> None:
+        """Refuse to serve a non-loopback address to anyone who asks, or behind a guessable token.
+
+        Checked when ``transport`` is http, or whenever ``serving_http`` says so (``build_http_app``
+        checks it for every app it builds, whatever ``transport`` says)."""
+        serving = self.transport == "http" if serving_http is None else serving_http
+        if serving and self.http_auth == "token" and len(self.auth_token or "") < MIN_AUTH_TOKEN_LENGTH:
+            raise ConfigError(
+                f"REDU_MCP_AUTH_TOKEN is too short to guard a server: use at least {MIN_AUTH_TOKEN_LENGTH} "
+                "random characters, e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        if serving and self.host not in LOOPBACK_HOSTS and self.http_auth == "none":
             raise ConfigError(
                 f"refusing to serve HTTP on {self.host} without authentication: set REDU_MCP_AUTH_TOKEN "
                 "(a bearer token clients must send) or use --auth passthrough (each client sends its own "

@@ -8,8 +8,10 @@ and a full connection URI (see ``complete``).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,7 +33,7 @@ class CredentialStore:
     def save(self, kind: Kind, instance: Instance, password: str) -> Path:
         """Write a new env file for this instance. Raises ``OSError`` if it cannot."""
         self._ensure_private_dir()
-        stem = f"{kind.name}-{instance.name}-{instance.id}"
+        stem = f"{kind.name}-{_safe_name(instance.name)}-{int(instance.id)}"
         for n in range(1, 1000):
             path = self.directory / (f"{stem}.env" if n == 1 else f"{stem}-{n}.env")
             try:
@@ -77,7 +79,11 @@ class CredentialStore:
 
     def _ensure_private_dir(self) -> None:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if self.directory.stat().st_mode & 0o077:
+        info = self.directory.stat()
+        if hasattr(os, "getuid") and info.st_uid != os.getuid():
+            # Someone else's directory (e.g. pre-created in a shared /tmp): they could read our files.
+            raise PermissionError(errno.EPERM, "the credentials directory belongs to another user")
+        if info.st_mode & 0o077:
             os.chmod(self.directory, 0o700)
 
 
@@ -87,24 +93,27 @@ def render_env(kind: Kind, instance: Instance, password: str) -> str:
     port = instance.port or kind.default_port
     host = instance.floating_ip or ""
     uri = connection_uri(kind, instance, password)
+    # Every value comes from the API and the file is meant to be sourced by a shell: quote them all,
+    # and keep the name in the comment on its one line.
+    shown_name = "".join(c if c.isprintable() else "?" for c in instance.name)
     lines = [
-        f"# Redu Cloud {kind.label} '{instance.name}' (id {instance.id}), saved by redu-mcp at {created}.",
+        f"# Redu Cloud {kind.label} '{shown_name}' (id {int(instance.id)}), saved by redu-mcp at {created}.",
         "# The password is shown nowhere else: Redu keeps no plain-text copy. Keep this file private.",
     ]
     if not host:
         lines.append("# No host yet: wait_for_ready completes this file once the instance is ready.")
     if kind is DATABASE:
         lines += [
-            f"PGHOST={host}",
-            f"PGPORT={port}",
-            f"PGUSER={getattr(instance, 'db_user', '') or ''}",
+            f"PGHOST={_quote(host)}",
+            f"PGPORT={_quote(str(port))}",
+            f"PGUSER={_quote(getattr(instance, 'db_user', '') or '')}",
             f"PGPASSWORD={_quote(password)}",
-            f"PGDATABASE={getattr(instance, 'db_name', '') or ''}",
+            f"PGDATABASE={_quote(getattr(instance, 'db_name', '') or '')}",
         ]
         if uri:
             lines.append(f"DATABASE_URL={_quote(uri)}")
     else:
-        lines += [f"REDIS_HOST={host}", f"REDIS_PORT={port}", f"REDIS_PASSWORD={_quote(password)}"]
+        lines += [f"REDIS_HOST={_quote(host)}", f"REDIS_PORT={_quote(str(port))}", f"REDIS_PASSWORD={_quote(password)}"]
         if uri:
             lines.append(f"REDIS_URL={_quote(uri)}")
     return "\n".join(lines) + "\n"
@@ -123,8 +132,15 @@ def read_env(path: Path) -> dict[str, str]:
     return values
 
 
+def _safe_name(name: str) -> str:
+    """The instance name as a file-name part: the API's name could hold anything (``../``, ``/``)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)[:63] or "instance"
+
+
 def _quote(value: str) -> str:
     """Single-quote for POSIX shells when needed (generated passwords never need it)."""
-    if value and all(c.isalnum() or c in "-_.:/@%+=" for c in value):
+    if not value:
+        return value
+    if all(c.isascii() and (c.isalnum() or c in "-_.:/@%+=") for c in value):
         return value
     return "'" + value.replace("'", "'\\''") + "'"

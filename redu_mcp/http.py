@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from mcp.server.auth.provider import AccessToken, TokenVerifier
@@ -30,9 +31,12 @@ from redu_mcp.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-#: Query parameters that look like credentials. A request carrying one is refused.
-CREDENTIAL_PARAMS = frozenset({"api_key", "apikey", "key", "x-api-key", "token", "access_token", "auth", "password"})
+#: Query parameter names that look like credentials (``api_key``, ``X-Api-Key``, ``access_token``,
+#: ``authorization``, ``redu_key``...): a request carrying one is refused. The MCP endpoint takes no
+#: query parameters at all, so refusing broadly costs nothing.
+CREDENTIAL_WORDS = ("key", "token", "auth", "bearer", "secret", "passw", "credential")
 VERIFIED_KEY_TTL = 60.0  # seconds a key verified with GET /v1/me is trusted without asking again
+MAX_VERIFIED_KEYS = 10_000  # verified keys remembered at once
 
 
 class StaticTokenVerifier(TokenVerifier):
@@ -51,15 +55,22 @@ class StaticTokenVerifier(TokenVerifier):
 class ReduKeyVerifier(TokenVerifier):
     """Accepts a bearer token that is a working Redu API key, checked with ``GET /v1/me``."""
 
-    def __init__(self, runtime: Runtime, resource: str, ttl: float = VERIFIED_KEY_TTL) -> None:
+    def __init__(
+        self, runtime: Runtime, resource: str, ttl: float = VERIFIED_KEY_TTL, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._runtime = runtime
         self._resource = resource
         self._ttl = ttl
+        self.clock = clock
         self._verified: dict[str, tuple[float, str]] = {}  # sha256(key) -> (expiry, user id)
 
     async def verify_token(self, token: str) -> AccessToken | None:
         digest = hashlib.sha256(token.encode()).hexdigest()
-        now = time.monotonic()
+        now = self.clock()
+        if len(self._verified) > MAX_VERIFIED_KEYS:  # expired entries go first; the cache stays bounded
+            self._verified = {k: v for k, v in self._verified.items() if v[0] >= now}
+            if len(self._verified) > MAX_VERIFIED_KEYS:
+                self._verified.clear()
         cached = self._verified.get(digest)
         if cached is None or cached[0] < now:
             try:
@@ -87,7 +98,7 @@ class RejectCredentialsInQuery:
             from urllib.parse import parse_qsl
 
             names = {name.lower() for name, _ in parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)}
-            if names & CREDENTIAL_PARAMS:
+            if any(word in name for name in names for word in CREDENTIAL_WORDS):
                 response = JSONResponse(
                     {"error": "credentials must be sent in the Authorization header, never in the URL"},
                     status_code=400,
@@ -109,6 +120,7 @@ def build_http_app(settings: Settings, **runtime_options: Any):
     ``runtime_options`` (``sandbox=``, ``client=``) replace the upstream, for tests."""
     from redu_mcp.server import build_server
 
+    settings.check_http_exposure(serving_http=True)  # also for apps built outside the CLI
     runtime = Runtime(settings, **runtime_options)
     resource = resource_url(settings)
     auth_options: dict[str, Any] = {}

@@ -18,7 +18,7 @@ from mcp.server.mcpserver import (
     Resolve,
 )
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
+from mcp.types import ClientCapabilities, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from redu_mcp import errors, instances
@@ -50,6 +50,7 @@ from redu_mcp.views import (
     SecurityGroupList,
     WaitResult,
     WhoAmI,
+    compact_schema,
 )
 from redu_mcp.waiting import wait_until_ready
 
@@ -135,6 +136,11 @@ def register_tools(server: MCPServer, runtime: Runtime, access: AccessLevel) -> 
         fn.__name__ = name
         annotations = annotations.model_copy(update={"title": title})
         server.add_tool(fn, name=name, title=title, description=description, annotations=annotations)
+        # List leaner schemas (see compact_schema). The SDK reads both fields live; no public lookup.
+        tool = server._tool_manager.get_tool(name)
+        tool.parameters = compact_schema(tool.parameters)
+        tool.fn_metadata.output_schema = compact_schema(tool.fn_metadata.output_schema, output=True)
+        tool.__dict__.pop("output_schema", None)  # Tool.output_schema is a cached copy of the above
         registered.append(name)
 
     for kind in (DATABASE, REDIS):
@@ -226,7 +232,8 @@ def _get_tool(runtime: Runtime, kind: Kind):
 
 
 class ConfirmDelete(BaseModel):
-    confirm: bool = Field(description="Delete it permanently, with all its data? This cannot be undone.")
+    # Strict: only a JSON true confirms. Lax pydantic would also read "yes", "on", "1" or 1 as true.
+    confirm: bool = Field(strict=True, description="Delete it permanently, with all its data? This cannot be undone.")
 
 
 class NameCheck(BaseModel):
@@ -234,6 +241,16 @@ class NameCheck(BaseModel):
 
     confirmed: bool
     reason: str
+    next_step: str = ""
+
+
+def can_ask_user(capabilities: ClientCapabilities | None) -> bool:
+    """Does the client take form elicitations? (A bare ``elicitation: {}`` means form; url-only does not.)
+
+    Mirrors the SDK's own check, so a client it would refuse to ask falls back to confirm_name
+    instead of failing the call with a protocol error."""
+    elicitation = capabilities.elicitation if capabilities is not None else None
+    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
 
 
 def _delete_tool(runtime: Runtime, kind: Kind):
@@ -245,22 +262,27 @@ def _delete_tool(runtime: Runtime, kind: Kind):
     async def confirmation(
         ctx: Context, target: Annotated[Instance, Resolve(current)], confirm_name: ConfirmName = None
     ) -> Elicit[ConfirmDelete] | NameCheck:
+        described = f"{kind.label} '{target.name}' (id {target.id})"
         if confirm_name is not None and confirm_name != target.name:
+            # Refused outright, even when the client could ask the user: the caller named another instance.
             return NameCheck(
                 confirmed=False,
-                reason=f"confirm_name '{confirm_name}' does not match the instance's name '{target.name}'",
+                reason=f"confirm_name '{confirm_name}' does not match the name of {kind.label} {target.id}, "
+                f"which is '{target.name}'",
+                next_step=f"Check that {described} is the one the user wants deleted (get_{kind.name}); only "
+                "then call again with confirm_name set to its exact current name.",
             )
-        capabilities = ctx.client_capabilities
-        if capabilities is not None and capabilities.elicitation is not None:
+        if can_ask_user(ctx.client_capabilities):
             return Elicit(
-                f"Delete {kind.label} '{target.name}' (id {target.id})? All its data will be lost; "
-                "this cannot be undone.",
+                f"Delete {described}? All its data will be lost; this cannot be undone.",
                 ConfirmDelete,
             )
         if confirm_name is None:
             return NameCheck(
                 confirmed=False,
                 reason="this client cannot ask the user to confirm, and no confirm_name was given",
+                next_step=f"Only if the user asked to delete {described}, call again with "
+                f"confirm_name='{target.name}'.",
             )
         return NameCheck(confirmed=True, reason="confirm_name matches")
 
@@ -272,33 +294,22 @@ def _delete_tool(runtime: Runtime, kind: Kind):
     ) -> DeleteResult:
         refusal = _refusal(decision)
         if refusal is not None:
-            return DeleteResult(
-                deleted=False,
-                kind=kind.name,
-                id=id,
-                name=target.name,
-                message=(
-                    f"Nothing was deleted: {refusal}. To delete {kind.label} '{target.name}', the user must "
-                    f"confirm, or pass confirm_name='{target.name}' if they asked for this deletion."
-                    if "declined" not in refusal and "cancelled" not in refusal
-                    else f"Nothing was deleted: {refusal}."
-                ),
-            )
+            return DeleteResult(deleted=False, kind=kind.name, id=id, name=target.name, message=refusal)
         return await instances.delete_instance(runtime.client(), kind, target)
 
     return delete_instance
 
 
 def _refusal(decision: ElicitationResult[ConfirmDelete | NameCheck]) -> str | None:
-    """Why the deletion must not go ahead, or None when it is confirmed."""
+    """Why the deletion must not go ahead and what to do instead, or None when it is confirmed."""
+    dont_retry = "Do not retry unless the user asks for this deletion again."
     if not isinstance(decision, AcceptedElicitation):
-        return f"the user {decision.action}d the confirmation" if decision.action == "decline" else (
-            "the user cancelled the confirmation"
-        )
+        who = "declined" if decision.action == "decline" else "cancelled"
+        return f"Nothing was deleted: the user {who} the confirmation. {dont_retry}"
     data = decision.data
     if isinstance(data, NameCheck):
-        return None if data.confirmed else data.reason
-    return None if data.confirm else "the user did not tick the confirmation"
+        return None if data.confirmed else f"Nothing was deleted: {data.reason}. {data.next_step}".rstrip()
+    return None if data.confirm is True else f"Nothing was deleted: the user did not confirm the deletion. {dont_retry}"
 
 
 # --- create ---------------------------------------------------------------------------------------
@@ -391,10 +402,13 @@ def _wait_tool(runtime: Runtime):
         if outcome.error is not None:
             if isinstance(outcome.error, errors.NotFoundError):
                 raise ToolError(
-                    f"{label} does not exist (it may have been deleted). Next step: list_{target.collection} "
-                    "to see what exists."
+                    f"{label} does not exist (it may have been deleted; {outcome.error}). Next step: "
+                    f"list_{target.collection} to see what exists."
                 )
-            with instances.reported_as_tool_error(f"wait for {label}"):
+            in_a_row = outcome.failures_in_a_row
+            with instances.reported_as_tool_error(
+                f"wait for {label}", f"{in_a_row} polls in a row failed; it stopped polling." if in_a_row > 1 else ""
+            ):
                 raise outcome.error
         instance = outcome.instance
         if outcome.failed:
@@ -403,7 +417,11 @@ def _wait_tool(runtime: Runtime):
                 f"Next step: delete it (delete_{target.name}) and create it again, perhaps with another flavor."
             )
         if instance is None:
-            raise ToolError(f"No answer about {label} within {timeout_seconds:g}s. Next step: try again shortly.")
+            last = f" (last poll: {outcome.last_error})" if outcome.last_error else ""
+            raise ToolError(
+                f"No answer about {label} within {timeout_seconds:g}s{last}. Next step: call wait_for_ready again "
+                "shortly; do not create another instance."
+            )
         if outcome.ready:
             path = runtime.credentials.complete(target, instance)
             return WaitResult(

@@ -149,3 +149,40 @@ class WhoAmI(BaseModel):
     api_url: str
     sandbox: bool
     access: Literal["read", "create", "full"]
+
+
+# --- schemas as listed ------------------------------------------------------------------------------
+
+_SUBSCHEMA_MAPS = ("properties", "$defs", "patternProperties")
+_SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SUBSCHEMAS = ("items", "additionalProperties", "not", "contains")
+
+
+def compact_schema(schema: Any, *, output: bool = False) -> Any:
+    """``schema`` without what only costs tokens: the ``title`` pydantic derives from every field and
+    model name ("Flavor Id" for ``flavor_id``; ~15% of a tools/list). With ``output``, also the
+    ``default: null`` of optional result fields, and ``anyOf: [{type: T}, {type: null}]`` written as
+    ``type: [T, null]`` (the same JSON Schema). Input schemas keep their ``anyOf`` form, which every
+    model provider accepts. Validation is unchanged: only annotations and spelling go."""
+    if not isinstance(schema, dict):
+        return schema
+    compact: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        if output and key == "default" and value is None:
+            continue
+        if key in _SUBSCHEMA_MAPS and isinstance(value, dict):
+            value = {name: compact_schema(sub, output=output) for name, sub in value.items()}
+        elif key in _SUBSCHEMA_LISTS and isinstance(value, list):
+            value = [compact_schema(sub, output=output) for sub in value]
+        elif key in _SUBSCHEMAS and isinstance(value, dict):
+            value = compact_schema(value, output=output)
+        compact[key] = value
+    branches = compact.get("anyOf")
+    if output and "type" not in compact and isinstance(branches, list) and len(branches) == 2 and {"type": "null"} in branches:
+        other = branches[1] if branches[0] == {"type": "null"} else branches[0]
+        if set(other) == {"type"} and isinstance(other["type"], str):
+            del compact["anyOf"]
+            compact["type"] = [other["type"], "null"]
+    return compact

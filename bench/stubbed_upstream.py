@@ -1,0 +1,28 @@
+"""redu-mcp with its API calls answered from memory: the MCP layer and our own code, minus the upstream.
+
+A diagnostic server for ``throughput.py``: ``ReduClient.list_flavors`` makes its first request for
+real (through whatever upstream the flags choose) and then returns that same answer without any
+request. What is left per call is the SDK, our middleware, the tool body and the result.
+
+    python bench/stubbed_upstream.py --sandbox --transport http --port 8124
+"""
+
+from __future__ import annotations
+
+from redu_mcp.cli import main
+from redu_mcp.client import ReduClient
+
+_real_list_flavors = ReduClient.list_flavors
+_cached: list = []
+
+
+async def _list_flavors(self: ReduClient):
+    if not _cached:
+        _cached.append(await _real_list_flavors(self))
+    return list(_cached[0])
+
+
+ReduClient.list_flavors = _list_flavors  # type: ignore[method-assign]
+
+if __name__ == "__main__":
+    main()

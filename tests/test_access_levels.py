@@ -1,0 +1,151 @@
+"""Access levels (``--access read|create|full``, env ``REDU_MCP_ACCESS``, default full).
+
+A tool above the server's level is not registered at all: absent from tools/list, "Unknown tool"
+when called anyway, and nothing reaches the API. Resources stay readable at every level, the
+instructions name the level, and a bad value stops the server at start-up (exit 2, with a message).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mcp import Client, StdioServerParameters
+
+from redu_mcp.config import ConfigError, Settings
+from redu_mcp.models import DatabaseCreate
+from redu_mcp.server import instructions_for
+from redu_mcp.tools import TOOL_LEVELS, tool_names
+from tests.helpers import DATABASE_ARGS, connect
+
+REPO = Path(__file__).resolve().parent.parent
+
+READ_TOOLS = {
+    "list_databases", "get_database", "list_redis", "get_redis", "wait_for_ready",
+    "list_flavors", "list_networks", "list_keypairs", "list_security_groups", "whoami",
+}  # fmt: skip
+CREATE_TOOLS = READ_TOOLS | {"create_database", "create_redis"}
+FULL_TOOLS = CREATE_TOOLS | {"delete_database", "delete_redis"}
+EXPECTED = {"read": READ_TOOLS, "create": CREATE_TOOLS, "full": FULL_TOOLS}
+
+#: A valid call of every tool that some level hides, so "Unknown tool" is not a validation artefact.
+HIDDEN_CALLS = {
+    "create_database": dict(DATABASE_ARGS, name="sneaky"),
+    "create_redis": dict(DATABASE_ARGS, name="sneaky"),
+    "delete_database": {"id": 1, "confirm_name": "keep-me"},
+    "delete_redis": {"id": 1, "confirm_name": "keep-me"},
+}
+
+
+def test_the_level_table_matches_the_documented_sets():
+    assert set(TOOL_LEVELS) == FULL_TOOLS
+    for level, expected in EXPECTED.items():
+        assert set(tool_names(level)) == expected
+
+
+@pytest.mark.parametrize("level", ["read", "create", "full"])
+async def test_tools_above_the_level_are_not_registered(make_server, sandbox, mode, level):
+    async with connect(make_server(access=level), mode) as client:
+        listed = {tool.name for tool in (await client.list_tools()).tools}
+        assert listed == EXPECTED[level]
+
+        for name in sorted(FULL_TOOLS - EXPECTED[level]):
+            before = sandbox.count()
+            result = await client.call_tool(name, HIDDEN_CALLS[name])
+            assert result.is_error
+            assert result.content[0].text == f"Unknown tool: {name}"
+            assert sandbox.count() == before  # nothing reached the API
+
+        assert f"Access level of this server: {level}:" in (client.instructions or "")
+        assert "Tools available: " + ", ".join(sorted(EXPECTED[level])) + "." in (client.instructions or "")
+        whoami = await client.call_tool("whoami", {})
+        assert whoami.structured_content["access"] == level
+    assert not sandbox.store.records  # no level let a hidden create through
+
+
+@pytest.mark.parametrize("level", ["read", "create", "full"])
+async def test_resources_stay_readable_at_every_level(make_server, sandbox, mode, level):
+    async with sandbox.client() as api:  # an instance made behind the server's back
+        made = await api.create_database(DatabaseCreate(name="seen-by-all", **DATABASE_ARGS))
+    async with connect(make_server(access=level), mode) as client:
+        listed = {r.uri for r in (await client.list_resources()).resources}
+        assert listed == {"redu://flavors", "redu://networks", "redu://keypairs", "redu://security-groups"}
+        templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
+        assert templates == {"redu://databases/{id}", "redu://redis/{id}"}
+        for uri in sorted(listed):
+            assert json.loads((await client.read_resource(uri)).contents[0].text)
+        instance = json.loads((await client.read_resource(f"redu://databases/{made.id}")).contents[0].text)
+        assert instance["name"] == "seen-by-all"
+        assert "password" not in json.dumps(instance).lower()
+        # The provisioning prompts walk through a create: offered only where create exists.
+        prompts = {p.name for p in (await client.list_prompts()).prompts}
+        assert prompts == (set() if level == "read" else {"provision_postgres", "provision_redis"})
+
+
+def test_instructions_describe_only_what_the_level_allows(make_settings):
+    read = instructions_for(make_settings(access="read"))
+    create = instructions_for(make_settings(access="create"))
+    full = instructions_for(make_settings(access="full"))
+    assert "Access level of this server: read: you can list and inspect instances, but not create or delete" in read
+    assert "create_database" not in read and "delete_database" not in read
+    assert "Creating and deleting are not possible through this server" in read
+    assert "create_database" in create and "delete_database" not in create
+    assert "delete_database" in full and "needs the user's confirmation" in full
+
+
+def test_default_is_full_and_env_and_flags_choose_the_level():
+    assert Settings().access == "full"
+    assert Settings.from_env({}).access == "full"
+    assert Settings.from_env({"REDU_MCP_ACCESS": "read"}).access == "read"
+    assert Settings.from_env({"REDU_MCP_ACCESS": "full"}, access="read").access == "read"  # the flag wins
+    assert Settings.from_env({"REDU_MCP_ACCESS": " Create "}).access == "create"  # case and blanks forgiven
+
+
+@pytest.mark.parametrize("value", ["bogus", "readonly", "read-only", "ro", "admin", "", "FULL!"])
+def test_a_bad_level_is_a_configuration_error(value):
+    with pytest.raises(ConfigError) as error:
+        Settings(access=value)
+    message = str(error.value)
+    assert "access level" in message and repr(value) in message
+    assert "read, create, full" in message and "REDU_MCP_ACCESS" in message
+
+
+def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("REDU_")}
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "redu_mcp", *args],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, cwd=REPO, env=environment,
+    )  # fmt: skip
+
+
+def test_cli_refuses_a_bad_access_flag_at_start_up():
+    done = _run_cli("--sandbox", "--access", "bogus")
+    assert done.returncode == 2
+    assert "invalid access level 'bogus'" in done.stderr
+    assert "use one of read, create, full" in done.stderr
+    assert done.stdout == ""  # nothing on the MCP wire
+
+
+def test_cli_refuses_a_bad_access_env_at_start_up():
+    done = _run_cli("--sandbox", env={"REDU_MCP_ACCESS": "readonly"})
+    assert done.returncode == 2
+    assert "invalid access level 'readonly'" in done.stderr and "REDU_MCP_ACCESS" in done.stderr
+
+
+async def test_cli_access_flag_reaches_a_real_stdio_client(tmp_path: Path):
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "redu_mcp", "--sandbox", "--access", "read", "--log-level", "WARNING"],
+        env={"XDG_STATE_HOME": str(tmp_path / "state")},
+        cwd=str(REPO),
+    )
+    async with Client(params) as client:
+        assert {tool.name for tool in (await client.list_tools()).tools} == READ_TOOLS
+        refused = await client.call_tool("delete_redis", {"id": 1, "confirm_name": "x"})
+        assert refused.is_error and refused.content[0].text == "Unknown tool: delete_redis"
+        assert "Access level of this server: read" in (client.instructions or "")

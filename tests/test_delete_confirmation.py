@@ -1,0 +1,230 @@
+"""Confirmed deletes, through real MCP clients in both protocol eras.
+
+With a client that can elicit, the user is asked (naming the instance) and only an accepted, ticked
+confirmation deletes. Without one, ``confirm_name`` must equal the instance's current name, checked
+against a fresh GET. Every test asserts on the sandbox itself: the instance is still there, or gone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from mcp.types import (
+    ClientCapabilities,
+    ElicitationCapability,
+    ElicitRequestParams,
+    ElicitResult,
+    FormElicitationCapability,
+    UrlElicitationCapability,
+)
+
+from redu_mcp.kinds import KINDS
+from redu_mcp.models import DatabaseCreate, RedisCreate
+from redu_mcp.sandbox import Sandbox
+from redu_mcp.tools import can_ask_user
+from tests.helpers import DATABASE_ARGS, connect
+
+KIND_NAMES = ["database", "redis"]
+
+
+async def make_instance(sandbox: Sandbox, kind: str, name: str) -> int:
+    """An instance created directly on the sandbox (not through the server under test)."""
+    body = (DatabaseCreate if kind == "database" else RedisCreate)(name=name, **DATABASE_ARGS)
+    async with sandbox.client() as api:
+        return (await api.create_instance(KINDS[kind], body)).id
+
+
+def exists(sandbox: Sandbox, id: int) -> bool:
+    return id in sandbox.store.records
+
+
+class Asker:
+    """An elicitation callback that answers as told and remembers every question."""
+
+    def __init__(self, action: str, content: dict[str, Any] | None = None) -> None:
+        self.action = action
+        self.content = content
+        self.questions: list[ElicitRequestParams] = []
+
+    async def __call__(self, context: Any, params: ElicitRequestParams) -> ElicitResult:
+        self.questions.append(params)
+        return ElicitResult(action=self.action, content=self.content)
+
+
+# --- a client that can ask the user ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KIND_NAMES)
+async def test_accepted_confirmation_deletes(server, sandbox, mode, kind):
+    id = await make_instance(sandbox, kind, "doomed")
+    asker = Asker("accept", {"confirm": True})
+    async with connect(server, mode, elicitation_callback=asker) as client:
+        result = await client.call_tool(f"delete_{kind}", {"id": id})
+    assert not result.is_error, result.content[0].text
+    assert result.structured_content["deleted"] is True
+    assert not exists(sandbox, id)
+    assert sandbox.count("DELETE") == 1
+    # The question names the instance: kind, name and id.
+    (question,) = asker.questions
+    assert f"{KINDS[kind].label} 'doomed' (id {id})" in question.message
+    assert "cannot be undone" in question.message
+    assert question.requested_schema["properties"]["confirm"]["type"] == "boolean"
+
+
+@pytest.mark.parametrize(
+    "action, content, said",
+    [
+        ("decline", None, "the user declined the confirmation"),
+        ("cancel", None, "the user cancelled the confirmation"),
+        ("accept", {"confirm": False}, "the user did not confirm the deletion"),
+    ],
+)
+async def test_anything_but_a_ticked_acceptance_deletes_nothing(server, sandbox, mode, action, content, said):
+    id = await make_instance(sandbox, "database", "precious")
+    asker = Asker(action, content)
+    async with connect(server, mode, elicitation_callback=asker) as client:
+        result = await client.call_tool("delete_database", {"id": id})
+    assert not result.is_error
+    assert result.structured_content["deleted"] is False
+    message = result.structured_content["message"]
+    assert message.startswith("Nothing was deleted") and said in message
+    assert "Do not retry" in message  # and no hint on how to get around the user's answer
+    assert "confirm_name" not in message
+    assert len(asker.questions) == 1
+    assert exists(sandbox, id)
+    assert sandbox.count("DELETE") == 0
+
+
+@pytest.mark.parametrize("content", [{"confirm": "yes"}, {"confirm": "true"}, {"confirm": 1}, {}, None])
+async def test_only_a_real_true_confirms(server, sandbox, mode, content):
+    """An acceptance whose content is not exactly ``{"confirm": true}`` is no confirmation."""
+    id = await make_instance(sandbox, "redis", "keep")
+    async with connect(server, mode, elicitation_callback=Asker("accept", content)) as client:
+        result = await client.call_tool("delete_redis", {"id": id})
+    assert result.is_error
+    assert exists(sandbox, id) and sandbox.count("DELETE") == 0
+
+
+async def test_a_wrong_confirm_name_is_refused_even_when_the_client_could_ask(server, sandbox, mode):
+    id = await make_instance(sandbox, "redis", "production-cache")
+    asker = Asker("accept", {"confirm": True})  # a user who would say yes to anything
+    async with connect(server, mode, elicitation_callback=asker) as client:
+        result = await client.call_tool("delete_redis", {"id": id, "confirm_name": "staging-cache"})
+    assert result.structured_content["deleted"] is False
+    assert "confirm_name 'staging-cache' does not match" in result.structured_content["message"]
+    assert asker.questions == []  # refused before anyone was asked
+    assert exists(sandbox, id) and sandbox.count("DELETE") == 0
+
+
+async def test_a_right_confirm_name_does_not_skip_the_question(server, sandbox, mode):
+    """The model cannot answer for the user: with a client that can ask, the user decides."""
+    id = await make_instance(sandbox, "database", "orders")
+    asker = Asker("decline")
+    async with connect(server, mode, elicitation_callback=asker) as client:
+        result = await client.call_tool("delete_database", {"id": id, "confirm_name": "orders"})
+    assert result.structured_content["deleted"] is False
+    assert len(asker.questions) == 1
+    assert exists(sandbox, id) and sandbox.count("DELETE") == 0
+
+
+@pytest.mark.parametrize("kind", KIND_NAMES)
+async def test_a_missing_instance_is_a_clear_error_and_nobody_is_asked(server, sandbox, mode, kind):
+    asker = Asker("accept", {"confirm": True})
+    async with connect(server, mode, elicitation_callback=asker) as client:
+        result = await client.call_tool(f"delete_{kind}", {"id": 4242})
+    assert result.is_error
+    text = result.content[0].text
+    assert "4242" in text and "HTTP 404" in text and "does not exist" in text
+    assert asker.questions == []
+    assert sandbox.count("DELETE") == 0
+
+
+# --- a client that cannot ask: confirm_name ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KIND_NAMES)
+async def test_confirm_name_without_elicitation(server, sandbox, mode, kind):
+    id = await make_instance(sandbox, kind, "old-stuff")
+    keeper = await make_instance(sandbox, kind, "keeper")
+    async with connect(server, mode) as client:
+        missing = await client.call_tool(f"delete_{kind}", {"id": id})
+        assert missing.structured_content["deleted"] is False
+        assert "cannot ask the user to confirm, and no confirm_name was given" in missing.structured_content["message"]
+        assert exists(sandbox, id)
+
+        wrong = await client.call_tool(f"delete_{kind}", {"id": id, "confirm_name": "keeper"})
+        assert wrong.structured_content["deleted"] is False
+        assert "does not match" in wrong.structured_content["message"]
+        assert exists(sandbox, id) and exists(sandbox, keeper)
+        assert sandbox.count("DELETE") == 0
+
+        right = await client.call_tool(f"delete_{kind}", {"id": id, "confirm_name": "old-stuff"})
+        assert right.structured_content["deleted"] is True, right.content[0].text
+        assert not exists(sandbox, id) and exists(sandbox, keeper)
+
+        again = await client.call_tool(f"delete_{kind}", {"id": id, "confirm_name": "old-stuff"})
+        assert again.is_error
+        assert f"{id}" in again.content[0].text and "does not exist" in again.content[0].text
+    assert sandbox.count("DELETE") == 1
+
+
+async def test_confirm_name_is_checked_against_a_fresh_get(server, sandbox, mode):
+    """Renamed since the model last looked: the old name no longer confirms anything."""
+    id = await make_instance(sandbox, "database", "before")
+    async with connect(server, mode) as client:
+        looked = await client.call_tool("get_database", {"id": id})
+        assert looked.structured_content["name"] == "before"
+        sandbox.store.records[id].public["name"] = "after"  # renamed upstream
+        stale = await client.call_tool("delete_database", {"id": id, "confirm_name": "before"})
+        assert stale.structured_content["deleted"] is False
+        assert "which is 'after'" in stale.structured_content["message"]
+        assert exists(sandbox, id)
+    assert sandbox.count("GET", f"/v1/databases/{id}") == 2  # the get, and the check's own GET
+    assert sandbox.count("DELETE") == 0
+
+
+@pytest.mark.parametrize("smuggled", ["target", "decision", "answer", "confirm", "confirmed"])
+async def test_the_confirmation_cannot_be_smuggled_in_as_an_argument(server, sandbox, mode, smuggled):
+    id = await make_instance(sandbox, "redis", "guarded")
+    forged = {"action": "accept", "data": {"confirm": True, "confirmed": True}, "id": id, "name": "guarded"}
+    async with connect(server, mode) as client:
+        result = await client.call_tool("delete_redis", {"id": id, smuggled: forged if smuggled != "confirm" else True})
+    assert result.is_error
+    assert f"unknown argument '{smuggled}'" in result.content[0].text
+    assert exists(sandbox, id)
+    assert sandbox.count() == 1  # only the setup's POST: not even a GET
+
+
+async def test_a_failing_check_deletes_nothing(server, sandbox, mode):
+    """A 503 on the check's GET is retried, then reported; nothing is deleted on the way."""
+    id = await make_instance(sandbox, "redis", "flaky")
+    sandbox.faults.add(method="GET", path=f"/v1/redis/{id}", status=503, times=-1)
+    async with connect(server, mode) as client:
+        result = await client.call_tool("delete_redis", {"id": id, "confirm_name": "flaky"})
+    assert result.is_error and "HTTP 503" in result.content[0].text
+    assert exists(sandbox, id) and sandbox.count("DELETE") == 0
+
+
+# --- which clients count as able to ask -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "capabilities, asks",
+    [
+        (None, False),
+        (ClientCapabilities(), False),
+        (ClientCapabilities(elicitation=ElicitationCapability()), True),  # bare {} = form, by the spec
+        (ClientCapabilities(elicitation=ElicitationCapability(form=FormElicitationCapability())), True),
+        (
+            ClientCapabilities(
+                elicitation=ElicitationCapability(form=FormElicitationCapability(), url=UrlElicitationCapability())
+            ),
+            True,
+        ),
+        # URL-only clients cannot show the form: fall back to confirm_name instead of a protocol error.
+        (ClientCapabilities(elicitation=ElicitationCapability(url=UrlElicitationCapability())), False),
+    ],
+)
+def test_which_clients_are_asked(capabilities, asks):
+    assert can_ask_user(capabilities) is asks
