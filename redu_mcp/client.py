@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Final, TypeVar
 
+import anyio
 import httpx2
 from pydantic import BaseModel, ValidationError
 
@@ -35,7 +36,7 @@ from redu_mcp.models import (
     SecurityGroup,
     User,
 )
-from redu_mcp.retry import RetryPolicy, call_with_retries, parse_retry_after
+from redu_mcp.retry import RetryPolicy, call_with_retries, parse_retry_after, time_left
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -127,21 +128,29 @@ class ReduClient:
             raise TypeError(f"expected {kind.create_body.__name__}, got {type(body).__name__}")
         endpoint = _endpoint("POST", kind.collection)
         response = await self._send("POST", kind.collection, json=body.to_json())
-        return _parse_model(kind.created_model, _json_of(response, endpoint), endpoint, response)
+        return _parse_model(kind.created_model, _json_of(response, endpoint, required=True), endpoint, response)
 
     async def delete_instance(self, kind: Kind, id: int) -> None:
         """DELETE, retried on passing failures; a 404 after a retried attempt counts as deleted."""
+        await self.delete_instance_status(kind, id)
+
+    async def delete_instance_status(self, kind: Kind, id: int) -> int:
+        """``delete_instance``, returning the status that settled it: 204 as documented, another 2xx
+        (whose body is not read), or 404 when a retried attempt found it already gone (the earlier
+        attempt, whose answer was lost, deleted it). A first-attempt 404 is raised."""
         path = f"{kind.collection}/{int(id)}"
 
-        async def attempt(n: int) -> None:
+        async def attempt(n: int) -> int:
             try:
-                await self._send("DELETE", path)
+                response = await self._send("DELETE", path)
             except errors.NotFoundError:
                 if n == 1:
                     raise
                 log.info("DELETE /%s answered 404 after a retry: the earlier attempt deleted it", path)
+                return 404
+            return response.status_code
 
-        await call_with_retries(self.retry, attempt, describe=f"DELETE /{path}")
+        return await call_with_retries(self.retry, attempt, describe=f"DELETE /{path}")
 
     # Named per-endpoint methods, for readers of the API docs and library users.
     async def list_databases(self, *, limit: int | None = None) -> list[Database]:
@@ -173,7 +182,7 @@ class ReduClient:
     async def _get_json(self, path: str, params: dict[str, str] | None = None) -> tuple[Any, httpx2.Response]:
         async def attempt(_: int) -> tuple[Any, httpx2.Response]:
             response = await self._send("GET", path, params=params)
-            return _json_of(response, _endpoint("GET", path)), response
+            return _json_of(response, _endpoint("GET", path), required=True), response
 
         return await call_with_retries(self.retry, attempt, describe=f"GET /{path}")
 
@@ -202,24 +211,44 @@ class ReduClient:
         return items
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx2.Response:
-        """One HTTP exchange, mapped to our exceptions. Never logs or raises the key."""
+        """One HTTP exchange, mapped to our exceptions. Never logs or raises the key.
+
+        Under a deadline (``redu_mcp.retry.within``) the exchange is clipped to the time left: its
+        timeouts shrink to fit, and whatever still runs at the deadline is cut off."""
         if self._api_key is None:
             raise errors.NotConfiguredError("no Redu API key is configured", endpoint=_endpoint(method, path))
         endpoint = _endpoint(method, path)
+        left = time_left()
+        if left is not None:
+            if left <= 0:
+                raise errors.TransportError("not sent: this call has no time left", endpoint=endpoint)
+            kwargs["timeout"] = _clipped(self._http.timeout, left)
         started = time.perf_counter()
         try:
-            response = await self._http.request(method, path, headers={"x-api-key": self._api_key}, **kwargs)
+            with anyio.fail_after(left):
+                response = await self._http.request(method, path, headers={"x-api-key": self._api_key}, **kwargs)
         except httpx2.TimeoutException as exc:
             # A connect or pool timeout means nothing was sent; a read/write timeout may have been applied.
             sent = not isinstance(exc, (httpx2.ConnectTimeout, httpx2.PoolTimeout))
             raise errors.TransportError(
-                f"timed out ({type(exc).__name__})", endpoint=endpoint, maybe_applied=sent
+                f"timed out ({type(exc).__name__}){_cut_note(self._http.timeout, left)}",
+                endpoint=endpoint,
+                maybe_applied=sent,
             ) from None
+        except TimeoutError:  # our own deadline (anyio), not an httpx2 timeout
+            within_ = "in time" if left is None else f"within the {left:.1f} s this call had left"
+            raise errors.TransportError(f"no answer {within_}", endpoint=endpoint, maybe_applied=True) from None
         except httpx2.ConnectError:
             raise errors.TransportError("could not connect to the Redu API", endpoint=endpoint) from None
         except httpx2.TransportError as exc:
             raise errors.TransportError(
-                f"connection failed ({type(exc).__name__})", endpoint=endpoint, maybe_applied=True
+                f"the connection failed before a complete answer ({type(exc).__name__})",
+                endpoint=endpoint,
+                maybe_applied=True,
+            ) from None
+        except httpx2.RequestError as exc:  # e.g. a body that cannot be decoded: an answer came, unusable
+            raise errors.TransportError(
+                f"unusable answer ({type(exc).__name__})", endpoint=endpoint, maybe_applied=True
             ) from None
         elapsed_ms = (time.perf_counter() - started) * 1000
         log.debug("%s -> %d (%.0f ms)", endpoint, response.status_code, elapsed_ms)
@@ -245,8 +274,31 @@ def _endpoint(method: str, path: str) -> str:
     return f"{method} /{path.lstrip('/')}"
 
 
-def _json_of(response: httpx2.Response, endpoint: str) -> Any:
+def _clipped(timeout: httpx2.Timeout, left: float) -> httpx2.Timeout:
+    """The client's timeouts, none longer than the ``left`` seconds this call has."""
+
+    def clip(value: float | None) -> float:
+        return left if value is None else min(value, left)
+
+    return httpx2.Timeout(connect=clip(timeout.connect), read=clip(timeout.read), write=clip(timeout.write),
+                          pool=clip(timeout.pool))
+
+
+def _cut_note(timeout: httpx2.Timeout, left: float | None) -> str:
+    """Say so when it was the call's deadline, not the client's own timeout, that cut the exchange short."""
+    if left is None or (timeout.read is not None and timeout.read <= left):
+        return ""
+    return f", cut off with the {left:.1f} s this call had left"
+
+
+def _json_of(response: httpx2.Response, endpoint: str, *, required: bool = False) -> Any:
     if response.status_code == 204 or not response.content:
+        if required:
+            raise errors.ResponseFormatError(
+                f"expected JSON, got an empty body ({response.status_code} {response.reason_phrase})",
+                endpoint=endpoint,
+                status=response.status_code,
+            )
         return None
     try:
         return response.json()
@@ -262,7 +314,7 @@ def _describe_body(response: httpx2.Response) -> str:
     content_type = response.headers.get("content-type", "no content type")
     if "html" in content_type or response.text.lstrip().lower().startswith(("<!doctype", "<html")):
         return "an HTML page (probably from a proxy or load balancer)"
-    return f"{len(response.content)} bytes of {content_type}"
+    return f"a body that is not valid JSON ({len(response.content)} bytes of {content_type})"
 
 
 def _error_text(response: httpx2.Response) -> tuple[str | None, str]:

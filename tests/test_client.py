@@ -504,7 +504,7 @@ async def test_get_not_retried_on_other_statuses(redu: ReduClient, sandbox: Sand
 async def test_retry_after_is_honoured_and_capped(sandbox: Sandbox, caplog: Any) -> None:
     caplog.set_level(logging.INFO, logger="redu_mcp.retry")
     sandbox.faults.add(Fault(path="/v1/me", status=429, retry_after="120"))
-    policy = RetryPolicy(backoff_initial=5, backoff_max=5, retry_after_max=0.01)
+    policy = RetryPolicy(backoff_initial=5, backoff_max=5, retry_after_max=0.01, total_seconds=300)  # 120 s fits: capped
     async with sandbox.client(retry=policy) as redu:
         await redu.me()
     assert "waiting 0.01s" in caplog.text  # the server's 120 s, capped; not the 5 s backoff

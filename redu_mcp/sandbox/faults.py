@@ -1,9 +1,10 @@
 """Fault injection: make the sandbox fail the way a real cloud control plane does.
 
-A ``Fault`` matches requests by method and path and, for the next ``times`` matching requests,
-answers with an error status, a delay, a dropped connection, a hang until the client times out, or
-a malformed body. With ``apply=True`` the request is carried out first and then fails, which is the
-case that makes a create's outcome uncertain.
+A ``Fault`` matches requests by method and path and, for the next ``times`` matching requests
+(after letting the first ``after`` of them through), answers with an error status, a delay, a
+dropped connection, a hang until the client times out, or a malformed body. With ``apply=True``
+the request is carried out first and then fails, which is the case that makes a create's outcome
+uncertain.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Fault:
     timeout: bool = False  # never answer: the client's read timeout fires
     body: MalformedBody | None = None  # answer with a malformed body (status: `status` or 200)
     apply: bool = False  # carry the request out first, then fail as above
+    after: int = 0  # let this many matching requests through untouched first (e.g. to hit a second GET)
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method.upper() == method.upper()) and fnmatch.fnmatchcase(
@@ -68,6 +70,9 @@ class FaultPlan:
         with self._lock:
             for fault in self._faults:
                 if fault.matches(method, path):
+                    if fault.after > 0:  # not yet: this request passes (later faults may still match it)
+                        fault.after -= 1
+                        continue
                     if fault.times > 0:
                         fault.times -= 1
                         if fault.times == 0:
