@@ -53,7 +53,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    level = args.log_level.upper()
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":
+        # One INFO line per upstream request is noise in a desktop client's log (and costs per call).
+        logging.getLogger("httpx2").setLevel(logging.WARNING)
     if args.command == "sandbox":
         from redu_mcp.sandbox.engines import EngineUnavailable
         from redu_mcp.sandbox.serve import serve

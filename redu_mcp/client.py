@@ -127,7 +127,9 @@ class ReduClient:
         if not isinstance(body, kind.create_body):
             raise TypeError(f"expected {kind.create_body.__name__}, got {type(body).__name__}")
         endpoint = _endpoint("POST", kind.collection)
-        response = await self._send("POST", kind.collection, json=body.to_json())
+        password = getattr(body, kind.password_field)
+        secrets = (password.get_secret_value(),) if password is not None else ()
+        response = await self._send("POST", kind.collection, json=body.to_json(), secrets=secrets)
         return _parse_model(kind.created_model, _json_of(response, endpoint, required=True), endpoint, response)
 
     async def delete_instance(self, kind: Kind, id: int) -> None:
@@ -210,8 +212,9 @@ class ReduClient:
         log.warning("%s: stopped following next_cursor after %d pages", endpoint, MAX_PAGES)
         return items
 
-    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx2.Response:
-        """One HTTP exchange, mapped to our exceptions. Never logs or raises the key.
+    async def _send(self, method: str, path: str, *, secrets: tuple[str, ...] = (), **kwargs: Any) -> httpx2.Response:
+        """One HTTP exchange, mapped to our exceptions. Never logs or raises the key, nor ``secrets``
+        (the passwords in the request body), should the API's error text echo them.
 
         Under a deadline (``redu_mcp.retry.within``) the exchange is clipped to the time left: its
         timeouts shrink to fit, and whatever still runs at the deadline is cut off."""
@@ -254,20 +257,23 @@ class ReduClient:
         log.debug("%s -> %d (%.0f ms)", endpoint, response.status_code, elapsed_ms)
         if response.is_success:
             return response
-        raise self._error_from(response, endpoint)
+        raise self._error_from(response, endpoint, secrets)
 
-    def _error_from(self, response: httpx2.Response, endpoint: str) -> errors.APIStatusError:
+    def _error_from(self, response: httpx2.Response, endpoint: str, secrets: tuple[str, ...] = ()) -> errors.APIStatusError:
         code, message = _error_text(response)
-        message = self._scrub(message)
+        message = self._scrub(message, secrets)
         cls = errors.error_for_status(response.status_code)
         kwargs: dict[str, Any] = {"endpoint": endpoint, "status": response.status_code, "code": code}
         if issubclass(cls, (errors.RateLimitedError, errors.ServerError)):
             kwargs["retry_after"] = parse_retry_after(response.headers.get("retry-after"))
         return cls(message, **kwargs)
 
-    def _scrub(self, text: str) -> str:
-        """Belt and braces: should any body ever echo the key, it does not travel further."""
-        return text.replace(self._api_key, _REDACTED) if self._api_key else text
+    def _scrub(self, text: str, secrets: tuple[str, ...] = ()) -> str:
+        """Belt and braces: should any body ever echo the key or a password, it travels no further."""
+        for secret in (self._api_key, *secrets):
+            if secret:
+                text = text.replace(secret, _REDACTED)
+        return text
 
 
 def _endpoint(method: str, path: str) -> str:

@@ -236,10 +236,12 @@ async def test_an_invalid_typed_password_is_refused_without_repeating_it(make, s
     assert all(bad not in repr(record.args) for record in caplog.records)
 
 
-async def test_a_typed_password_echoed_by_the_api_is_scrubbed_from_the_result(make_settings, mode):
-    """Belt and braces: should an API error message ever repeat the password, the model does not see it."""
+async def test_a_typed_password_echoed_by_the_api_is_scrubbed_from_the_result_and_logs(make_settings, mode, caplog):
+    """Belt and braces: should an API error message ever repeat the password, neither the model nor
+    the logs see it (the client scrubs it from the error before anything else handles it)."""
     from redu_mcp.sandbox.app import error
 
+    caplog.set_level(logging.DEBUG)
     sandbox = Sandbox()
 
     async def echoing(scope: Any, receive: Any, send: Any) -> None:
@@ -256,3 +258,6 @@ async def test_a_typed_password_echoed_by_the_api_is_scrubbed_from_the_result(ma
     assert refused.is_error and "HTTP 422" in refused.content[0].text
     assert "[REDACTED]" in refused.content[0].text
     assert TYPED not in everything(refused)
+    assert "too weak" in caplog.text  # the failure was logged ...
+    assert TYPED not in caplog.text  # ... without the password
+    assert all(TYPED not in repr(record.args) for record in caplog.records)
