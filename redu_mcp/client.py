@@ -262,11 +262,13 @@ class ReduClient:
     def _error_from(self, response: httpx2.Response, endpoint: str, secrets: tuple[str, ...] = ()) -> errors.APIStatusError:
         code, message = _error_text(response)
         message = self._scrub(message, secrets)
-        cls = errors.error_for_status(response.status_code)
-        kwargs: dict[str, Any] = {"endpoint": endpoint, "status": response.status_code, "code": code}
-        if issubclass(cls, (errors.RateLimitedError, errors.ServerError)):
-            kwargs["retry_after"] = parse_retry_after(response.headers.get("retry-after"))
-        return cls(message, **kwargs)
+        return errors.error_for_status(response.status_code)(
+            message,
+            endpoint=endpoint,
+            status=response.status_code,
+            code=code,
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+        )
 
     def _scrub(self, text: str, secrets: tuple[str, ...] = ()) -> str:
         """Belt and braces: should any body ever echo the key or a password, it travels no further."""

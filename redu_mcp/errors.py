@@ -60,9 +60,16 @@ class ResponseFormatError(ReduError):
 
 
 class APIStatusError(ReduError):
-    """The API answered with an error status. Subclasses narrow it down by status."""
+    """The API answered with an error status. Subclasses narrow it down by status.
+
+    ``retry_after`` is the server's ``Retry-After`` advice in seconds, if it sent one (429, 503).
+    """
 
     hint = "The Redu API rejected the request."
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
 
 
 class AuthenticationError(APIStatusError):
@@ -100,19 +107,11 @@ class RateLimitedError(APIStatusError):
 
     hint = "The Redu API is rate limiting; wait and try again."
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
-        super().__init__(message, **kwargs)
-        self.retry_after = retry_after
-
 
 class ServerError(APIStatusError):
     """5xx: the API failed on its side."""
 
     hint = "The Redu API had an internal problem; try again shortly."
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
-        super().__init__(message, **kwargs)
-        self.retry_after = retry_after
 
 
 class NotConfiguredError(ReduError):

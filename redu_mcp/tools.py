@@ -30,10 +30,8 @@ from redu_mcp.models import (
     PASSWORD_MAX,
     PASSWORD_MIN,
     PG_IDENTIFIER_PATTERN,
-    DatabaseCreate,
     Instance,
     PostgresVersion,
-    RedisCreate,
     RedisVersion,
 )
 from redu_mcp.runtime import Runtime
@@ -327,18 +325,7 @@ def _create_database_tool(runtime: Runtime):
         version: Annotated[PostgresVersion, Field(description="PostgreSQL major version")] = "16",
         security_group_names: SecurityGroups = None,
     ) -> CreateResult:
-        body = DatabaseCreate(
-            name=name,
-            flavor_id=flavor_id,
-            network_id=network_id,
-            keypair_name=keypair_name,
-            db_name=db_name,
-            db_user=db_user,
-            db_password=db_password,
-            version=version,
-            **({"security_group_names": security_group_names} if security_group_names else {}),
-        )
-        return await instances.create_instance(runtime, DATABASE, body)
+        return await _create(runtime, DATABASE, locals())
 
     return create_database
 
@@ -353,18 +340,17 @@ def _create_redis_tool(runtime: Runtime):
         version: Annotated[RedisVersion, Field(description="Redis major version")] = "7",
         security_group_names: SecurityGroups = None,
     ) -> CreateResult:
-        body = RedisCreate(
-            name=name,
-            flavor_id=flavor_id,
-            network_id=network_id,
-            keypair_name=keypair_name,
-            password=password,
-            version=version,
-            **({"security_group_names": security_group_names} if security_group_names else {}),
-        )
-        return await instances.create_instance(runtime, REDIS, body)
+        return await _create(runtime, REDIS, locals())
 
     return create_redis
+
+
+async def _create(runtime: Runtime, kind: Kind, arguments: dict) -> CreateResult:
+    """The create body from a create tool's arguments (its ``locals()``, whose parameters are the body's
+    fields): arguments left out take the API's documented defaults from the body model."""
+    fields = kind.create_body.model_fields
+    given = {name: value for name, value in arguments.items() if name in fields and value is not None}
+    return await instances.create_instance(runtime, kind, kind.create_body.model_validate(given))
 
 
 # --- wait -----------------------------------------------------------------------------------------
