@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.mcpserver.prompts.base import AssistantMessage, UserMessage
+from pydantic import Field
 
 from redu_mcp import errors
 from redu_mcp.kinds import DATABASE, REDIS, Kind
@@ -63,14 +65,18 @@ def register_resources(server: MCPServer, runtime: Runtime) -> None:
 # --- prompts ----------------------------------------------------------------------------------------
 
 
+Purpose = Annotated[str, Field(description="What the instance is for, e.g. 'a web shop's orders'")]
+InstanceName = Annotated[str, Field(description="The instance name, if already chosen (lowercase, digits, hyphens)")]
+
+
 def register_prompts(server: MCPServer) -> None:
     @server.prompt(name="provision_postgres", title="Provision a PostgreSQL database")
-    def provision_postgres(purpose: str = "an application", name: str = "") -> list:
+    def provision_postgres(purpose: Purpose = "an application", name: InstanceName = "") -> list:
         """Walk through creating a managed PostgreSQL database, step by step."""
         return _provision_messages("database", "PostgreSQL database", purpose, name)
 
     @server.prompt(name="provision_redis", title="Provision a Redis instance")
-    def provision_redis(purpose: str = "a cache", name: str = "") -> list:
+    def provision_redis(purpose: Purpose = "a cache", name: InstanceName = "") -> list:
         """Walk through creating a managed Redis instance, step by step."""
         return _provision_messages("redis", "Redis instance", purpose, name)
 

@@ -121,6 +121,7 @@ async def test_prompts_are_listed_with_their_arguments(server, mode):
     for prompt in prompts.values():
         assert prompt.title and prompt.description
         assert {(a.name, a.required) for a in prompt.arguments or []} == {("purpose", False), ("name", False)}
+        assert all(a.description for a in prompt.arguments), "a client shows these to the user: describe them"
 
 
 @pytest.mark.parametrize(
