@@ -347,6 +347,7 @@ CHILD = textwrap.dedent(
             await asyncio.sleep(0.05)
         print(json.dumps({"pid": engine.pid, "port": engine.port, "root": str(engines.root),
                           "ready": await engine.is_ready()}), flush=True)
+        sys.stdin.readline()   # the test looks at the live engine first, then lets us end
         if ending == "exit":
             os._exit(0)        # no atexit, no cleanup: only the parent-death signal helps
         if ending == "return":
@@ -371,6 +372,7 @@ def test_owner_death_leaves_no_orphans(kind, ending):
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, kind, ending],
         cwd=PROJECT_ROOT,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -378,6 +380,8 @@ def test_owner_death_leaves_no_orphans(kind, ending):
         info = json.loads(child.stdout.readline())
         assert info["ready"]
         assert pid_alive(info["pid"])
+        child.stdin.write("end\n")  # only now may the owner end (a race otherwise: exit kills it at once)
+        child.stdin.close()
         if ending == "sigkill":
             child.kill()
         child.wait(timeout=30)
