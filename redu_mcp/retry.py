@@ -177,13 +177,18 @@ async def call_with_retries(
     past it. A ``Retry-After`` longer than the time left fails the call at once, saying when to retry.
     """
     with within(policy.total_seconds):
-        if policy.attempts <= 1:
+        started = time.monotonic()
+        # Most calls succeed at once: the first attempt runs without building the retry machinery.
+        try:
             return await attempt(1)
+        except ReduError as exc:
+            if policy.attempts <= 1 or not is_retryable(exc):
+                raise
+            first_failure = exc
 
         import anyio
         import tenacity  # imported on first use: start-up does not need it
 
-        started = time.monotonic()
         why_stopped: list[str] = []
 
         def wait(state: tenacity.RetryCallState) -> float:
@@ -242,7 +247,10 @@ async def call_with_retries(
         )
         async for try_ in retrying:
             with try_:
-                return await attempt(try_.retry_state.attempt_number)
+                number = try_.retry_state.attempt_number
+                if number == 1:
+                    raise first_failure  # replayed: tenacity decides on it as if it had run the attempt
+                return await attempt(number)
         raise AssertionError("unreachable: give_up raises the last error")  # pragma: no cover
 
 
