@@ -6,7 +6,6 @@ Every server test drives ``redu_mcp`` through ``mcp.Client``: in-process in both
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any

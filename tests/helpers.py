@@ -63,25 +63,51 @@ def missing_engines() -> str | None:
 # --- serving over HTTP ----------------------------------------------------------------------------
 
 
+def listening_socket() -> socket.socket:
+    """A socket listening on a free loopback port."""
+    # IPPROTO_TCP, so asyncio sets TCP_NODELAY (no ~40 ms delayed-ACK stall per keep-alive request).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    return sock
+
+
+@asynccontextmanager
+async def serving_asgi(app: Any, sock: socket.socket | None = None, *, lifespan: str = "on") -> AsyncIterator[int]:
+    """Serve an ASGI app under uvicorn on ``sock`` (default: a free loopback port) in this event loop;
+    yield the port."""
+    sock = sock or listening_socket()
+    config = uvicorn.Config(app, log_config=None, log_level="warning", lifespan=lifespan, timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: server.serve(sockets=[sock]))
+            with anyio.fail_after(STARTUP_TIMEOUT):
+                while not server.started:
+                    await anyio.sleep(0.01)
+            try:
+                yield sock.getsockname()[1]
+            finally:
+                server.should_exit = True
+    finally:
+        sock.close()
+
+
+@asynccontextmanager
+async def serving_mcp_http(settings: Settings, sandbox: Sandbox) -> AsyncIterator[tuple[str, Any]]:
+    """``build_http_app(settings)`` on a loopback port; yield (the MCP endpoint URL, the MCP server)."""
+    sock = listening_socket()
+    settings.port = sock.getsockname()[1]  # before building: the app's auth resource URL names it
+    app, server = build_http_app(settings, sandbox=sandbox)
+    async with serving_asgi(app, sock) as port:
+        yield f"http://127.0.0.1:{port}{settings.path}", server
+
+
 @asynccontextmanager
 async def serving_http(settings: Settings, sandbox: Sandbox) -> AsyncIterator[str]:
     """Serve ``build_http_app(settings)`` on a loopback socket; yield the MCP endpoint URL."""
-    sock = socket.create_server(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    settings.port = port
-    app, _server = build_http_app(settings, sandbox=sandbox)
-    config = uvicorn.Config(app, log_config=None, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(lambda: server.serve(sockets=[sock]))
-        with anyio.fail_after(STARTUP_TIMEOUT):
-            while not server.started:
-                await anyio.sleep(0.01)
-        try:
-            yield f"http://127.0.0.1:{port}{settings.path}"
-        finally:
-            server.should_exit = True
-    sock.close()
+    async with serving_mcp_http(settings, sandbox) as (url, _server):
+        yield url
 
 
 def free_port() -> int:

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -23,14 +21,13 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-import uvicorn
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 
 from redu_mcp.config import ConfigError, Settings
 from redu_mcp.http import VERIFIED_KEY_TTL, ReduKeyVerifier, build_http_app
 from redu_mcp.sandbox import Account, Sandbox
-from tests.helpers import DATABASE_ARGS
+from tests.helpers import DATABASE_ARGS, serving_mcp_http
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "operator-token-5d0c1a7e9b3f"
@@ -50,30 +47,6 @@ def two_users() -> Sandbox:
         api_keys={ALICE: Account("usr_alice", "alice", "alice@example.com"), BOB: Account("usr_bob", "bob", "bob@example.com")},
         provisioning_seconds=0.3,
     )
-
-
-@asynccontextmanager
-async def serving(settings: Settings, sandbox: Sandbox) -> AsyncIterator[tuple[str, Any]]:
-    """``build_http_app(settings)`` under uvicorn on a loopback port; yields (MCP URL, MCP server)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY for asyncio
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    settings.port = sock.getsockname()[1]
-    app, server = build_http_app(settings, sandbox=sandbox)
-    config = uvicorn.Config(app, log_config=None, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
-    web = uvicorn.Server(config)
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(lambda: web.serve(sockets=[sock]))
-            with anyio.fail_after(20):
-                while not web.started:
-                    await anyio.sleep(0.01)
-            try:
-                yield f"http://127.0.0.1:{settings.port}{settings.path}", server
-            finally:
-                web.should_exit = True
-    finally:
-        sock.close()
 
 
 class Statuses:
@@ -118,7 +91,7 @@ def http_settings(make_settings, **overrides: Any) -> Settings:
 
 
 async def test_loopback_without_auth_serves_with_dns_rebinding_protection(make_settings, mode):
-    async with serving(http_settings(make_settings), Sandbox()) as (url, _):
+    async with serving_mcp_http(http_settings(make_settings), Sandbox()) as (url, _):
         async with mcp_client(url, mode) as client:
             assert (await client.call_tool("whoami", {})).structured_content["user"]["username"] == "sandbox"
         port = url.split(":")[2].split("/")[0]
@@ -134,7 +107,7 @@ async def test_loopback_without_auth_serves_with_dns_rebinding_protection(make_s
 
 async def test_operator_token(make_settings, mode):
     sandbox = Sandbox()
-    async with serving(http_settings(make_settings, auth_token=TOKEN), sandbox) as (url, _):
+    async with serving_mcp_http(http_settings(make_settings, auth_token=TOKEN), sandbox) as (url, _):
         missing = await raw_post(url)
         assert missing.status_code == 401
         assert missing.headers["www-authenticate"].startswith("Bearer ")
@@ -166,7 +139,7 @@ def test_a_short_operator_token_is_refused_for_http_only(make_settings):
 
 async def test_pass_through_checks_each_key_with_me_and_caches_it(make_settings, mode):
     sandbox = two_users()
-    async with serving(http_settings(make_settings, auth_passthrough=True), sandbox) as (url, server):
+    async with serving_mcp_http(http_settings(make_settings, auth_passthrough=True), sandbox) as (url, server):
         statuses = Statuses()
         async with mcp_client(url, mode, ALICE, statuses) as client:
             for _ in range(5):
@@ -200,7 +173,7 @@ async def test_pass_through_checks_each_key_with_me_and_caches_it(make_settings,
 
 async def test_two_keys_never_see_each_others_instances(make_settings, mode):
     sandbox = two_users()
-    async with serving(http_settings(make_settings, auth_passthrough=True), sandbox) as (url, _):
+    async with serving_mcp_http(http_settings(make_settings, auth_passthrough=True), sandbox) as (url, _):
         async with mcp_client(url, mode, ALICE) as alice, mcp_client(url, mode, BOB) as bob:
             made = await alice.call_tool("create_redis", dict(DATABASE_ARGS, name="alice-cache"))
             id = made.structured_content["instance"]["id"]
@@ -229,7 +202,7 @@ async def test_two_keys_never_see_each_others_instances(make_settings, mode):
 async def test_shared_wait_polling_never_crosses_users(make_settings, mode):
     """Waits on one instance share one poller per caller: bob's wait on alice's id must not ride hers."""
     sandbox = two_users()
-    async with serving(http_settings(make_settings, auth_passthrough=True), sandbox) as (url, server):
+    async with serving_mcp_http(http_settings(make_settings, auth_passthrough=True), sandbox) as (url, server):
         async with mcp_client(url, mode, ALICE) as alice, mcp_client(url, mode, ALICE) as alice2, mcp_client(url, mode, BOB) as bob:
             made = await alice.call_tool("create_database", dict(DATABASE_ARGS, name="alice-db"))
             id = made.structured_content["instance"]["id"]
@@ -254,7 +227,7 @@ async def test_shared_wait_polling_never_crosses_users(make_settings, mode):
 
 async def test_concurrent_requests_keep_callers_apart(make_settings, mode):
     sandbox = two_users()
-    async with serving(http_settings(make_settings, auth_passthrough=True), sandbox) as (url, _):
+    async with serving_mcp_http(http_settings(make_settings, auth_passthrough=True), sandbox) as (url, _):
         async with mcp_client(url, mode, ALICE) as alice, mcp_client(url, mode, BOB) as bob:
             await alice.call_tool("create_database", dict(DATABASE_ARGS, name="only-alice"))
             await bob.call_tool("create_database", dict(DATABASE_ARGS, name="only-bob"))
@@ -308,7 +281,7 @@ async def test_credentials_in_the_query_string_are_refused(make_settings, auth):
     overrides = {"token": dict(auth_token=TOKEN), "passthrough": dict(auth_passthrough=True), "none": {}}[auth]
     sandbox = two_users()
     bearer = {"none": {}, "token": {"authorization": f"Bearer {TOKEN}"}, "passthrough": {"authorization": f"Bearer {ALICE}"}}[auth]
-    async with serving(http_settings(make_settings, **overrides), sandbox) as (url, _):
+    async with serving_mcp_http(http_settings(make_settings, **overrides), sandbox) as (url, _):
         for name in ("api_key", "apikey", "X-Api-Key", "access_token", "token", "key", "redu_api_key", "Authorization", "password"):
             response = await raw_post(f"{url}?{name}={ALICE}", bearer)
             assert response.status_code == 400, name

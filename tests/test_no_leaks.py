@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import sys
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx2
 import pytest
-import uvicorn
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.types import ElicitResult
@@ -34,7 +30,7 @@ from redu_mcp.models import DatabaseCreate
 from redu_mcp.retry import RetryPolicy
 from redu_mcp.sandbox import SANDBOX_BASE_URL, Account, Sandbox
 from redu_mcp.server import build_server
-from tests.helpers import DATABASE_ARGS, FAST_RETRY, connect
+from tests.helpers import DATABASE_ARGS, FAST_RETRY, connect, serving_asgi
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = "sk-live-LEAKCHECK-7c1e0b9d5a3f42e8b6d0c4a2f1e9d8c7"
@@ -181,28 +177,6 @@ async def test_exceptions_never_carry_the_key():
 # --- a real stdio child process at DEBUG -----------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def sandbox_on_a_port(sandbox: Sandbox):
-    """The sandbox API served over real HTTP on a loopback port, in this event loop."""
-    # IPPROTO_TCP, so asyncio sets TCP_NODELAY (no ~40 ms delayed-ACK stall per keep-alive request).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    server = uvicorn.Server(uvicorn.Config(sandbox.app, log_config=None, log_level="warning", lifespan="off"))
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(lambda: server.serve(sockets=[sock]))
-            with anyio.fail_after(20):
-                while not server.started:
-                    await anyio.sleep(0.01)
-            try:
-                yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
-            finally:
-                server.should_exit = True
-    finally:
-        sock.close()
-
-
 def child(api_url: str, key: str, state: Path) -> StdioServerParameters:
     return StdioServerParameters(
         command=sys.executable,
@@ -216,7 +190,8 @@ async def test_no_secret_on_a_stdio_child_stderr_at_debug(tmp_path: Path):
     sandbox = leak_sandbox(provisioning_seconds=0.3)
     errlog_path = tmp_path / "child-stderr.log"
     seen: list[str] = []
-    async with sandbox_on_a_port(sandbox) as api_url:
+    async with serving_asgi(sandbox.app, lifespan="off") as port:
+        api_url = f"http://127.0.0.1:{port}/v1"
         with errlog_path.open("w") as errlog:
             async with Client(stdio_client(child(api_url, KEY, tmp_path / "state"), errlog=errlog)) as client:
 
