@@ -50,10 +50,6 @@ class CredentialStore:
             return path
         raise FileExistsError(f"too many credential files named {stem}*.env in {self.directory}")
 
-    def path_for(self, kind: Kind, id: int) -> Path | None:
-        """The file this process wrote for an instance, if any."""
-        return self._paths.get((kind.name, id))
-
     def complete(self, kind: Kind, instance: Instance) -> Path | None:
         """Rewrite our own file for this instance once it has a host, so the URI in it works.
 

@@ -91,8 +91,8 @@ def connection_uri(kind: Kind, instance: Instance, password: str | None = None) 
     secret = f":{quote(password, safe='')}" if password else ""
     if kind is DATABASE:
         user = quote(getattr(instance, "db_user", None) or "", safe="")
-        return f"postgresql://{user}{secret}@{host}:{port}/{getattr(instance, 'db_name', None) or ''}"
-    return f"redis://{secret + '@' if secret else ''}{host}:{port}/0"
+        return f"{kind.uri_scheme}://{user}{secret}@{host}:{port}/{getattr(instance, 'db_name', None) or ''}"
+    return f"{kind.uri_scheme}://{secret + '@' if secret else ''}{host}:{port}/0"
 
 
 class CreateResult(BaseModel):
