@@ -69,8 +69,9 @@ def _read_response(proc: subprocess.Popen, want_id: int, buffer: bytearray, dead
 def time_to_tools_list(cmd: list[str]) -> tuple[float, int]:
     """Seconds from spawn to the ``tools/list`` answer, and how many tools it listed."""
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            env=child_env(), cwd=ROOT)
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=child_env(), cwd=ROOT
+    )
     try:
         deadline = time.monotonic() + TIMEOUT
         buffer = bytearray()
@@ -119,8 +120,10 @@ def run(runs: int = 12, ours_args: tuple[str, ...] = ("--sandbox",)) -> list[Row
             f"{' '.join(['python -m redu_mcp', *ours_args])}, {tools} tools; "
             f"ours {min(ours_times) * 1000:.0f}–{max(ours_times) * 1000:.0f} ms, "
             f"floor {min(floor_times) * 1000:.0f}–{max(floor_times) * 1000:.0f} ms",
-            {"ours_ms": [round(t * 1000, 1) for t in ours_times],
-             "floor_ms": [round(t * 1000, 1) for t in floor_times]},
+            {
+                "ours_ms": [round(t * 1000, 1) for t in ours_times],
+                "floor_ms": [round(t * 1000, 1) for t in floor_times],
+            },
         )
     ]
 

@@ -93,8 +93,14 @@ def stop(proc: subprocess.Popen, timeout: float = 5.0) -> None:
 @contextlib.contextmanager
 def serving(cmd: Sequence[str], port: int, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
     """Run an HTTP server child until the block ends; yields once its port accepts connections."""
-    proc = subprocess.Popen(list(cmd), env=env or child_env(), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    proc = subprocess.Popen(
+        list(cmd),
+        env=env or child_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
     try:
         wait_for_port(port, proc)
         yield proc
@@ -106,8 +112,19 @@ def serving(cmd: Sequence[str], port: int, env: dict[str, str] | None = None) ->
 def sandbox_on_port(provisioning_seconds: float = 3.0) -> Iterator[str]:
     """The Redu API emulator served by its own process; yields its base URL (``.../v1``)."""
     port = free_port()
-    cmd = [PY, "-m", "redu_mcp.sandbox.serve", "--host", HOST, "--port", str(port),
-           "--provisioning-seconds", str(provisioning_seconds), "--page-size", "500"]
+    cmd = [
+        PY,
+        "-m",
+        "redu_mcp.sandbox.serve",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--provisioning-seconds",
+        str(provisioning_seconds),
+        "--page-size",
+        "500",
+    ]
     with serving(cmd, port):
         yield f"http://{HOST}:{port}/v1"
 
@@ -151,7 +168,7 @@ def machine() -> dict[str, str]:
         from importlib.metadata import version
 
         mcp_version = version("mcp")
-    except Exception:  # noqa: BLE001
+    except Exception:
         mcp_version = "?"
     return {
         "nproc": str(os.cpu_count()),
@@ -172,5 +189,7 @@ def format_row(row: Row) -> str:
         return "–" if v is None else f"{v:.4g}"
 
     verdict = "" if row.ok is None else ("ok" if row.ok else "MISSED")
-    return (f"{row.bench:<12} {row.measure:<44} ours={num(row.ours)} floor={num(row.floor)} {row.unit} "
-            f"ratio={num(row.ratio)} target {row.target} {verdict} {row.note}")
+    return (
+        f"{row.bench:<12} {row.measure:<44} ours={num(row.ours)} floor={num(row.floor)} {row.unit} "
+        f"ratio={num(row.ratio)} target {row.target} {verdict} {row.note}"
+    )

@@ -39,23 +39,31 @@ async def measure(calls: int) -> list[Row]:
     from mcp import Client, StdioServerParameters
     from mcp.client.stdio import stdio_client
 
-    with sandbox_on_port(provisioning_seconds=0.1) as base, open(os.devnull, "w") as devnull:  # noqa: ASYNC230
+    with sandbox_on_port(provisioning_seconds=0.1) as base, open(os.devnull, "w") as devnull:
         headers = {"x-api-key": SANDBOX_KEY}
         async with httpx2.AsyncClient(base_url=base + "/", headers=headers, timeout=10) as http:
-            created = await http.post("databases", json={
-                "name": "bench-per-call", "flavor_id": "1", "network_id": "net-private",
-                "keypair_name": "default-key",
-            })
+            created = await http.post(
+                "databases",
+                json={
+                    "name": "bench-per-call",
+                    "flavor_id": "1",
+                    "network_id": "net-private",
+                    "keypair_name": "default-key",
+                },
+            )
             created.raise_for_status()
             db_id = created.json()["id"]
 
             ours_params = StdioServerParameters(
-                command=OURS_STDIO[0], args=[*OURS_STDIO[1:], "--api-url", base],
+                command=OURS_STDIO[0],
+                args=[*OURS_STDIO[1:], "--api-url", base],
                 env=child_env(REDU_API_KEY=SANDBOX_KEY),
             )
             floor_params = StdioServerParameters(command=FLOOR_STDIO[0], args=FLOOR_STDIO[1:], env=child_env())
-            async with Client(stdio_client(ours_params, errlog=devnull)) as ours, \
-                    Client(stdio_client(floor_params, errlog=devnull)) as floor:
+            async with (
+                Client(stdio_client(ours_params, errlog=devnull)) as ours,
+                Client(stdio_client(floor_params, errlog=devnull)) as floor,
+            ):
 
                 async def direct_call() -> None:
                     response = await http.get(f"databases/{db_id}")
@@ -88,13 +96,40 @@ async def measure(calls: int) -> list[Row]:
     ratio = overhead / ms["floor"]
     n = len(samples["ours"])
     return [
-        Row("per_call", f"get_database over stdio (median of {n})", ms["ours"], None, "ms", None, "", None,
-            f"p99 {p99['ours']:.2f} ms"),
-        Row("per_call", "direct httpx2 GET of the same URL", ms["direct"], None, "ms", None, "", None,
-            f"p99 {p99['direct']:.2f} ms"),
-        Row("per_call", "MCP layer: (ours − direct) vs floor echo", overhead, ms["floor"], "ms", ratio,
-            f"≤ {TARGET}× floor", ratio <= TARGET, f"floor echo p99 {p99['floor']:.2f} ms",
-            {"median_ms": ms, "p99_ms": p99}),
+        Row(
+            "per_call",
+            f"get_database over stdio (median of {n})",
+            ms["ours"],
+            None,
+            "ms",
+            None,
+            "",
+            None,
+            f"p99 {p99['ours']:.2f} ms",
+        ),
+        Row(
+            "per_call",
+            "direct httpx2 GET of the same URL",
+            ms["direct"],
+            None,
+            "ms",
+            None,
+            "",
+            None,
+            f"p99 {p99['direct']:.2f} ms",
+        ),
+        Row(
+            "per_call",
+            "MCP layer: (ours − direct) vs floor echo",
+            overhead,
+            ms["floor"],
+            "ms",
+            ratio,
+            f"≤ {TARGET}× floor",
+            ratio <= TARGET,
+            f"floor echo p99 {p99['floor']:.2f} ms",
+            {"median_ms": ms, "p99_ms": p99},
+        ),
     ]
 
 

@@ -39,7 +39,7 @@ def benches(quick: bool) -> dict[str, Callable[[], list[Row]]]:
         "per_call": lambda: per_call.run(calls=60 if quick else 200),
         "waits": lambda: waits.run(instances=20 if quick else 100, per_instance=10),
         "throughput": lambda: throughput.run(seconds=2 if quick else 5, clients=50),
-        "tokens": lambda: tokens.run(),
+        "tokens": tokens.run,
     }
 
 
@@ -60,13 +60,15 @@ def table(rows: list[Row]) -> str:
     ]
     for r in rows:
         verdict = "" if r.ok is None else ("ok" if r.ok else "**MISSED**")
-        lines.append(f"| {r.bench} | {r.measure.strip()} | {fmt(r.ours)} | {fmt(r.floor)} | {r.unit} | "
-                     f"{fmt(r.ratio)} | {r.target} | {verdict} | {r.note} |")
+        lines.append(
+            f"| {r.bench} | {r.measure.strip()} | {fmt(r.ours)} | {fmt(r.floor)} | {r.unit} | "
+            f"{fmt(r.ratio)} | {r.target} | {verdict} | {r.note} |"
+        )
     return "\n".join(lines)
 
 
 def machine_line(info: dict[str, str]) -> str:
-    return (f"{info['nproc']} CPUs ({info['cpu']}), Python {info['python']}, mcp {info['mcp']}, {info['os']}")
+    return f"{info['nproc']} CPUs ({info['cpu']}), Python {info['python']}, mcp {info['mcp']}, {info['os']}"
 
 
 def main() -> int:
@@ -105,10 +107,18 @@ def main() -> int:
 
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    (RESULTS / "latest.json").write_text(json.dumps(
-        {"when": stamp, "machine": info, "seconds": timings, "quick": args.quick, "rows": [r.as_dict() for r in rows]},
-        indent=1,
-    ))
+    (RESULTS / "latest.json").write_text(
+        json.dumps(
+            {
+                "when": stamp,
+                "machine": info,
+                "seconds": timings,
+                "quick": args.quick,
+                "rows": [r.as_dict() for r in rows],
+            },
+            indent=1,
+        )
+    )
     if args.readme:
         write_readme(text, info, stamp, total, args)
     return 0
@@ -118,9 +128,15 @@ def write_readme(text: str, info: dict[str, str], stamp: str, total: float, args
     body = README.read_text()
     if BEGIN not in body or END not in body:
         raise SystemExit(f"{README} has no {BEGIN} … {END} markers")
-    how = "uv run python bench/run.py" + (f" --only {args.only}" if args.only else "") + (" --quick" if args.quick else "")
-    block = (f"{BEGIN}\nLast run {stamp[:16].replace('T', ' ')} UTC, `{how}`, {total:.0f} s, on "
-             f"{machine_line(info)}:\n\n{text}\n{END}")
+    how = (
+        "uv run python bench/run.py"
+        + (f" --only {args.only}" if args.only else "")
+        + (" --quick" if args.quick else "")
+    )
+    block = (
+        f"{BEGIN}\nLast run {stamp[:16].replace('T', ' ')} UTC, `{how}`, {total:.0f} s, on "
+        f"{machine_line(info)}:\n\n{text}\n{END}"
+    )
     head, rest = body.split(BEGIN, 1)
     README.write_text(head + block + rest.split(END, 1)[1])
     print(f"wrote the table into {Path(README).relative_to(BENCH.parent)}")

@@ -23,7 +23,7 @@ t0 = time.perf_counter()
 from mcp.server.mcpserver import MCPServer
 t1 = time.perf_counter()
 import redu_mcp.cli
-from redu_mcp.config import Settings
+from redu_mcp.server import Settings
 from redu_mcp.server import build_server
 t2 = time.perf_counter()
 server = build_server(Settings(sandbox=True))
@@ -41,16 +41,25 @@ print(json.dumps({"sdk_import": t1 - t0, "our_imports": t2 - t1, "build_server":
 def split(samples: int) -> dict[str, float]:
     runs = []
     for _ in range(samples):
-        out = subprocess.run([PY, "-c", SPLIT], env=child_env(), cwd=ROOT, capture_output=True, text=True, timeout=60,
-                             check=True)
+        out = subprocess.run(
+            [PY, "-c", SPLIT], env=child_env(), cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+        )
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     return {key: statistics.median(r[key] for r in runs) * 1000 for key in runs[0]}
 
 
 def _importtime(cmd: list[str]) -> dict[str, int]:
     """Module → self import time (µs) while ``cmd`` imports and exits (stdin closed: no session)."""
-    out = subprocess.run([PY, "-X", "importtime", *cmd[1:]], env=child_env(), cwd=ROOT, capture_output=True,
-                         text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
+    out = subprocess.run(
+        [PY, "-X", "importtime", *cmd[1:]],
+        env=child_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
     modules = {}
     for line in out.stderr.splitlines():
         if line.startswith("import time:") and "self [us]" not in line:
@@ -69,17 +78,46 @@ def run(samples: int = 5, importtime: bool = False) -> list[Row]:
     ms = split(samples)
     ours_extra = ms["our_imports"] + ms["build_server"] + ms["first_tools_list"]
     rows = [
-        Row("startup", "SDK import (floor pays it too)", ms["sdk_import"], None, "ms", None, "", None,
-            f"median of {samples} fresh interpreters"),
+        Row(
+            "startup",
+            "SDK import (floor pays it too)",
+            ms["sdk_import"],
+            None,
+            "ms",
+            None,
+            "",
+            None,
+            f"median of {samples} fresh interpreters",
+        ),
         Row("startup", "  + our imports (cli, config, server, tools...)", ms["our_imports"], None, "ms"),
         Row("startup", "  + build_server (14 tools: SDK schema generation)", ms["build_server"], None, "ms"),
-        Row("startup", "  + first tools/list (build + serialise)", ms["first_tools_list"], None, "ms", None, "", None,
-            f"ours adds ≈ {ours_extra:.0f} ms in process"),
+        Row(
+            "startup",
+            "  + first tools/list (build + serialise)",
+            ms["first_tools_list"],
+            None,
+            "ms",
+            None,
+            "",
+            None,
+            f"ours adds ≈ {ours_extra:.0f} ms in process",
+        ),
     ]
     if importtime:
         extra = extra_modules()
-        rows.append(Row("startup", f"  modules only ours imports ({len(extra)})", sum(t for _, t in extra) / 1000, None,
-                        "ms", None, "", None, ", ".join(f"{m} {t / 1000:.1f}" for m, t in extra[:8])))
+        rows.append(
+            Row(
+                "startup",
+                f"  modules only ours imports ({len(extra)})",
+                sum(t for _, t in extra) / 1000,
+                None,
+                "ms",
+                None,
+                "",
+                None,
+                ", ".join(f"{m} {t / 1000:.1f}" for m, t in extra[:8]),
+            )
+        )
     return rows
 
 

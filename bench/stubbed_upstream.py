@@ -9,8 +9,8 @@ request. What is left per call is the SDK, our middleware, the tool body and the
 
 from __future__ import annotations
 
+from redu_mcp.api import ReduClient
 from redu_mcp.cli import main
-from redu_mcp.client import ReduClient
 
 _real_list_flavors = ReduClient.list_flavors
 _cached: list = []

@@ -48,8 +48,12 @@ def _call_body(request_id: int, tool: str, arguments: dict) -> dict:
         "io.modelcontextprotocol/clientInfo": {"name": "redu-bench", "version": "0"},
         "io.modelcontextprotocol/clientCapabilities": {},
     }
-    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call",
-            "params": {"name": tool, "arguments": arguments, "_meta": meta}}
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "tools/call",
+        "params": {"name": tool, "arguments": arguments, "_meta": meta},
+    }
 
 
 async def _check_with_mcp_client(url: str, tool: str, arguments: dict) -> None:
@@ -63,14 +67,21 @@ async def _check_with_mcp_client(url: str, tool: str, arguments: dict) -> None:
         assert not result.is_error, result.content
 
 
-async def _load(url: str, tool: str, arguments: dict, clients: int, seconds: float) -> tuple[int, list[float], int, float]:
+async def _load(
+    url: str, tool: str, arguments: dict, clients: int, seconds: float
+) -> tuple[int, list[float], int, float]:
     """Calls completed, their latencies, errors and the measured seconds: ``clients`` concurrent
     callers, each on its own connection, calling back to back for ``seconds`` after a warm-up."""
     import anyio
     import httpx2
 
-    headers = {"accept": "application/json, text/event-stream", "content-type": "application/json",
-               "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": tool}
+    headers = {
+        "accept": "application/json, text/event-stream",
+        "content-type": "application/json",
+        "mcp-protocol-version": "2026-07-28",
+        "mcp-method": "tools/call",
+        "mcp-name": tool,
+    }
     latencies: list[float] = []
     errors = 0
     measuring = False
@@ -111,7 +122,9 @@ async def measure(seconds: float, clients: int) -> list[Row]:
         # Diagnosis: the same server with list_flavors answered from memory (no API request at all).
         "stubbed": ([PY, str(BENCH / "stubbed_upstream.py"), "--sandbox", "--transport", "http"], "list_flavors", {}),
     }
-    stats: dict[str, dict] = {name: {"calls": 0, "seconds": 0.0, "lat": [], "errors": 0, "cpu": 0.0} for name in targets}
+    stats: dict[str, dict] = {
+        name: {"calls": 0, "seconds": 0.0, "lat": [], "errors": 0, "cpu": 0.0} for name in targets
+    }
     for _ in range(ROUNDS):
         for name, (cmd, tool, arguments) in targets.items():
             port = free_port()
@@ -135,31 +148,96 @@ async def measure(seconds: float, clients: int) -> list[Row]:
             "p50_ms": percentile(s["lat"], 50) * 1000,
             "p99_ms": percentile(s["lat"], 99) * 1000,
             # CPU over the whole load window (warm-up included) per measured call: an upper bound
-            "cpu_ms_per_call": s["cpu"] * 1000 / max(1, s["calls"]) * s["seconds"] / (s["seconds"] + ROUNDS * WARMUP_SECONDS),
+            "cpu_ms_per_call": s["cpu"]
+            * 1000
+            / max(1, s["calls"])
+            * s["seconds"]
+            / (s["seconds"] + ROUNDS * WARMUP_SECONDS),
             "errors": s["errors"],
             "calls": s["calls"],
         }
     ours, floor = summary["ours"], summary["floor"]
     ratio = ours["rps"] / floor["rps"]
-    rows.append(Row("throughput", f"calls/s, {clients} clients, streamable HTTP", ours["rps"], floor["rps"], "calls/s",
-                    ratio, f"≥ {TARGET}× floor", ratio >= TARGET and not ours["errors"],
-                    f"ours list_flavors vs floor echo; {ours['calls']} / {floor['calls']} calls; errors {ours['errors']}",
-                    summary))
-    rows.append(Row("throughput", "  p50 latency", ours["p50_ms"], floor["p50_ms"], "ms",
-                    ours["p50_ms"] / floor["p50_ms"], "", None))
-    rows.append(Row("throughput", "  p99 latency", ours["p99_ms"], floor["p99_ms"], "ms",
-                    ours["p99_ms"] / floor["p99_ms"], "", None))
-    rows.append(Row("throughput", "  server CPU per call", ours["cpu_ms_per_call"], floor["cpu_ms_per_call"], "ms",
-                    ours["cpu_ms_per_call"] / floor["cpu_ms_per_call"], "", None,
-                    "server process CPU time / calls: independent of the load generator's speed"))
+    rows.append(
+        Row(
+            "throughput",
+            f"calls/s, {clients} clients, streamable HTTP",
+            ours["rps"],
+            floor["rps"],
+            "calls/s",
+            ratio,
+            f"≥ {TARGET}× floor",
+            ratio >= TARGET and not ours["errors"],
+            f"ours list_flavors vs floor echo; {ours['calls']} / {floor['calls']} calls; errors {ours['errors']}",
+            summary,
+        )
+    )
+    rows.append(
+        Row(
+            "throughput",
+            "  p50 latency",
+            ours["p50_ms"],
+            floor["p50_ms"],
+            "ms",
+            ours["p50_ms"] / floor["p50_ms"],
+            "",
+            None,
+        )
+    )
+    rows.append(
+        Row(
+            "throughput",
+            "  p99 latency",
+            ours["p99_ms"],
+            floor["p99_ms"],
+            "ms",
+            ours["p99_ms"] / floor["p99_ms"],
+            "",
+            None,
+        )
+    )
+    rows.append(
+        Row(
+            "throughput",
+            "  server CPU per call",
+            ours["cpu_ms_per_call"],
+            floor["cpu_ms_per_call"],
+            "ms",
+            ours["cpu_ms_per_call"] / floor["cpu_ms_per_call"],
+            "",
+            None,
+            "server process CPU time / calls: independent of the load generator's speed",
+        )
+    )
     stubbed = summary["stubbed"]
-    rows.append(Row("throughput", "  calls/s, list_flavors with its API call stubbed", stubbed["rps"], floor["rps"],
-                    "calls/s", stubbed["rps"] / floor["rps"], "", None,
-                    f"bench/stubbed_upstream.py: SDK + our middleware + tool + result, no request; server CPU "
-                    f"{stubbed['cpu_ms_per_call']:.2f} ms per call ({stubbed['cpu_ms_per_call'] / floor['cpu_ms_per_call']:.2f}× floor)"))
+    rows.append(
+        Row(
+            "throughput",
+            "  calls/s, list_flavors with its API call stubbed",
+            stubbed["rps"],
+            floor["rps"],
+            "calls/s",
+            stubbed["rps"] / floor["rps"],
+            "",
+            None,
+            f"bench/stubbed_upstream.py: SDK + our middleware + tool + result, no request; server CPU "
+            f"{stubbed['cpu_ms_per_call']:.2f} ms per call ({stubbed['cpu_ms_per_call'] / floor['cpu_ms_per_call']:.2f}× floor)",
+        )
+    )
     api = await api_call_ms()
-    rows.append(Row("throughput", "  list_flavors' API call alone (in-process sandbox)", api, None, "ms", None, "",
-                    None, "ReduClient + emulator, hot loop in this process (logging off)"))
+    rows.append(
+        Row(
+            "throughput",
+            "  list_flavors' API call alone (in-process sandbox)",
+            api,
+            None,
+            "ms",
+            None,
+            "",
+            None,
+            "ReduClient + emulator, hot loop in this process (logging off)",
+        )
+    )
     return rows
 
 
@@ -169,13 +247,12 @@ async def api_call_ms(n: int = 2000) -> float:
     import tempfile
     from pathlib import Path
 
-    from redu_mcp.config import Settings
-    from redu_mcp.server import build_server
+    from redu_mcp.server import Settings
+    from redu_mcp.server.runtime import Runtime
 
     logging.disable(logging.INFO)
     try:
-        server = build_server(Settings(sandbox=True, credentials_dir=Path(tempfile.mkdtemp()) / "credentials"))
-        client = server.runtime.client()  # type: ignore[attr-defined]
+        client = Runtime(Settings(sandbox=True, credentials_dir=Path(tempfile.mkdtemp()) / "credentials")).client()
         for _ in range(n // 10):
             await client.list_flavors()
         started = time.perf_counter()

@@ -23,8 +23,7 @@ LEVELS = ("read", "create", "full")
 async def tools_for(level: str) -> list[dict[str, Any]]:
     from mcp import Client
 
-    from redu_mcp.config import Settings
-    from redu_mcp.server import build_server
+    from redu_mcp.server import Settings, build_server
 
     settings = Settings(sandbox=True, access=level, credentials_dir=Path(tempfile.mkdtemp()) / "credentials")
     async with Client(build_server(settings), mode="legacy") as client:
@@ -61,8 +60,9 @@ def breakdown(tools: list[dict[str, Any]]) -> dict[str, int]:
     for tool in tools:
         for key, value in tool.items():
             parts[key] = parts.get(key, 0) + len(json.dumps(value))
-    parts["(schema titles)"] = sum(count_titles(t.get("inputSchema")) + count_titles(t.get("outputSchema"))
-                                   for t in tools)
+    parts["(schema titles)"] = sum(
+        count_titles(t.get("inputSchema")) + count_titles(t.get("outputSchema")) for t in tools
+    )
     return parts
 
 
@@ -79,8 +79,14 @@ async def measure(dump: Path | None = None) -> tuple[list[Row], dict[str, Any]]:
         # What clients that forward only name, description and input schema put in the prompt.
         visible = len(json.dumps([{k: t[k] for k in ("name", "description", "inputSchema") if k in t} for t in tools]))
         per_tool = {t["name"]: len(json.dumps(t)) for t in tools}
-        details[level] = {"tools": len(tools), "chars": chars, "wire": wire, "model_visible": visible, "parts": parts,
-                          "per_tool": per_tool}
+        details[level] = {
+            "tools": len(tools),
+            "chars": chars,
+            "wire": wire,
+            "model_visible": visible,
+            "parts": parts,
+            "per_tool": per_tool,
+        }
         if dump:
             dump.mkdir(parents=True, exist_ok=True)
             (dump / f"tools_{level}.json").write_text(json.dumps(tools, indent=1))

@@ -62,16 +62,23 @@ async def measure(instances: int, per_instance: int, progress: bool = True) -> l
         with serving(cmd, port, env=child_env(REDU_API_KEY=SANDBOX_KEY)) as server:
             url = f"http://{HOST}:{port}/mcp"
             async with httpx2.AsyncClient(base_url=base + "/", headers={"x-api-key": SANDBOX_KEY}, timeout=30) as api:
-                async with httpx2.AsyncClient(timeout=30) as http, \
-                        Client(streamable_http_client(url, http_client=http)) as client:
+                async with (
+                    httpx2.AsyncClient(timeout=30) as http,
+                    Client(streamable_http_client(url, http_client=http)) as client,
+                ):
                     warm = await client.call_tool("list_flavors", {})  # first-call imports, client pool
                     assert not warm.is_error, warm.content
                 ids = []
                 for n in range(instances):
-                    created = await api.post("databases", json={
-                        "name": f"wait-{n}", "flavor_id": "1", "network_id": "net-private",
-                        "keypair_name": "default-key",
-                    })
+                    created = await api.post(
+                        "databases",
+                        json={
+                            "name": f"wait-{n}",
+                            "flavor_id": "1",
+                            "network_id": "net-private",
+                            "keypair_name": "default-key",
+                        },
+                    )
                     created.raise_for_status()
                     ids.append(created.json()["id"])
                 ready_at = time.monotonic() + PROVISIONING  # ± the creation loop
@@ -89,9 +96,12 @@ async def measure(instances: int, per_instance: int, progress: bool = True) -> l
                 async def one_client(my_ids: list[int]) -> None:
                     n_calls = len(my_ids) * per_instance
                     limits = httpx2.Limits(max_connections=n_calls + 8, max_keepalive_connections=n_calls + 8)
-                    async with httpx2.AsyncClient(limits=limits, timeout=httpx2.Timeout(CALL_TIMEOUT)) as http, \
-                            Client(streamable_http_client(url, http_client=http),
-                                   read_timeout_seconds=CALL_TIMEOUT) as client:
+                    async with (
+                        httpx2.AsyncClient(limits=limits, timeout=httpx2.Timeout(CALL_TIMEOUT)) as http,
+                        Client(
+                            streamable_http_client(url, http_client=http), read_timeout_seconds=CALL_TIMEOUT
+                        ) as client,
+                    ):
 
                         async def wait(db_id: int) -> None:
                             seen = False
@@ -104,10 +114,16 @@ async def measure(instances: int, per_instance: int, progress: bool = True) -> l
                                     if in_flight == waits:
                                         all_in_flight.set()
 
-                            result = await client.call_tool("wait_for_ready", {
-                                "kind": "database", "id": db_id, "timeout_seconds": PROVISIONING + 30,
-                                "poll_interval_seconds": INTERVAL,
-                            }, progress_callback=on_progress if progress else None)
+                            result = await client.call_tool(
+                                "wait_for_ready",
+                                {
+                                    "kind": "database",
+                                    "id": db_id,
+                                    "timeout_seconds": PROVISIONING + 30,
+                                    "poll_interval_seconds": INTERVAL,
+                                },
+                                progress_callback=on_progress if progress else None,
+                            )
                             if result.is_error or not (result.structured_content or {}).get("ready"):
                                 failures.append(str(result.content[0].text if result.content else result)[:200])
                             else:
@@ -138,7 +154,7 @@ async def measure(instances: int, per_instance: int, progress: bool = True) -> l
                         tg.start_soon(observe_steady_state)
                         share = max(1, instances // CLIENTS)
                         for k in range(0, instances, share):
-                            tg.start_soon(one_client, ids[k:k + share])
+                            tg.start_soon(one_client, ids[k : k + share])
                 elapsed = time.monotonic() - started
                 cpu = cpu_seconds(server.pid) - cpu_before
                 peak_rss = rss_kib(server.pid, peak=True)
@@ -152,28 +168,62 @@ async def measure(instances: int, per_instance: int, progress: bool = True) -> l
     overall = sum(per_instance_gets) / len(ids) / max(polls_seen)
     in_flight_after = steady["from"] - started
     detail = {
-        "waits": waits, "ok": len(results), "failed": len(failures), "elapsed_s": round(elapsed, 2),
-        "all_in_flight_after_s": round(in_flight_after, 2), "steady_window_s": round(steady_s, 2),
-        "steady_gets": steady_gets, "gets_total": sum(per_instance_gets),
+        "waits": waits,
+        "ok": len(results),
+        "failed": len(failures),
+        "elapsed_s": round(elapsed, 2),
+        "all_in_flight_after_s": round(in_flight_after, 2),
+        "steady_window_s": round(steady_s, 2),
+        "steady_gets": steady_gets,
+        "gets_total": sum(per_instance_gets),
         "gets_per_instance": [min(per_instance_gets), max(per_instance_gets)],
         "polls_seen": [min(polls_seen), percentile(polls_seen, 50), max(polls_seen)],
         "overall_gets_per_round": round(overall, 3),
         "finished_s": [round(min(finished), 2), round(percentile(finished, 50), 2), round(max(finished), 2)],
         "server_elapsed_s": [min(r["elapsed_seconds"] for r in results), max(r["elapsed_seconds"] for r in results)],
-        "rss_before_kib": rss_before, "rss_after_kib": rss_after, "failures": failures[:3],
+        "rss_before_kib": rss_before,
+        "rss_after_kib": rss_after,
+        "failures": failures[:3],
     }
     return [
-        Row("waits", f"{waits} concurrent wait_for_ready: server peak RSS", peak_rss / 1024, None, "MiB", None, "",
-            None, f"{rss_before / 1024:.0f} MiB before the waits, {rss_after / 1024:.0f} after; "
-            f"{(peak_rss - rss_before) / waits:.0f} KiB per wait", detail),
-        Row("waits", "  server CPU seconds during the waits", cpu, None, "s", None, "", None,
+        Row(
+            "waits",
+            f"{waits} concurrent wait_for_ready: server peak RSS",
+            peak_rss / 1024,
+            None,
+            "MiB",
+            None,
+            "",
+            None,
+            f"{rss_before / 1024:.0f} MiB before the waits, {rss_after / 1024:.0f} after; "
+            f"{(peak_rss - rss_before) / waits:.0f} KiB per wait",
+            detail,
+        ),
+        Row(
+            "waits",
+            "  server CPU seconds during the waits",
+            cpu,
+            None,
+            "s",
+            None,
+            "",
+            None,
             f"{len(results)}/{waits} ready after {elapsed:.1f} s ({PROVISIONING:g} s provisioning); "
-            f"{instances} instances × {per_instance} waiters, {INTERVAL:g} s interval, with progress"),
-        Row("waits", "  upstream GETs per instance per poll interval", gets_per_interval, None, "GETs",
-            gets_per_interval, f"≤ {TARGET_GETS} (ideal 1)", gets_per_interval <= TARGET_GETS and not failures,
+            f"{instances} instances × {per_instance} waiters, {INTERVAL:g} s interval, with progress",
+        ),
+        Row(
+            "waits",
+            "  upstream GETs per instance per poll interval",
+            gets_per_interval,
+            None,
+            "GETs",
+            gets_per_interval,
+            f"≤ {TARGET_GETS} (ideal 1)",
+            gets_per_interval <= TARGET_GETS and not failures,
             f"steady state, {steady_s:.1f} s with all {waits} in flight (from {in_flight_after:.1f} s); whole run: "
             f"{sum(per_instance_gets)} GETs, {overall:.2f} per instance per round incl. arrivals "
-            f"(unshared: {per_instance})"),
+            f"(unshared: {per_instance})",
+        ),
     ]
 
 

@@ -63,8 +63,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         from redu_mcp.sandbox.serve import serve
 
         try:
-            serve(args.host, args.port, provisioning_seconds=args.provisioning_seconds, page_size=args.page_size,
-                  engines=args.engines)
+            serve(
+                args.host,
+                args.port,
+                provisioning_seconds=args.provisioning_seconds,
+                page_size=args.page_size,
+                engines=args.engines,
+            )
         except EngineUnavailable as exc:
             print(f"redu-mcp sandbox: {exc}", file=sys.stderr)
             sys.exit(2)
@@ -77,10 +82,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    from redu_mcp.config import ConfigError, Settings
+    from redu_mcp.config import ConfigError, settings_from_env
 
     try:
-        settings = Settings.from_env(
+        settings = settings_from_env(
             api_url=args.api_url,
             sandbox=args.sandbox or None,
             engines=args.engines or None,
@@ -116,7 +121,7 @@ def _serve(args: argparse.Namespace) -> None:
             sys.exit(2)
 
     if settings.transport == "http":
-        from redu_mcp.http import run_http
+        from redu_mcp.server.http import run_http
 
         run_http(settings)
     else:

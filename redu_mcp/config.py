@@ -1,121 +1,31 @@
-"""Settings, from the environment first and command-line flags second (see DESIGN.md)."""
+"""Settings from the environment first and command-line flags second (the table in the README)."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any
 
-from redu_mcp.client import DEFAULT_BASE_URL
+from redu_mcp.api import DEFAULT_BASE_URL
+from redu_mcp.server.settings import ConfigError, Settings
 
-AccessLevel = Literal["read", "create", "full"]
-SecretsMode = Literal["file", "reveal"]
-Transport = Literal["stdio", "http"]
-HttpAuthMode = Literal["none", "token", "passthrough"]
-
-ACCESS_LEVELS: tuple[AccessLevel, ...] = get_args(AccessLevel)
-SECRETS_MODES: tuple[SecretsMode, ...] = get_args(SecretsMode)
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+__all__ = ["ConfigError", "settings_from_env"]
 
 
-class ConfigError(ValueError):
-    """A setting has a value we cannot run with; the message says which and what is allowed."""
+def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from ``REDU_*`` environment variables, with explicit overrides (from flags) on top.
 
-
-MIN_AUTH_TOKEN_LENGTH = 16  # a shorter operator token is refused when serving HTTP
-
-
-def _choice(value: object, allowed: tuple[str, ...], what: str, where: str) -> str:
-    normalized = value.strip().lower() if isinstance(value, str) else value
-    if normalized not in allowed:
-        raise ConfigError(f"invalid {what} {value!r} (set by {where}): use one of {', '.join(allowed)}")
-    return normalized  # type: ignore[return-value]
-
-
-def default_state_dir() -> Path:
-    """``$XDG_STATE_HOME/redu-mcp`` (default ``~/.local/state/redu-mcp``)."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "redu-mcp"
-
-
-@dataclass
-class Settings:
-    api_key: str | None = field(default=None, repr=False)
-    api_url: str = DEFAULT_BASE_URL
-    sandbox: bool = False
-    engines: bool = False
-    access: AccessLevel = "full"
-    secrets: SecretsMode = "file"
-    credentials_dir: Path = field(default_factory=lambda: default_state_dir() / "credentials")
-    transport: Transport = "stdio"
-    host: str = "127.0.0.1"
-    port: int = 8000
-    path: str = "/mcp"
-    auth_token: str | None = field(default=None, repr=False)  # static operator bearer token for HTTP
-    auth_passthrough: bool = False  # each HTTP client sends its own Redu API key as its bearer token
-    provisioning_seconds: float = 3.0  # how long sandbox instances take to become ready
-    default_poll_interval: float | None = None  # None: 15 s against the real API, 1 s in the sandbox
-
-    def __post_init__(self) -> None:
-        # Case and surrounding blanks are forgiven ("READ " is read); anything else stops the server:
-        # a mistyped restriction must never fall back to a wider level.
-        self.access = _choice(self.access, ACCESS_LEVELS, "access level", "--access / REDU_MCP_ACCESS")
-        self.secrets = _choice(self.secrets, SECRETS_MODES, "secrets mode", "--secrets / REDU_MCP_SECRETS")
-        if self.auth_token and self.auth_passthrough:
-            raise ConfigError("choose one HTTP auth mode: REDU_MCP_AUTH_TOKEN or --auth passthrough, not both")
-        if self.engines and not self.sandbox:
-            raise ConfigError("--engines only makes sense with --sandbox")
-        if not self.path.startswith("/"):
-            self.path = "/" + self.path
-
-    @property
-    def http_auth(self) -> HttpAuthMode:
-        if self.auth_passthrough:
-            return "passthrough"
-        return "token" if self.auth_token else "none"
-
-    @property
-    def poll_interval(self) -> float:
-        if self.default_poll_interval is not None:
-            return self.default_poll_interval
-        return 1.0 if self.sandbox else 15.0
-
-    @property
-    def configured(self) -> bool:
-        """Can tools reach an API at all (a key, the sandbox, or keys passed through per request)?"""
-        return bool(self.api_key) or self.sandbox or self.auth_passthrough
-
-    def check_http_exposure(self, *, serving_http: bool | None = None) -> None:
-        """Refuse to serve a non-loopback address to anyone who asks, or behind a guessable token.
-
-        Checked when ``transport`` is http, or whenever ``serving_http`` says so (``build_http_app``
-        checks it for every app it builds, whatever ``transport`` says)."""
-        serving = self.transport == "http" if serving_http is None else serving_http
-        if serving and self.http_auth == "token" and len(self.auth_token or "") < MIN_AUTH_TOKEN_LENGTH:
-            raise ConfigError(
-                f"REDU_MCP_AUTH_TOKEN is too short to guard a server: use at least {MIN_AUTH_TOKEN_LENGTH} "
-                "random characters, e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-            )
-        if serving and self.host not in LOOPBACK_HOSTS and self.http_auth == "none":
-            raise ConfigError(
-                f"refusing to serve HTTP on {self.host} without authentication: set REDU_MCP_AUTH_TOKEN "
-                "(a bearer token clients must send) or use --auth passthrough (each client sends its own "
-                "Redu API key), or bind 127.0.0.1"
-            )
-
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
-        """Settings from ``REDU_*`` environment variables, with explicit overrides (from flags) on top."""
-        env = dict(os.environ if env is None else env)
-        values: dict[str, object] = {
-            "api_key": env.get("REDU_API_KEY") or None,
-            "api_url": env.get("REDU_API_URL") or DEFAULT_BASE_URL,
-            "access": env.get("REDU_MCP_ACCESS") or "full",
-            "secrets": env.get("REDU_MCP_SECRETS") or "file",
-            "auth_token": env.get("REDU_MCP_AUTH_TOKEN") or None,
-        }
-        if env.get("REDU_MCP_CREDENTIALS_DIR"):
-            values["credentials_dir"] = Path(env["REDU_MCP_CREDENTIALS_DIR"]).expanduser()
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
+    An override of ``None`` means "not given": the environment (or the default) stands."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {
+        "api_key": env.get("REDU_API_KEY") or None,
+        "api_url": env.get("REDU_API_URL") or DEFAULT_BASE_URL,
+        "access": env.get("REDU_MCP_ACCESS") or "full",
+        "secrets": env.get("REDU_MCP_SECRETS") or "file",
+        "auth_token": env.get("REDU_MCP_AUTH_TOKEN") or None,
+    }
+    if env.get("REDU_MCP_CREDENTIALS_DIR"):
+        values["credentials_dir"] = Path(env["REDU_MCP_CREDENTIALS_DIR"]).expanduser()
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    return Settings(**values)

@@ -62,8 +62,17 @@ async def _demo(engines: bool) -> int:
     out = Printer()
     workdir = Path(tempfile.mkdtemp(prefix="redu-mcp-demo-"))
     credentials = workdir / "credentials"
-    args = ["-m", "redu_mcp", "--sandbox", "--provisioning-seconds", "4", "--credentials-dir", str(credentials),
-            "--log-level", "WARNING"]
+    args = [
+        "-m",
+        "redu_mcp",
+        "--sandbox",
+        "--provisioning-seconds",
+        "4",
+        "--credentials-dir",
+        str(credentials),
+        "--log-level",
+        "WARNING",
+    ]
     if engines:
         args.append("--engines")
     env = {"XDG_STATE_HOME": str(workdir / "state"), "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -78,15 +87,17 @@ async def _demo(engines: bool) -> int:
         out.call(tool, arguments)
         result = await client.call_tool(tool, arguments, **kwargs)
         if result.is_error:
-            raise RuntimeError(result.content[0].text)
+            raise RuntimeError(" ".join(getattr(block, "text", "") for block in result.content))
         return result.structured_content or {}
 
     out.step("Starting redu-mcp over stdio against the sandbox (nothing is real or billed)")
     try:
         async with Client(params, elicitation_callback=confirm, read_timeout_seconds=120) as client:
             info = client.server_info
-            out.note(f"connected: {info.name if info else 'redu-mcp'} {info.version if info else ''}, "
-                     f"protocol {client.protocol_version}, {len((await client.list_tools()).tools)} tools")
+            out.note(
+                f"connected: {info.name if info else 'redu-mcp'} {info.version if info else ''}, "
+                f"protocol {client.protocol_version}, {len((await client.list_tools()).tools)} tools"
+            )
 
             out.step("Who am I?")
             out.result(await call(client, "whoami", {}))
@@ -114,7 +125,9 @@ async def _demo(engines: bool) -> int:
                 async def on_progress(progress: float, total: float | None, message: str | None, kind=kind) -> None:
                     out.progress(f"{kind:<8}", progress / total if total else 0.0, message or "")
 
-                ready[kind] = await call(client, "wait_for_ready", {"kind": kind, "id": id}, progress_callback=on_progress)
+                ready[kind] = await call(
+                    client, "wait_for_ready", {"kind": kind, "id": id}, progress_callback=on_progress
+                )
                 out.progress(f"{kind:<8}", 1.0, f"{ready[kind]['status']} after {ready[kind]['elapsed_seconds']}s")
                 print()
             out.result(ready["database"], keep=("ready", "connection", "credentials_file"))
@@ -124,8 +137,10 @@ async def _demo(engines: bool) -> int:
                 await _connect_for_real(out, ready)
 
             out.step("Inspect one")
-            out.result(await call(client, "get_database", {"id": database["instance"]["id"]}),
-                       keep=("id", "name", "status", "host", "port", "version"))
+            out.result(
+                await call(client, "get_database", {"id": database["instance"]["id"]}),
+                keep=("id", "name", "status", "host", "port", "version"),
+            )
 
             out.step("Delete both (the server asks for confirmation)")
             for kind, created in (("database", database), ("redis", redis)):
@@ -144,7 +159,7 @@ async def _demo(engines: bool) -> int:
 async def _connect_for_real(out: Printer, ready: dict[str, dict[str, Any]]) -> None:
     """With real engines behind the sandbox: SELECT on PostgreSQL, PING/SET/GET on Redis, using the
     credentials file the server saved (the password never went through the MCP conversation)."""
-    from redu_mcp.credentials import read_env
+    from redu_mcp.provisioning.credentials import read_env
 
     try:
         import psycopg
@@ -155,6 +170,7 @@ async def _connect_for_real(out: Printer, ready: dict[str, dict[str, Any]]) -> N
     pg = read_env(Path(ready["database"]["credentials_file"]))
     async with await psycopg.AsyncConnection.connect(pg["DATABASE_URL"], connect_timeout=10) as conn:
         row = await (await conn.execute("SELECT current_user, version()")).fetchone()
+    assert row is not None  # SELECT without FROM returns one row
     out.note(f"PostgreSQL: connected as {row[0]}: {row[1][:60]}")
     rd = read_env(Path(ready["redis"]["credentials_file"]))
     client = aioredis.from_url(rd["REDIS_URL"], socket_timeout=10, decode_responses=True)

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from redu_mcp.config import Settings
-from redu_mcp.retry import RetryPolicy
+from redu_mcp.api import RetryPolicy
 from redu_mcp.sandbox import Sandbox
-from redu_mcp.server import build_server
+from redu_mcp.server import Settings, build_server
 from tests.helpers import FAST_RETRY, MODES
+
 
 @pytest.fixture(autouse=True)
 def _isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,11 +17,11 @@ import pytest
 import uvicorn
 from mcp import Client
 
-from redu_mcp.config import Settings
-from redu_mcp.http import build_http_app
+from redu_mcp.api import RetryPolicy
 from redu_mcp.sandbox import Sandbox
-
-from redu_mcp.retry import RetryPolicy
+from redu_mcp.server import Settings
+from redu_mcp.server.http import build_http_app
+from redu_mcp.server.runtime import Runtime
 
 #: Retries that behave like production (same decisions) but wait milliseconds, not seconds.
 FAST_RETRY = RetryPolicy(attempts=4, backoff_initial=0.001, backoff_max=0.01, retry_after_max=0.05, total_seconds=5)
@@ -94,19 +94,19 @@ async def serving_asgi(app: Any, sock: socket.socket | None = None, *, lifespan:
 
 
 @asynccontextmanager
-async def serving_mcp_http(settings: Settings, sandbox: Sandbox) -> AsyncIterator[tuple[str, Any]]:
-    """``build_http_app(settings)`` on a loopback port; yield (the MCP endpoint URL, the MCP server)."""
+async def serving_mcp_http(settings: Settings, sandbox: Sandbox) -> AsyncIterator[tuple[str, Runtime]]:
+    """``build_http_app(settings)`` on a loopback port; yield (the MCP endpoint URL, the server's runtime)."""
     sock = listening_socket()
     settings.port = sock.getsockname()[1]  # before building: the app's auth resource URL names it
-    app, server = build_http_app(settings, sandbox=sandbox)
+    app, runtime = build_http_app(settings, sandbox=sandbox)
     async with serving_asgi(app, sock) as port:
-        yield f"http://127.0.0.1:{port}{settings.path}", server
+        yield f"http://127.0.0.1:{port}{settings.path}", runtime
 
 
 @asynccontextmanager
 async def serving_http(settings: Settings, sandbox: Sandbox) -> AsyncIterator[str]:
     """Serve ``build_http_app(settings)`` on a loopback socket; yield the MCP endpoint URL."""
-    async with serving_mcp_http(settings, sandbox) as (url, _server):
+    async with serving_mcp_http(settings, sandbox) as (url, _runtime):
         yield url
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from mcp import Client, StdioServerParameters
 
-from redu_mcp.config import ConfigError, Settings
-from redu_mcp.models import DatabaseCreate
-from redu_mcp.server import instructions_for
-from redu_mcp.tools import TOOL_LEVELS, tool_names
+from redu_mcp.api import DatabaseCreate
+from redu_mcp.config import ConfigError, settings_from_env
+from redu_mcp.server import TOOLS, Settings, tools_for
+from redu_mcp.server.instructions import instructions_for
 from tests.helpers import DATABASE_ARGS, connect
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,10 +41,10 @@ HIDDEN_CALLS = {
 }
 
 
-def test_the_level_table_matches_the_documented_sets():
-    assert set(TOOL_LEVELS) == FULL_TOOLS
+def test_the_tool_specs_match_the_documented_sets():
+    assert {spec.name for spec in TOOLS} == FULL_TOOLS
     for level, expected in EXPECTED.items():
-        assert set(tool_names(level)) == expected
+        assert {spec.name for spec in tools_for(level)} == expected
 
 
 @pytest.mark.parametrize("level", ["read", "create", "full"])
@@ -99,10 +99,10 @@ def test_instructions_describe_only_what_the_level_allows(make_settings):
 
 def test_default_is_full_and_env_and_flags_choose_the_level():
     assert Settings().access == "full"
-    assert Settings.from_env({}).access == "full"
-    assert Settings.from_env({"REDU_MCP_ACCESS": "read"}).access == "read"
-    assert Settings.from_env({"REDU_MCP_ACCESS": "full"}, access="read").access == "read"  # the flag wins
-    assert Settings.from_env({"REDU_MCP_ACCESS": " Create "}).access == "create"  # case and blanks forgiven
+    assert settings_from_env({}).access == "full"
+    assert settings_from_env({"REDU_MCP_ACCESS": "read"}).access == "read"
+    assert settings_from_env({"REDU_MCP_ACCESS": "full"}, access="read").access == "read"  # the flag wins
+    assert settings_from_env({"REDU_MCP_ACCESS": " Create "}).access == "create"  # case and blanks forgiven
 
 
 @pytest.mark.parametrize("value", ["bogus", "readonly", "read-only", "ro", "admin", "", "FULL!"])

@@ -19,10 +19,9 @@ from mcp.types import (
     UrlElicitationCapability,
 )
 
-from redu_mcp.kinds import KINDS
-from redu_mcp.models import DatabaseCreate, RedisCreate
+from redu_mcp.api import KINDS, DatabaseCreate, RedisCreate
 from redu_mcp.sandbox import Sandbox
-from redu_mcp.tools import can_ask_user
+from redu_mcp.server.confirmation import can_ask_user
 from tests.helpers import DATABASE_ARGS, connect
 
 KIND_NAMES = ["database", "redis"]

@@ -12,12 +12,11 @@ import psycopg
 import pytest
 import redis.asyncio as aioredis
 
-from redu_mcp.credentials import read_env
+from redu_mcp.provisioning.credentials import read_env
 from redu_mcp.sandbox import Sandbox
 from redu_mcp.sandbox.engine_provisioner import EngineProvisioner
 from redu_mcp.server import build_server
 from tests.helpers import connect, create, missing_engines
-
 
 pytestmark = pytest.mark.skipif(missing_engines() is not None, reason=f"engines missing: {missing_engines()}")
 
@@ -86,9 +85,7 @@ async def test_create_connect_round_trip_delete_leaves_nothing(make_settings, mo
         finally:
             await redis_client.aclose()
 
-        engines = {
-            record.public["id"]: record.runtime for record in sandbox.store.records.values()
-        }
+        engines = {record.public["id"]: record.runtime for record in sandbox.store.records.values()}
         leftovers = [(e.pid, e.port, e.data_dir) for e in engines.values()]
         assert len(leftovers) == 2
 

@@ -31,12 +31,9 @@ import anyio
 import pytest
 from mcp.types import CallToolResult, ElicitResult
 
-from redu_mcp import retry
-from redu_mcp.config import Settings
-from redu_mcp.kinds import KINDS
-from redu_mcp.models import DatabaseCreate, RedisCreate
+from redu_mcp.api import KINDS, DatabaseCreate, RedisCreate, RetryPolicy
 from redu_mcp.sandbox import Sandbox
-from redu_mcp.server import build_server
+from redu_mcp.server import Settings, build_server
 from tests.helpers import DATABASE_ARGS, FAST_RETRY, MODES, REDIS_ARGS, connect
 
 #: The client's HTTP timeouts: a ``timeout=True`` fault costs this much per attempt.
@@ -142,65 +139,215 @@ class FaultCase:
 #: after a non-204 answer); ``create`` counts POSTs (+ GETs of the list: the name check first, then
 #: any reconcile look-ups).
 FAULTS = [
-    FaultCase("503-once", dict(status=503),
-              read=ok(2), wait=ok(2), delete=ok(2, 1), create=ok(2, 2, "second one succeeded")),
-    FaultCase("502-twice", dict(status=502, times=2), status=502,
-              read=ok(3), wait=ok(3), delete=ok(3, 1), create=err(2, 3, "Nothing was created")),
-    FaultCase("504-always", dict(status=504, times=-1), status=504,
-              read=err(4, None, "gave up after 4 attempts"), wait=err(3, None, "3 polls in a row failed"),
-              delete=err(4, 1), create=err(2, 3, "Nothing was created")),
-    FaultCase("429-retry-after-0", dict(status=429, retry_after="0"),
-              read=ok(2), wait=ok(2), delete=ok(2, 1), create=ok(2, 1, "second one succeeded")),
-    FaultCase("429-retry-after-120", dict(status=429, retry_after="120", times=-1), status=429, retry_after=True,
-              read=err(1), wait=err(1), delete=err(1, 1), create=err(1, 1, "Nothing was created")),
-    FaultCase("503-retry-after-120", dict(status=503, retry_after="120", times=-1), status=503, retry_after=True,
-              read=err(1), wait=err(1), delete=err(1, 1), create=err(1, 2, "checked by name")),
-    FaultCase("500-once", dict(status=500), status=500,
-              read=err(1), wait=ok(2), delete=err(1, 1), create=ok(2, 2, "second one succeeded")),
-    FaultCase("drop-once", dict(drop=True),
-              read=ok(2), wait=ok(2), delete=ok(2, 1), create=ok(2, 2, "second one succeeded")),
-    FaultCase("drop-always", dict(drop=True, times=-1),
-              read=err(4, None, "RemoteProtocolError"), wait=err(3), delete=err(4, 1),
-              create=err(2, 3, "Nothing was created")),
-    FaultCase("timeout-once", dict(timeout=True),
-              read=ok(2), wait=ok(2), delete=ok(2, 1), create=ok(2, 2, "second one succeeded")),
-    FaultCase("applied-then-drop", dict(apply=True, drop=True),
-              read=ok(2), wait=ok(2), delete=ok(2, 1), create=reconciled(1, 2)),
-    FaultCase("applied-then-timeout", dict(apply=True, timeout=True),
-              read=ok(2), wait=ok(2), delete=ok(2, 1), create=reconciled(1, 2)),
-    FaultCase("applied-then-502", dict(apply=True, status=502),
-              read=ok(2), wait=ok(2), delete=ok(2, 1), create=reconciled(1, 2)),
-    FaultCase("html-200", dict(body="html"), status=200,
-              read=err(1, None, "HTML page"), wait=ok(2), delete=not_deleted(1, 2),
-              create=ok(2, 2, "second one succeeded")),
-    FaultCase("applied-then-html-200", dict(apply=True, body="html"), status=200,
-              read=err(1, None, "HTML page"), wait=ok(2), delete=ok(1, 2), create=reconciled(1, 2)),
-    FaultCase("not-json-200", dict(body="not-json"), status=200,
-              read=err(1, None, "not valid JSON"), wait=ok(2), delete=not_deleted(1, 2),
-              create=ok(2, 2, "second one succeeded")),
-    FaultCase("wrong-shape-200", dict(body="wrong-shape"), status=200,
-              read=err(1, None, "unexpected"), wait=ok(2), delete=not_deleted(1, 2),
-              create=ok(2, 2, "second one succeeded")),
-    FaultCase("empty-200", dict(body="empty"), status=200,
-              read=err(1, None, "empty body"), wait=ok(2), delete=not_deleted(1, 2),
-              create=ok(2, 2, "second one succeeded")),
-    FaultCase("html-502-once", dict(body="html", status=502),
-              read=ok(2), wait=ok(2), delete=ok(2, 1), create=ok(2, 2, "second one succeeded")),
-    FaultCase("not-json-503-always", dict(body="not-json", status=503, times=-1), status=503,
-              read=err(4), wait=err(3), delete=err(4, 1), create=err(2, 3, "Nothing was created")),
-    FaultCase("401", dict(status=401), status=401,
-              read=err(1, None, "REDU_API_KEY"), wait=err(1, None, "REDU_API_KEY"), delete=err(1, 1, "REDU_API_KEY"),
-              create=err(1, 1, "REDU_API_KEY", "Nothing was created")),
-    FaultCase("403", dict(status=403), status=403,
-              read=err(1), wait=err(1), delete=err(1, 1), create=err(1, 1, "Nothing was created")),
-    FaultCase("404", dict(status=404), status=404,
-              read=err(1), wait=err(1, None, "does not exist"), delete=err(1, 1), create=err(1, 1)),
-    FaultCase("409", dict(status=409), status=409,
-              read=err(1), wait=err(1), delete=err(1, 1), create=err(1, 2, "Nothing was created")),
-    FaultCase("422", dict(status=422), status=422,
-              read=err(1), wait=err(1), delete=err(1, 1), create=err(1, 1, "Nothing was created")),
-    FaultCase("slow-but-in-time", dict(delay=0.02),
-              read=ok(1), wait=ok(1), delete=ok(1, 1), create=ok(1, 1)),
+    FaultCase(
+        "503-once", dict(status=503), read=ok(2), wait=ok(2), delete=ok(2, 1), create=ok(2, 2, "second one succeeded")
+    ),
+    FaultCase(
+        "502-twice",
+        dict(status=502, times=2),
+        status=502,
+        read=ok(3),
+        wait=ok(3),
+        delete=ok(3, 1),
+        create=err(2, 3, "Nothing was created"),
+    ),
+    FaultCase(
+        "504-always",
+        dict(status=504, times=-1),
+        status=504,
+        read=err(4, None, "gave up after 4 attempts"),
+        wait=err(3, None, "3 polls in a row failed"),
+        delete=err(4, 1),
+        create=err(2, 3, "Nothing was created"),
+    ),
+    FaultCase(
+        "429-retry-after-0",
+        dict(status=429, retry_after="0"),
+        read=ok(2),
+        wait=ok(2),
+        delete=ok(2, 1),
+        create=ok(2, 1, "second one succeeded"),
+    ),
+    FaultCase(
+        "429-retry-after-120",
+        dict(status=429, retry_after="120", times=-1),
+        status=429,
+        retry_after=True,
+        read=err(1),
+        wait=err(1),
+        delete=err(1, 1),
+        create=err(1, 1, "Nothing was created"),
+    ),
+    FaultCase(
+        "503-retry-after-120",
+        dict(status=503, retry_after="120", times=-1),
+        status=503,
+        retry_after=True,
+        read=err(1),
+        wait=err(1),
+        delete=err(1, 1),
+        create=err(1, 2, "checked by name"),
+    ),
+    FaultCase(
+        "500-once",
+        dict(status=500),
+        status=500,
+        read=err(1),
+        wait=ok(2),
+        delete=err(1, 1),
+        create=ok(2, 2, "second one succeeded"),
+    ),
+    FaultCase(
+        "drop-once", dict(drop=True), read=ok(2), wait=ok(2), delete=ok(2, 1), create=ok(2, 2, "second one succeeded")
+    ),
+    FaultCase(
+        "drop-always",
+        dict(drop=True, times=-1),
+        read=err(4, None, "RemoteProtocolError"),
+        wait=err(3),
+        delete=err(4, 1),
+        create=err(2, 3, "Nothing was created"),
+    ),
+    FaultCase(
+        "timeout-once",
+        dict(timeout=True),
+        read=ok(2),
+        wait=ok(2),
+        delete=ok(2, 1),
+        create=ok(2, 2, "second one succeeded"),
+    ),
+    FaultCase(
+        "applied-then-drop",
+        dict(apply=True, drop=True),
+        read=ok(2),
+        wait=ok(2),
+        delete=ok(2, 1),
+        create=reconciled(1, 2),
+    ),
+    FaultCase(
+        "applied-then-timeout",
+        dict(apply=True, timeout=True),
+        read=ok(2),
+        wait=ok(2),
+        delete=ok(2, 1),
+        create=reconciled(1, 2),
+    ),
+    FaultCase(
+        "applied-then-502",
+        dict(apply=True, status=502),
+        read=ok(2),
+        wait=ok(2),
+        delete=ok(2, 1),
+        create=reconciled(1, 2),
+    ),
+    FaultCase(
+        "html-200",
+        dict(body="html"),
+        status=200,
+        read=err(1, None, "HTML page"),
+        wait=ok(2),
+        delete=not_deleted(1, 2),
+        create=ok(2, 2, "second one succeeded"),
+    ),
+    FaultCase(
+        "applied-then-html-200",
+        dict(apply=True, body="html"),
+        status=200,
+        read=err(1, None, "HTML page"),
+        wait=ok(2),
+        delete=ok(1, 2),
+        create=reconciled(1, 2),
+    ),
+    FaultCase(
+        "not-json-200",
+        dict(body="not-json"),
+        status=200,
+        read=err(1, None, "not valid JSON"),
+        wait=ok(2),
+        delete=not_deleted(1, 2),
+        create=ok(2, 2, "second one succeeded"),
+    ),
+    FaultCase(
+        "wrong-shape-200",
+        dict(body="wrong-shape"),
+        status=200,
+        read=err(1, None, "unexpected"),
+        wait=ok(2),
+        delete=not_deleted(1, 2),
+        create=ok(2, 2, "second one succeeded"),
+    ),
+    FaultCase(
+        "empty-200",
+        dict(body="empty"),
+        status=200,
+        read=err(1, None, "empty body"),
+        wait=ok(2),
+        delete=not_deleted(1, 2),
+        create=ok(2, 2, "second one succeeded"),
+    ),
+    FaultCase(
+        "html-502-once",
+        dict(body="html", status=502),
+        read=ok(2),
+        wait=ok(2),
+        delete=ok(2, 1),
+        create=ok(2, 2, "second one succeeded"),
+    ),
+    FaultCase(
+        "not-json-503-always",
+        dict(body="not-json", status=503, times=-1),
+        status=503,
+        read=err(4),
+        wait=err(3),
+        delete=err(4, 1),
+        create=err(2, 3, "Nothing was created"),
+    ),
+    FaultCase(
+        "401",
+        dict(status=401),
+        status=401,
+        read=err(1, None, "REDU_API_KEY"),
+        wait=err(1, None, "REDU_API_KEY"),
+        delete=err(1, 1, "REDU_API_KEY"),
+        create=err(1, 1, "REDU_API_KEY", "Nothing was created"),
+    ),
+    FaultCase(
+        "403",
+        dict(status=403),
+        status=403,
+        read=err(1),
+        wait=err(1),
+        delete=err(1, 1),
+        create=err(1, 1, "Nothing was created"),
+    ),
+    FaultCase(
+        "404",
+        dict(status=404),
+        status=404,
+        read=err(1),
+        wait=err(1, None, "does not exist"),
+        delete=err(1, 1),
+        create=err(1, 1),
+    ),
+    FaultCase(
+        "409",
+        dict(status=409),
+        status=409,
+        read=err(1),
+        wait=err(1),
+        delete=err(1, 1),
+        create=err(1, 2, "Nothing was created"),
+    ),
+    FaultCase(
+        "422",
+        dict(status=422),
+        status=422,
+        read=err(1),
+        wait=err(1),
+        delete=err(1, 1),
+        create=err(1, 1, "Nothing was created"),
+    ),
+    FaultCase("slow-but-in-time", dict(delay=0.02), read=ok(1), wait=ok(1), delete=ok(1, 1), create=ok(1, 1)),
 ]
 
 
@@ -239,7 +386,7 @@ def upstream(shared_upstream: tuple[Sandbox, Any]) -> tuple[Sandbox, Any]:
 def server_on(sandbox: Sandbox, make_settings: Callable[..., Settings]) -> Callable[..., Any]:
     """A server on the sandbox with FAST_RETRY and short HTTP timeouts (``timeout=None``: none at all)."""
 
-    def make(timeout: float | None = TIMEOUT, retry_policy: retry.RetryPolicy = FAST_RETRY, **settings: Any) -> Any:
+    def make(timeout: float | None = TIMEOUT, retry_policy: RetryPolicy = FAST_RETRY, **settings: Any) -> Any:
         return build_server(make_settings(**settings), client=sandbox.client(retry=retry_policy, timeout=timeout))
 
     return make
@@ -255,8 +402,7 @@ async def make_instance(sandbox: Sandbox, kind: str, name: str = TARGET) -> int:
 
 
 def instances_named(sandbox: Sandbox, kind: str, name: str = TARGET) -> int:
-    collection = KINDS[kind].collection
-    return sum(1 for r in sandbox.store.owned(collection, OWNER) if r.public["name"] == name)
+    return sum(1 for r in sandbox.store.owned(KINDS[kind], OWNER) if r.public["name"] == name)
 
 
 def text_of(result: CallToolResult) -> str:
@@ -386,9 +532,9 @@ async def test_fault_matrix(case: FaultCase, tool: ToolCase, upstream: tuple[San
 
 
 def test_the_matrix_covers_every_tool() -> None:
-    from redu_mcp.tools import TOOL_LEVELS
+    from redu_mcp.server import TOOLS as TOOL_SPECS
 
-    assert {t.name for t in TOOLS} == set(TOOL_LEVELS) and len(TOOLS) == 14
+    assert {t.name for t in TOOLS} == {spec.name for spec in TOOL_SPECS} and len(TOOLS) == 14
     assert len({f.id for f in FAULTS}) == len(FAULTS)
 
 
@@ -525,8 +671,7 @@ async def test_create_rate_limited_twice_creates_nothing(sandbox: Sandbox, serve
 @pytest.fixture
 def short_deadline(monkeypatch: pytest.MonkeyPatch) -> float:
     """Tools get 1 s instead of 45 s, so a hang is cut quickly."""
-    monkeypatch.setattr(retry, "TOOL_DEADLINE_SECONDS", 1.0)
-    monkeypatch.setattr("redu_mcp.instances.TOOL_DEADLINE_SECONDS", 1.0)
+    monkeypatch.setattr("redu_mcp.server.specs.TOOL_DEADLINE_SECONDS", 1.0)
     return 1.0
 
 
@@ -677,8 +822,7 @@ async def test_the_time_a_user_takes_to_confirm_a_delete_is_not_held_against_it(
     sandbox: Sandbox, server_on: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
     """In the handshake era the confirmation is asked mid-call: the DELETE gets a fresh budget after it."""
-    monkeypatch.setattr(retry, "TOOL_DEADLINE_SECONDS", 0.3)
-    monkeypatch.setattr("redu_mcp.instances.TOOL_DEADLINE_SECONDS", 0.3)
+    monkeypatch.setattr("redu_mcp.server.specs.TOOL_DEADLINE_SECONDS", 0.3)
     id = await make_instance(sandbox, "database")
 
     async def slow_user(context: Any, params: Any) -> ElicitResult:

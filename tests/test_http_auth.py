@@ -24,9 +24,10 @@ import pytest
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 
-from redu_mcp.config import ConfigError, Settings
-from redu_mcp.http import VERIFIED_KEY_TTL, ReduKeyVerifier, build_http_app
+from redu_mcp.config import ConfigError
 from redu_mcp.sandbox import Account, Sandbox
+from redu_mcp.server import Settings
+from redu_mcp.server.http import VERIFIED_KEY_TTL, build_http_app
 from tests.helpers import DATABASE_ARGS, serving_mcp_http
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,7 +45,10 @@ MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": 
 
 def two_users() -> Sandbox:
     return Sandbox(
-        api_keys={ALICE: Account("usr_alice", "alice", "alice@example.com"), BOB: Account("usr_bob", "bob", "bob@example.com")},
+        api_keys={
+            ALICE: Account("usr_alice", "alice", "alice@example.com"),
+            BOB: Account("usr_bob", "bob", "bob@example.com"),
+        },
         provisioning_seconds=0.3,
     )
 
@@ -79,7 +83,11 @@ async def connection_refused(url: str, mode: str, bearer: str | None) -> list[in
     with pytest.raises(BaseException) as failure:
         async with mcp_client(url, mode, bearer, statuses) as client:
             await client.list_tools()
-    assert failure.group_contains(MCPError) if isinstance(failure.value, BaseExceptionGroup) else isinstance(failure.value, MCPError)
+    assert (
+        failure.group_contains(MCPError)
+        if isinstance(failure.value, BaseExceptionGroup)
+        else isinstance(failure.value, MCPError)
+    )
     return statuses.seen
 
 
@@ -139,7 +147,7 @@ def test_a_short_operator_token_is_refused_for_http_only(make_settings):
 
 async def test_pass_through_checks_each_key_with_me_and_caches_it(make_settings, mode):
     sandbox = two_users()
-    async with serving_mcp_http(http_settings(make_settings, auth_passthrough=True), sandbox) as (url, server):
+    async with serving_mcp_http(http_settings(make_settings, auth_passthrough=True), sandbox) as (url, runtime):
         statuses = Statuses()
         async with mcp_client(url, mode, ALICE, statuses) as client:
             for _ in range(5):
@@ -158,10 +166,8 @@ async def test_pass_through_checks_each_key_with_me_and_caches_it(make_settings,
         assert (await raw_post(url)).status_code == 401
 
         # Past the cache's lifetime the key is checked again, so a revoked key stops working.
-        verifier = server._token_verifier
-        assert isinstance(verifier, ReduKeyVerifier)
-        now = [verifier.clock() + VERIFIED_KEY_TTL + 1]
-        verifier.clock = lambda: now[0]
+        now = [runtime.clock() + VERIFIED_KEY_TTL + 1]
+        runtime.clock = lambda: now[0]
         me_calls = sandbox.count("GET", "/v1/me")
         assert (await raw_post(url, {"authorization": f"Bearer {ALICE}"})).status_code == 200
         assert sandbox.count("GET", "/v1/me") == me_calls + 1
@@ -202,8 +208,12 @@ async def test_two_keys_never_see_each_others_instances(make_settings, mode):
 async def test_shared_wait_polling_never_crosses_users(make_settings, mode):
     """Waits on one instance share one poller per caller: bob's wait on alice's id must not ride hers."""
     sandbox = two_users()
-    async with serving_mcp_http(http_settings(make_settings, auth_passthrough=True), sandbox) as (url, server):
-        async with mcp_client(url, mode, ALICE) as alice, mcp_client(url, mode, ALICE) as alice2, mcp_client(url, mode, BOB) as bob:
+    async with serving_mcp_http(http_settings(make_settings, auth_passthrough=True), sandbox) as (url, runtime):
+        async with (
+            mcp_client(url, mode, ALICE) as alice,
+            mcp_client(url, mode, ALICE) as alice2,
+            mcp_client(url, mode, BOB) as bob,
+        ):
             made = await alice.call_tool("create_database", dict(DATABASE_ARGS, name="alice-db"))
             id = made.structured_content["instance"]["id"]
             args = {"kind": "database", "id": id, "poll_interval_seconds": 0.05, "timeout_seconds": 20}
@@ -222,7 +232,7 @@ async def test_shared_wait_polling_never_crosses_users(make_settings, mode):
         assert results["bob"].is_error
         assert "does not exist" in results["bob"].content[0].text
         assert "alice-db" not in json.dumps(results["bob"].model_dump(mode="json"))
-        assert not server.runtime.board._entries  # every waiter left the board
+        assert not runtime.board._entries  # every waiter left the board
 
 
 async def test_concurrent_requests_keep_callers_apart(make_settings, mode):
@@ -253,7 +263,7 @@ async def test_concurrent_requests_keep_callers_apart(make_settings, mode):
 
 def test_a_public_bind_without_auth_refuses_to_start(make_settings):
     exposed = make_settings(transport="http", host="0.0.0.0")
-    with pytest.raises(ConfigError, match="refusing to serve HTTP on 0.0.0.0 without authentication"):
+    with pytest.raises(ConfigError, match=r"refusing to serve HTTP on 0\.0\.0\.0 without authentication"):
         exposed.check_http_exposure()
     # Also when the app is built outside the CLI, whatever `transport` says.
     with pytest.raises(ConfigError):
@@ -280,9 +290,23 @@ def test_the_cli_refuses_a_public_bind_without_auth():
 async def test_credentials_in_the_query_string_are_refused(make_settings, auth):
     overrides = {"token": dict(auth_token=TOKEN), "passthrough": dict(auth_passthrough=True), "none": {}}[auth]
     sandbox = two_users()
-    bearer = {"none": {}, "token": {"authorization": f"Bearer {TOKEN}"}, "passthrough": {"authorization": f"Bearer {ALICE}"}}[auth]
+    bearer = {
+        "none": {},
+        "token": {"authorization": f"Bearer {TOKEN}"},
+        "passthrough": {"authorization": f"Bearer {ALICE}"},
+    }[auth]
     async with serving_mcp_http(http_settings(make_settings, **overrides), sandbox) as (url, _):
-        for name in ("api_key", "apikey", "X-Api-Key", "access_token", "token", "key", "redu_api_key", "Authorization", "password"):
+        for name in (
+            "api_key",
+            "apikey",
+            "X-Api-Key",
+            "access_token",
+            "token",
+            "key",
+            "redu_api_key",
+            "Authorization",
+            "password",
+        ):
             response = await raw_post(f"{url}?{name}={ALICE}", bearer)
             assert response.status_code == 400, name
             assert ALICE not in response.text

@@ -25,11 +25,11 @@ from jsonschema import Draft202012Validator
 from mcp import Client, MCPError
 
 from redu_mcp.sandbox import Sandbox
+from redu_mcp.server import TOOLS as TOOL_SPECS
 from redu_mcp.server import build_server
-from redu_mcp.tools import TOOL_LEVELS
 from tests.helpers import DATABASE_ARGS, FAST_RETRY, connect
 
-ALL_TOOLS = sorted(TOOL_LEVELS)
+ALL_TOOLS = sorted(spec.name for spec in TOOL_SPECS)
 SECRET_ARGUMENTS = {"password", "db_password"}
 EXAMPLES = {"auto": 50, "legacy": 25}
 
@@ -49,7 +49,11 @@ LEAVES = (
     | st.text(max_size=40)
     | ODD_STRINGS
 )
-JSON = st.recursive(LEAVES, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=8)
+JSON = st.recursive(
+    LEAVES,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 def plausible(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
@@ -83,7 +87,9 @@ def plausible(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
 def arguments_for(schema: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
     declared = schema.get("properties", {})
     # Mostly plausible values (so valid calls happen too), sometimes any JSON; extras now and then.
-    values = {name: st.one_of(plausible(prop), plausible(prop), plausible(prop), JSON) for name, prop in declared.items()}
+    values = {
+        name: st.one_of(plausible(prop), plausible(prop), plausible(prop), JSON) for name, prop in declared.items()
+    }
     required = {name: values[name] for name in schema.get("required", [])}
     others = {name: value for name, value in values.items() if name not in required}
     known = st.fixed_dictionaries({}, optional=values) | st.fixed_dictionaries(required, optional=others)
@@ -225,7 +231,9 @@ async def test_valid_edge_values_pass(server, sandbox, mode):
             result = await client.call_tool("get_redis", arguments)
             assert "HTTP 404" in result.content[0].text  # it went to the API: the id was acceptable
         long_name = "a" + "b" * 61 + "c"
-        made = await client.call_tool("create_redis", dict(DATABASE_ARGS, name=long_name, security_group_names=["default"]))
+        made = await client.call_tool(
+            "create_redis", dict(DATABASE_ARGS, name=long_name, security_group_names=["default"])
+        )
         assert not made.is_error, made.content[0].text
         listed = await client.call_tool("list_redis", {"limit": 100})
         assert listed.structured_content["count"] == 1

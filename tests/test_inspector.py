@@ -5,7 +5,7 @@ finds the ``mcp-inspector`` bin through ``$MCP_INSPECTOR_BIN`` or in that script
 and is skipped only when neither exists.
 
 ``--format json`` prints one line on stdout, ``{"result": <the MCP result>}``; exit codes: 0 OK,
-5 the tool returned ``isError`` (see notes/mcp-clients.md §1). Note that the Inspector takes any
+5 the tool returned ``isError`` (the Inspector CLI's exit codes). Note that the Inspector takes any
 option it knows (e.g. ``--log-level``) for itself, wherever it appears: settings for the server go
 through ``-e NAME=VALUE``.
 """

@@ -21,15 +21,11 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.types import ElicitResult
 
-from redu_mcp import errors
-from redu_mcp.client import ReduClient
-from redu_mcp.config import Settings
-from redu_mcp.credentials import read_env
-from redu_mcp.kinds import DATABASE, REDIS
-from redu_mcp.models import DatabaseCreate
-from redu_mcp.retry import RetryPolicy
+from redu_mcp import api as errors
+from redu_mcp.api import DATABASE, REDIS, DatabaseCreate, ReduClient, RetryPolicy
+from redu_mcp.provisioning.credentials import read_env
 from redu_mcp.sandbox import SANDBOX_BASE_URL, Account, Sandbox
-from redu_mcp.server import build_server
+from redu_mcp.server import Settings, build_server
 from tests.helpers import DATABASE_ARGS, FAST_RETRY, connect, serving_asgi
 
 REPO = Path(__file__).resolve().parent.parent
@@ -95,24 +91,36 @@ async def run_workflow(client: Client, sandbox: Sandbox, seen: list[str]) -> Non
     assert cache["password_delivery"] == "caller_supplied"
     assert (await call("create_redis", dict(DATABASE_ARGS, name="short", password=TOO_SHORT))).is_error
     # The API refuses it (unknown flavor: 422) with a typed password in the request body.
-    assert (await call("create_database", dict(DATABASE_ARGS, name="bad-flavor", flavor_id="nope", db_password=TYPED[1]))).is_error
+    assert (
+        await call("create_database", dict(DATABASE_ARGS, name="bad-flavor", flavor_id="nope", db_password=TYPED[1]))
+    ).is_error
     await call("list_databases", {})
     await call("list_redis", {"limit": 5})
-    waited = await call("wait_for_ready", {"kind": "database", "id": db, "poll_interval_seconds": 0.05}, progress_callback=on_progress)
+    waited = await call(
+        "wait_for_ready", {"kind": "database", "id": db, "poll_interval_seconds": 0.05}, progress_callback=on_progress
+    )
     assert waited.structured_content["ready"] is True
     await call("get_database", {"id": db})
     seen.append((await client.read_resource(f"redu://databases/{db}")).contents[0].text)
     # Upstream trouble: 503s retried then reported; a create applied but its answer dropped.
     sandbox.faults.add(method="GET", path="/v1/redis/*", status=503, times=-1)
     assert (await call("get_redis", {"id": cache["instance"]["id"]})).is_error
-    assert (await call("wait_for_ready", {"kind": "redis", "id": cache["instance"]["id"], "timeout_seconds": 1}, progress_callback=on_progress)).is_error
+    assert (
+        await call(
+            "wait_for_ready",
+            {"kind": "redis", "id": cache["instance"]["id"], "timeout_seconds": 1},
+            progress_callback=on_progress,
+        )
+    ).is_error
     sandbox.faults.clear()
     sandbox.faults.add(method="POST", path="/v1/databases", drop=True, apply=True)
     lost = await call("create_database", dict(DATABASE_ARGS, name="lost-answer"))
     assert lost.structured_content["password_delivery"] == "not_returned"
     # Deletes: confirmed by the user, refused, missing.
     assert (await call("delete_database", {"id": db})).structured_content["deleted"] is True
-    assert (await call("delete_redis", {"id": cache["instance"]["id"], "confirm_name": "wrong-name"})).structured_content["deleted"] is False
+    assert (
+        await call("delete_redis", {"id": cache["instance"]["id"], "confirm_name": "wrong-name"})
+    ).structured_content["deleted"] is False
     assert (await call("delete_database", {"id": db})).is_error
     assert (await call("get_database", {"id": 987654})).is_error
 
@@ -141,7 +149,7 @@ async def test_no_secret_in_results_logs_or_stderr_in_process(make_settings, cap
     records = "\n".join(f"{r.name} {r.getMessage()} {r.args!r} {r.__dict__.get('extra', '')}" for r in caplog.records)
     assert_absent(secrets, results="\n".join(seen), logs=caplog.text, records=records, stdout=out, stderr=err)
     # Not vacuous: debug records of the API calls were there to be searched.
-    assert any(r.levelno == logging.DEBUG and r.name == "redu_mcp.client" for r in caplog.records)
+    assert any(r.levelno == logging.DEBUG and r.name == "redu_mcp.api" for r in caplog.records)
     assert any("leak-db" in text for text in seen)
 
 
@@ -206,13 +214,17 @@ async def test_no_secret_on_a_stdio_child_stderr_at_debug(tmp_path: Path):
                 typed = await call("create_redis", dict(DATABASE_ARGS, name="child-cache", password=TYPED[0]))
                 assert typed.structured_content["password_delivery"] == "caller_supplied"
                 assert (await call("create_redis", dict(DATABASE_ARGS, name="short", password=TOO_SHORT))).is_error
-                assert (await call("create_database", dict(DATABASE_ARGS, name="bad", flavor_id="no", db_password=TYPED[1]))).is_error
+                assert (
+                    await call("create_database", dict(DATABASE_ARGS, name="bad", flavor_id="no", db_password=TYPED[1]))
+                ).is_error
                 id = created["instance"]["id"]
                 ready = await call("wait_for_ready", {"kind": "database", "id": id, "poll_interval_seconds": 0.1})
                 assert ready.structured_content["ready"] is True
                 sandbox.faults.add(method="GET", path="/v1/databases/*", status=503, times=1)
                 assert not (await call("get_database", {"id": id})).is_error  # retried past a 503
-                assert (await call("delete_database", {"id": id, "confirm_name": "child-db"})).structured_content["deleted"]
+                assert (await call("delete_database", {"id": id, "confirm_name": "child-db"})).structured_content[
+                    "deleted"
+                ]
                 assert (await call("get_database", {"id": id})).is_error
         # A second child with a key the API refuses.
         with errlog_path.open("a") as errlog:
@@ -222,5 +234,5 @@ async def test_no_secret_on_a_stdio_child_stderr_at_debug(tmp_path: Path):
                 seen.append(dump(refused))
 
     stderr = errlog_path.read_text()
-    assert "DEBUG redu_mcp.client: GET /me -> 200" in stderr and "-> 503" in stderr  # it did log, at DEBUG
+    assert "DEBUG redu_mcp.api: GET /me -> 200" in stderr and "-> 503" in stderr  # it did log, at DEBUG
     assert_absent([KEY, WRONG_KEY, generated, *TYPED, TOO_SHORT], stderr=stderr, results="\n".join(seen))

@@ -12,10 +12,8 @@ from typing import Any
 import httpx2
 import pytest
 
-from redu_mcp import errors
-from redu_mcp.client import ReduClient
-from redu_mcp.models import DatabaseCreate, RedisCreate
-from redu_mcp.retry import RetryPolicy
+from redu_mcp import api as errors
+from redu_mcp.api import DatabaseCreate, RedisCreate, ReduClient, RetryPolicy
 from redu_mcp.sandbox import DEFAULT_API_KEY, Account, Fault, FaultPlan, Sandbox
 from redu_mcp.sandbox.serve import banner, base_url, running_sandbox
 

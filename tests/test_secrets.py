@@ -19,11 +19,10 @@ import httpx2
 import pytest
 from mcp.types import CallToolResult
 
-from redu_mcp.client import ReduClient
-from redu_mcp.config import Settings
-from redu_mcp.credentials import read_env
+from redu_mcp.api import ReduClient
+from redu_mcp.provisioning.credentials import read_env
 from redu_mcp.sandbox import SANDBOX_BASE_URL, Sandbox
-from redu_mcp.server import build_server
+from redu_mcp.server import Settings, build_server
 from tests.helpers import DATABASE_ARGS, FAST_RETRY, connect
 
 PASSWORD_FIELD = {"database": "db_password", "redis": "password"}
@@ -198,7 +197,10 @@ async def test_a_caller_supplied_password_is_never_echoed(make, wire, credential
         assert result["password_delivery"] == "caller_supplied"
         assert result["password"] is None
         assert TYPED not in everything(created)
-        assert read_env(Path(result["credentials_file"]))["PGPASSWORD" if kind == "database" else "REDIS_PASSWORD"] == TYPED
+        assert (
+            read_env(Path(result["credentials_file"]))["PGPASSWORD" if kind == "database" else "REDIS_PASSWORD"]
+            == TYPED
+        )
 
         # The same name again: reported, not created, and still not echoed.
         again = await create(client, kind, "typed", **{PASSWORD_FIELD[kind]: TYPED})

@@ -20,33 +20,14 @@ import pytest
 from mcp import Client
 from mcp.types import Tool
 
-from redu_mcp.config import Settings
 from redu_mcp.sandbox import Sandbox
 from redu_mcp.sandbox.store import SEED_FLAVORS, SEED_KEYPAIRS, SEED_NETWORKS, SEED_SECURITY_GROUPS
-from redu_mcp.server import build_server
+from redu_mcp.server import TOOLS, Settings, build_server
+from redu_mcp.server.specs import CREATES, DESTROYS, READS
 from tests.helpers import DATABASE_ARGS, FAST_RETRY, REDIS_ARGS, connect, create
 
-#: (readOnlyHint, destructiveHint, idempotentHint, openWorldHint) each tool must declare.
-READ = (True, False, True, True)
-CREATE = (False, False, False, True)
-DESTROY = (False, True, True, True)
-EXPECTED_ANNOTATIONS = {
-    "list_databases": READ,
-    "get_database": READ,
-    "list_redis": READ,
-    "get_redis": READ,
-    "wait_for_ready": READ,
-    "list_flavors": READ,
-    "list_networks": READ,
-    "list_keypairs": READ,
-    "list_security_groups": READ,
-    "whoami": READ,
-    "create_database": CREATE,
-    "create_redis": CREATE,
-    "delete_database": DESTROY,
-    "delete_redis": DESTROY,
-}
-ALL_TOOLS = set(EXPECTED_ANNOTATIONS)
+SPECS = {spec.name: spec for spec in TOOLS}
+ALL_TOOLS = set(SPECS)
 
 #: A valid argument set for every tool (the instance ids need not exist).
 VALID_ARGS: dict[str, dict[str, Any]] = {
@@ -118,6 +99,21 @@ def slow_server(slow_sandbox: Sandbox, make_settings: Callable[..., Settings]):
 # --- the tool list -------------------------------------------------------------------------------
 
 
+def test_each_profile_carries_the_access_level_its_hints_imply():
+    """A read tool cannot be registered without its read-only hint: the level comes from the profile."""
+    assert (READS.level, READS.read_only, READS.destructive) == ("read", True, False)
+    assert (CREATES.level, CREATES.read_only, CREATES.destructive, CREATES.idempotent) == (
+        "create",
+        False,
+        False,
+        False,
+    )
+    assert (DESTROYS.level, DESTROYS.read_only, DESTROYS.destructive) == ("full", False, True)
+    for spec in TOOLS:
+        assert spec.level == spec.profile.level
+        assert (spec.level == "read") == spec.profile.read_only, spec.name
+
+
 async def test_every_tool_is_described_annotated_and_typed(server, mode):
     async with connect(server, mode) as client:
         listed = (await client.list_tools()).tools
@@ -130,12 +126,13 @@ async def test_every_tool_is_described_annotated_and_typed(server, mode):
         hints = wire.get("annotations", {})
         # All four set explicitly (a missing hint means the client falls back to the spec's defaults).
         assert {"readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"} <= set(hints), name
-        assert (
-            hints["readOnlyHint"],
-            hints["destructiveHint"],
-            hints["idempotentHint"],
-            hints["openWorldHint"],
-        ) == EXPECTED_ANNOTATIONS[name], name
+        profile = SPECS[name].profile
+        assert (hints["readOnlyHint"], hints["destructiveHint"], hints["idempotentHint"], hints["openWorldHint"]) == (
+            profile.read_only,
+            profile.destructive,
+            profile.idempotent,
+            True,
+        ), name
         assert hints.get("title") == tool.title, name
         assert tool.output_schema and tool.output_schema.get("type") == "object", name
         jsonschema.Draft202012Validator.check_schema(tool.output_schema)
@@ -278,7 +275,7 @@ async def test_list_limit_caps_and_reports_truncation(server, sandbox, mode):
 async def test_missing_instance_is_a_404_error_with_a_next_step(server, mode):
     async with connect(server, mode) as client:
         c = await checked(client)
-        for tool, kind in (("get_database", "database"), ("get_redis", "redis")):
+        for tool in ("get_database", "get_redis"):
             text = await c.error(tool, {"id": 4242})
             assert "HTTP 404" in text
             assert "instance 4242 not found" in text  # the API's own message

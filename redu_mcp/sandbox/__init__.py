@@ -62,16 +62,14 @@ class Sandbox:
 
     def client(self, api_key: str | None = None, **kwargs: Any):
         """A ``ReduClient`` talking to this sandbox in-process."""
-        from redu_mcp.client import ReduClient
+        from redu_mcp.api import ReduClient
 
         key = self.default_key if api_key is None else api_key
         return ReduClient(key, base_url=SANDBOX_BASE_URL, transport=self.transport(), **kwargs)
 
     def count(self, method: str | None = None, path: str | None = None) -> int:
         """How many API requests matched (for asserting no retry storms and no duplicate POSTs)."""
-        return sum(
-            1 for m, p in self.requests if (method is None or m == method) and (path is None or p == path)
-        )
+        return sum(1 for m, p in self.requests if (method is None or m == method) and (path is None or p == path))
 
     async def aclose(self) -> None:
         await self.store.provisioner.aclose()
@@ -100,11 +98,11 @@ class SandboxTransport(httpx2.AsyncBaseTransport):
 
 
 __all__ = [
-    "Account",
     "DEFAULT_API_KEY",
     "FAIL_PREFIX",
+    "SANDBOX_BASE_URL",
+    "Account",
     "Fault",
     "FaultPlan",
     "Sandbox",
-    "SANDBOX_BASE_URL",
 ]

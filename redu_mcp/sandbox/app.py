@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from redu_mcp.models import DatabaseCreate, RedisCreate
+from redu_mcp.api import KINDS, AnyKind, CreateBody
 from redu_mcp.sandbox.faults import DroppedConnection, Fault
 from redu_mcp.sandbox.store import Account, generate_password
 
@@ -24,10 +24,6 @@ if TYPE_CHECKING:
     from redu_mcp.sandbox import Sandbox
 
 log = logging.getLogger("redu_mcp.sandbox")
-
-CREATE_BODIES = {"databases": DatabaseCreate, "redis": RedisCreate}
-PASSWORD_FIELDS = {"databases": "db_password", "redis": "password"}
-DEFAULT_PORTS = {"databases": 5432, "redis": 6379}
 
 
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -49,7 +45,7 @@ STATUS_CODES = {
 }
 
 
-def build_app(sandbox: Sandbox) -> Starlette:
+def build_app(sandbox: Sandbox) -> _Gate:
     store = sandbox.store
 
     def account_of(request: Request) -> Account:
@@ -80,7 +76,7 @@ def build_app(sandbox: Sandbox) -> Starlette:
 
         return endpoint
 
-    def collection(kind: str):
+    def collection(kind: AnyKind):
         async def endpoint(request: Request) -> Response:
             owner = account_of(request).id
             if request.method == "POST":
@@ -90,7 +86,7 @@ def build_app(sandbox: Sandbox) -> Starlette:
 
         return endpoint
 
-    async def create(request: Request, kind: str, owner: str) -> Response:
+    async def create(request: Request, kind: AnyKind, owner: str) -> Response:
         if account_of(request).read_only:
             return error(403, "forbidden", "the API key does not have access to the requested resource")
         try:
@@ -98,7 +94,7 @@ def build_app(sandbox: Sandbox) -> Starlette:
         except ValueError:
             return error(400, "bad_request", "the request body is not JSON")
         try:
-            body = CREATE_BODIES[kind].model_validate(raw)
+            body = kind.create_body.model_validate(raw)
         except ValidationError as exc:
             first = exc.errors(include_input=False, include_url=False)[0]
             where = ".".join(str(p) for p in first["loc"]) or "body"
@@ -108,15 +104,14 @@ def build_app(sandbox: Sandbox) -> Starlette:
             return error(422, "validation_error", problem)
         if any(r.public["name"] == body.name for r in store.owned(kind, owner)):
             return error(409, "conflict", f"an instance named '{body.name}' already exists")
-        fields = body.model_dump(exclude={PASSWORD_FIELDS[kind]})
-        secret = getattr(body, PASSWORD_FIELDS[kind])
-        password = secret.get_secret_value() if secret is not None else generate_password()
+        fields = body.model_dump(exclude={kind.password_field})
+        password = kind.supplied_password(body) or generate_password()
         record = await store.create(kind, owner, public_shape(kind, fields), password)
         response = await store.view(record)
-        response[PASSWORD_FIELDS[kind]] = password  # shown once, here only
+        response[kind.password_field] = password  # shown once, here only
         return JSONResponse(response, status_code=201)
 
-    def unknown_reference(body: DatabaseCreate | RedisCreate) -> str | None:
+    def unknown_reference(body: CreateBody) -> str | None:
         if body.flavor_id not in {f["id"] for f in store.flavors}:
             return f"flavor_id: unknown flavor '{body.flavor_id}' (see GET /v1/flavors)"
         if body.network_id not in {n["id"] for n in store.networks}:
@@ -128,7 +123,7 @@ def build_app(sandbox: Sandbox) -> Starlette:
             return f"security_group_names: unknown security group '{sorted(unknown)[0]}'"
         return None
 
-    def instance(kind: str):
+    def instance(kind: AnyKind):
         async def endpoint(request: Request) -> Response:
             account = account_of(request)
             try:
@@ -137,7 +132,7 @@ def build_app(sandbox: Sandbox) -> Starlette:
                 return error(404, "not_found", "not found")
             record = store.find(kind, account.id, id)
             if record is None:
-                return error(404, "not_found", f"{kind} instance {id} not found")
+                return error(404, "not_found", f"{kind.collection} instance {id} not found")
             if request.method == "DELETE":
                 if account.read_only:
                     return error(403, "forbidden", "the API key does not have access to the requested resource")
@@ -175,10 +170,8 @@ def build_app(sandbox: Sandbox) -> Starlette:
         Route("/v1/networks", lookup(store.networks)),
         Route("/v1/keypairs", lookup(store.keypairs)),
         Route("/v1/security_groups", lookup(store.security_groups)),
-        Route("/v1/databases", collection("databases"), methods=["GET", "POST"]),
-        Route("/v1/databases/{id}", instance("databases"), methods=["GET", "DELETE"]),
-        Route("/v1/redis", collection("redis"), methods=["GET", "POST"]),
-        Route("/v1/redis/{id}", instance("redis"), methods=["GET", "DELETE"]),
+        *(Route(f"/v1/{kind.collection}", collection(kind), methods=["GET", "POST"]) for kind in KINDS.values()),
+        *(Route(f"/v1/{kind.collection}/{{id}}", instance(kind), methods=["GET", "DELETE"]) for kind in KINDS.values()),
         Route("/_sandbox/faults", control_faults, methods=["GET", "POST", "DELETE"]),
         Route("/_sandbox/requests", control_requests, methods=["GET", "DELETE"]),
         Route("/_sandbox/fail-names", control_fail_names, methods=["POST"]),
@@ -187,14 +180,11 @@ def build_app(sandbox: Sandbox) -> Starlette:
     return _Gate(app, sandbox)
 
 
-def public_shape(kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+def public_shape(kind: AnyKind, fields: dict[str, Any]) -> dict[str, Any]:
     """What the API shows for an instance: the request's fields, renamed where the API renames them."""
     shown = {k: v for k, v in fields.items() if k not in ("flavor_id", "network_id", "keypair_name", "version")}
-    shown.update(flavor_id=fields["flavor_id"], network_id=fields["network_id"], port=DEFAULT_PORTS[kind])
-    if kind == "databases":
-        shown["db_version"] = fields["version"]  # the request says version, the response db_version
-    else:
-        shown["version"] = fields["version"]
+    shown.update(flavor_id=fields["flavor_id"], network_id=fields["network_id"], port=kind.default_port)
+    shown[kind.version_field] = fields["version"]  # PostgreSQL: the request says version, the response db_version
     return shown
 
 

@@ -12,7 +12,8 @@ import asyncio
 import logging
 from typing import Any
 
-from redu_mcp.sandbox.engines import EngineStartError, Engines, RunningEngine
+from redu_mcp.api import DATABASE, REDIS
+from redu_mcp.sandbox.engines import Engines, EngineStartError, RunningEngine
 from redu_mcp.sandbox.store import Record
 
 log = logging.getLogger("redu_mcp.sandbox")
@@ -34,12 +35,12 @@ class EngineProvisioner:
         public = record.public
         if record.fail:
             return  # a `fail-` name: no engine, it ends in error on the clock-free path below
-        if record.kind == "databases":
-            starting = self.engines.start_postgres(
+        starting = {
+            DATABASE.name: lambda: self.engines.start_postgres(
                 db_name=public["db_name"], db_user=public["db_user"], password=password
-            )
-        else:
-            starting = self.engines.start_redis(password=password)
+            ),
+            REDIS.name: lambda: self.engines.start_redis(password=password),
+        }[record.kind.name]()
         self._starting[public["id"]] = asyncio.create_task(starting)
 
     async def refresh(self, record: Record) -> None:
@@ -68,9 +69,8 @@ class EngineProvisioner:
             public.update(status="ready", floating_ip=engine.host, port=engine.port)
 
     def _fail(self, record: Record, reason: str) -> None:
-        log.warning("sandbox %s %s failed to start: %s", record.kind, record.public["id"], reason)
+        log.warning("sandbox %s %s failed to start: %s", record.kind.name, record.public["id"], reason)
         record.public["status"] = "error"
-        record.extra["failure"] = reason
 
     async def stop(self, record: Record) -> None:
         task = self._starting.pop(record.public["id"], None)

@@ -36,9 +36,7 @@ class Fault:
     after: int = 0  # let this many matching requests through untouched first (e.g. to hit a second GET)
 
     def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method.upper() == method.upper()) and fnmatch.fnmatchcase(
-            path, self.path
-        )
+        return (self.method is None or self.method.upper() == method.upper()) and fnmatch.fnmatchcase(path, self.path)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -55,10 +55,8 @@ def serve(
     url = base_url(host, sock.getsockname()[1])
     print(banner(url, sandbox.default_key), file=sys.stderr, flush=True)
     server = uvicorn.Server(uvicorn.Config(sandbox.app, host=host, port=port, log_level="info"))
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl+C it handled gracefully
         asyncio.run(_serve(server, sock, sandbox if owned else None))
-    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl+C it handled gracefully
-        pass
 
 
 @contextlib.contextmanager
@@ -89,7 +87,7 @@ def running_sandbox(
     def run() -> None:
         try:
             asyncio.run(_serve(server, sock, sandbox if owned else None))
-        except BaseException as exc:  # noqa: BLE001 - reported to the waiting thread below
+        except BaseException as exc:
             failure.append(exc)
 
     thread = threading.Thread(target=run, name=f"redu-sandbox {url}", daemon=True)

@@ -12,9 +12,11 @@ import itertools
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
+
+from redu_mcp.api import AnyKind
 
 FAIL_PREFIX = "fail-"
 
@@ -71,13 +73,12 @@ class Account:
 class Record:
     """One instance. ``public`` is what GET returns; the password is never stored."""
 
-    kind: str  # "databases" or "redis"
+    kind: AnyKind
     owner: str  # Account.id
     public: dict[str, Any]
     started_at: float
     fail: bool = False
     runtime: Any = None  # whatever the provisioner keeps (e.g. a running engine)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Provisioner(Protocol):
@@ -132,14 +133,14 @@ class Store:
         self.fail_names: set[str] = set()
         self._ids = itertools.count(1)
 
-    def owned(self, kind: str, owner: str) -> list[Record]:
+    def owned(self, kind: AnyKind, owner: str) -> list[Record]:
         return [r for r in self.records.values() if r.kind == kind and r.owner == owner]
 
-    def find(self, kind: str, owner: str, id: int) -> Record | None:
+    def find(self, kind: AnyKind, owner: str, id: int) -> Record | None:
         record = self.records.get(id)
         return record if record and record.kind == kind and record.owner == owner else None
 
-    async def create(self, kind: str, owner: str, public: dict[str, Any], password: str) -> Record:
+    async def create(self, kind: AnyKind, owner: str, public: dict[str, Any], password: str) -> Record:
         id = next(self._ids)
         public = {"id": id, **public, "status": "provisioning", "floating_ip": None}
         public["created_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

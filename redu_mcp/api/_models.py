@@ -1,9 +1,10 @@
-"""Pydantic shapes of the Redu public API (see ``notes/redu-api.md``).
+"""Pydantic shapes of the Redu public API (https://docs.redu.cloud/API/managed).
 
 Responses keep fields we do not know (``extra="allow"``) so a newer API never breaks us, except
 anything that looks like a secret: an instance read back from the API can only carry a password in
 the one model that declares it (the create response). Requests are strict (``extra="forbid"``) and
 carry the documented defaults and constraints, so invalid input is refused before any HTTP call.
+The constrained types below are the one definition of each rule; the MCP tools reuse them.
 """
 
 from __future__ import annotations
@@ -27,10 +28,15 @@ PostgresVersion = Literal["16", "15", "14"]
 RedisVersion = Literal["7", "6"]
 
 #: Documented statuses. Anything else is "not ready yet, unknown status".
-PROVISIONING: Final = "provisioning"
 READY: Final = "ready"
 ERROR: Final = "error"
-KNOWN_STATUSES: Final = (PROVISIONING, READY, ERROR)
+
+#: The API's documented create defaults (what it uses when a field is left out).
+DEFAULT_DB_NAME: Final = "app"
+DEFAULT_DB_USER: Final = "appuser"
+DEFAULT_POSTGRES_VERSION: Final[PostgresVersion] = "16"
+DEFAULT_REDIS_VERSION: Final[RedisVersion] = "7"
+DEFAULT_SECURITY_GROUPS: Final = ("default",)
 
 
 def _opaque_id(value: Any) -> Any:
@@ -38,15 +44,8 @@ def _opaque_id(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-InstanceName = Annotated[
-    str,
-    Field(
-        pattern=NAME_PATTERN,
-        min_length=1,
-        max_length=63,
-        description="Lowercase letters, digits and hyphens; starts with a letter (max 63).",
-    ),
-]
+# The patterns already require at least one character, so no min_length beside them.
+InstanceName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
 OpaqueId = Annotated[str, BeforeValidator(_opaque_id), Field(min_length=1, max_length=128)]
 KeypairName = Annotated[str, Field(min_length=1, max_length=255)]
 SecurityGroupNames = Annotated[
@@ -54,7 +53,7 @@ SecurityGroupNames = Annotated[
     Field(min_length=1, max_length=MAX_SECURITY_GROUPS),
 ]
 Password = Annotated[SecretStr, Field(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
-PgIdentifier = Annotated[str, Field(pattern=PG_IDENTIFIER_PATTERN, min_length=1, max_length=63)]
+PgIdentifier = Annotated[str, Field(pattern=PG_IDENTIFIER_PATTERN, max_length=63)]
 
 
 # --- responses ---------------------------------------------------------------------------------
@@ -88,10 +87,6 @@ class Instance(ApiModel):
     port: int | None = None
     created_at: str | None = None
 
-    @property
-    def engine_version(self) -> str | None:
-        raise NotImplementedError
-
 
 class Database(Instance):
     """A managed PostgreSQL instance as the API returns it (``GET /v1/databases/:id``)."""
@@ -100,19 +95,11 @@ class Database(Instance):
     db_user: str | None = None
     db_version: str | None = None
 
-    @property
-    def engine_version(self) -> str | None:
-        return self.db_version
-
 
 class Redis(Instance):
     """A managed Redis instance as the API returns it (``GET /v1/redis/:id``)."""
 
     version: str | None = None
-
-    @property
-    def engine_version(self) -> str | None:
-        return self.version
 
 
 class CreatedDatabase(Database):
@@ -163,14 +150,16 @@ class User(ApiModel):
 # --- requests ----------------------------------------------------------------------------------
 
 
-class _CreateBody(BaseModel):
+class CreateBody(BaseModel):
+    """What both create bodies share. Build one with keyword arguments; ``to_json`` is the wire form."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: InstanceName
     flavor_id: OpaqueId
     network_id: OpaqueId
     keypair_name: KeypairName
-    security_group_names: SecurityGroupNames = Field(default_factory=lambda: ["default"])
+    security_group_names: SecurityGroupNames = Field(default_factory=lambda: list(DEFAULT_SECURITY_GROUPS))
 
     def to_json(self) -> dict[str, Any]:
         """The request body, with the password (if any) revealed for the wire."""
@@ -181,17 +170,17 @@ class _CreateBody(BaseModel):
         return body
 
 
-class DatabaseCreate(_CreateBody):
+class DatabaseCreate(CreateBody):
     """Body of ``POST /v1/databases``. Note: the request says ``version``, the response ``db_version``."""
 
-    db_name: PgIdentifier = "app"
-    db_user: PgIdentifier = "appuser"
+    db_name: PgIdentifier = DEFAULT_DB_NAME
+    db_user: PgIdentifier = DEFAULT_DB_USER
     db_password: Password | None = None
-    version: PostgresVersion = "16"
+    version: PostgresVersion = DEFAULT_POSTGRES_VERSION
 
 
-class RedisCreate(_CreateBody):
+class RedisCreate(CreateBody):
     """Body of ``POST /v1/redis``."""
 
     password: Password | None = None
-    version: RedisVersion = "7"
+    version: RedisVersion = DEFAULT_REDIS_VERSION

@@ -1,27 +1,73 @@
-"""Tool arguments are checked before a tool runs, and never quoted back.
+"""Tool arguments: their types, and a check before any tool runs that never quotes a value back.
 
-Each call is checked against the tool's input schema exactly as clients see it, then against its
-pydantic model. A refusal names the argument and the rule, never the value: the value may be a
-password the caller typed. Password arguments are also scrubbed from the tool's result.
+The types add to the API library's constrained types (``redu_mcp.api``) only what a model needs to
+read: descriptions that say where a value comes from. Each call is checked against the tool's input
+schema exactly as clients see it, then against its pydantic model. A refusal names the argument and
+the rule, never the value: the value may be a password the caller typed. Password arguments are
+also scrubbed from the tool's result.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: the SDK evaluates the tools' signatures, which use these types.
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any
 
-from mcp.server.mcpserver import MCPServer
-from pydantic import BaseModel, ValidationError
+from mcp.server.mcpserver.tools import Tool
+from mcp.types import CallToolResult, TextContent
+from pydantic import BaseModel, Field, ValidationError
+
+from redu_mcp import api
+from redu_mcp.api import REDACTED
+from redu_mcp.server import wording
 
 if TYPE_CHECKING:
     from mcp.server import ServerRequestContext
-    from mcp.server.context import CallNext, HandlerResult
+    from mcp.server.context import CallNext, HandlerResult, ServerMiddleware
 
 log = logging.getLogger(__name__)
 
+# --- the types ----------------------------------------------------------------------------------------
 
-def argument_checker(server: MCPServer):
+InstanceId = Annotated[int, Field(ge=1, le=2**31 - 1, description="Instance id (from a list_* or create_* result)")]
+Limit = Annotated[int, Field(ge=1, le=100, description="Most instances to return (default 20)")]
+Name = Annotated[
+    api.InstanceName,
+    Field(description="Instance name: lowercase letters, digits and hyphens, starting with a letter (max 63)"),
+]
+FlavorId = Annotated[api.OpaqueId, Field(description="A flavor id from list_flavors")]
+NetworkId = Annotated[api.OpaqueId, Field(description="A network id from list_networks")]
+KeypairName = Annotated[api.KeypairName, Field(description="A keypair name from list_keypairs")]
+SecurityGroups = Annotated[
+    api.SecurityGroupNames | None,
+    Field(description='Security group names from list_security_groups (default ["default"])'),
+]
+PgIdentifier = api.PgIdentifier
+# The wire type is a plain string marked secret on the property itself (where clients look to mask
+# input); the create body (``api.Password``) holds it as a SecretStr, with the same limits.
+Password = Annotated[
+    str | None,
+    Field(
+        min_length=api.PASSWORD_MIN,
+        max_length=api.PASSWORD_MAX,
+        json_schema_extra={"format": "password", "writeOnly": True},
+        description="Optional; omit it to let Redu generate one (recommended: a typed password lands in the chat)",
+    ),
+]
+ConfirmName = Annotated[
+    str | None,
+    Field(
+        max_length=63,
+        description="The instance's current name, to confirm the deletion when the client cannot ask the user",
+    ),
+]
+
+
+# --- the check ------------------------------------------------------------------------------------------
+
+
+def argument_checker(tools: Mapping[str, Tool]) -> "ServerMiddleware":
     """Middleware: a tool runs only with arguments its published input schema allows.
 
     Each call is checked first against the tool's JSON Schema exactly as clients see it (types are
@@ -31,38 +77,34 @@ def argument_checker(server: MCPServer):
     the arguments pass. Arguments the schema marks ``writeOnly`` (passwords) are also scrubbed from
     the tool's result, in case an upstream message ever echoes one.
     """
-    from mcp.types import CallToolResult, TextContent
-
-    validators: dict[str, tuple[dict[str, Any], Any]] = {}
+    validators: dict[str, Any] = {}
 
     def refuse(name: str, problems: list[str]) -> CallToolResult:
         log.info("tool %r refused invalid arguments: %s", name, problems)
-        text = f"Invalid arguments for {name}: {'; '.join(problems)}. Nothing was sent to the Redu API."
-        return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+        return CallToolResult(content=[TextContent(type="text", text=wording.invalid_arguments(name, problems))],
+                              is_error=True)  # fmt: skip
 
-    def validator_for(name: str, schema: dict[str, Any]) -> Any:
-        cached = validators.get(name)
-        if cached is None or cached[0] is not schema:
-            from jsonschema import Draft202012Validator
+    def validator_for(tool: Tool) -> Any:
+        if tool.name not in validators:
+            from jsonschema import Draft202012Validator  # on first use: start-up does not need it
 
-            cached = (schema, Draft202012Validator({**schema, "additionalProperties": False}))
-            validators[name] = cached
-        return cached[1]
+            validators[tool.name] = Draft202012Validator(tool.parameters)
+        return validators[tool.name]
 
-    async def check_arguments(ctx: ServerRequestContext, call_next: CallNext) -> HandlerResult:
+    async def check_arguments(ctx: "ServerRequestContext[Any, Any]", call_next: "CallNext") -> "HandlerResult":
         params = ctx.params if ctx.method == "tools/call" else None
         if not isinstance(params, dict):
             return await call_next(ctx)
         name = params.get("name")
-        tool = server._tool_manager.get_tool(name) if isinstance(name, str) else None  # no public lookup
+        tool = tools.get(name) if isinstance(name, str) else None
         if tool is None:
             return await call_next(ctx)  # the SDK answers "Unknown tool"
         arguments = params.get("arguments")
         if arguments is None:
             arguments = {}
         if not isinstance(arguments, dict):
-            return refuse(name, ["arguments: must be a JSON object"])
-        problems = schema_problems(validator_for(name, tool.parameters), tool.parameters, arguments)
+            return refuse(tool.name, ["arguments: must be a JSON object"])
+        problems = schema_problems(validator_for(tool), tool.parameters, arguments)
         if not problems:
             try:
                 tool.fn_metadata.validate_arguments(arguments)
@@ -72,18 +114,12 @@ def argument_checker(server: MCPServer):
                     for err in exc.errors(include_input=False, include_url=False)[:10]
                 ]
         if problems:
-            return refuse(name, problems)
+            return refuse(tool.name, problems)
         result = await call_next(ctx)
         secrets = secret_arguments(tool.parameters, arguments)
         return redact(result, secrets) if secrets else result
 
     return check_arguments
-
-
-def refuse_unknown_arguments_in_schemas(server: MCPServer) -> None:
-    """Publish what ``argument_checker`` enforces: no arguments beyond the declared ones."""
-    for tool in server._tool_manager.list_tools():
-        tool.parameters["additionalProperties"] = False
 
 
 def schema_problems(validator: Any, schema: dict[str, Any], arguments: dict[str, Any]) -> list[str]:
@@ -102,7 +138,11 @@ def _describe(error: Any, schema: dict[str, Any], instance: Any) -> list[str]:
         specific = [e for e in error.context if e.validator != "type"]
         if specific:
             return [p for e in specific for p in _describe(e, schema, instance)]
-        types = [t for e in error.context for t in ([e.validator_value] if isinstance(e.validator_value, str) else e.validator_value)]
+        types = [
+            t
+            for e in error.context
+            for t in ([e.validator_value] if isinstance(e.validator_value, str) else e.validator_value)
+        ]
         return [f"{where}: must be {' or '.join(dict.fromkeys(_type_name(t) for t in types))}"]
     if rule == "required":
         present = error.instance if isinstance(error.instance, dict) else {}
@@ -131,8 +171,15 @@ def _describe(error: Any, schema: dict[str, Any], instance: Any) -> list[str]:
 
 
 def _type_name(json_type: str) -> str:
-    return {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
-            "array": "a list", "object": "an object", "null": "null"}.get(json_type, json_type)
+    return {
+        "integer": "an integer",
+        "number": "a number",
+        "string": "a string",
+        "boolean": "true or false",
+        "array": "a list",
+        "object": "an object",
+        "null": "null",
+    }.get(json_type, json_type)
 
 
 def _short(text: str, limit: int = 40) -> str:
@@ -155,7 +202,7 @@ def redact(result: Any, secrets: list[str]) -> Any:
     """``result`` with every occurrence of each secret replaced, at any depth."""
     if isinstance(result, str):
         for secret in secrets:
-            result = result.replace(secret, "[REDACTED]")
+            result = result.replace(secret, REDACTED)
         return result
     if isinstance(result, dict):
         return {key: redact(value, secrets) for key, value in result.items()}

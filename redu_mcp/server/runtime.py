@@ -1,5 +1,6 @@
 """What a running server holds: its settings, the API client (or the sandbox), saved credentials
-and the shared status board. One ``Runtime`` per server; tools reach it through their closure.
+and the shared status board. One ``Runtime`` per server: it is the server's lifespan context, so a
+tool reaches it through its ``Context`` (``runtime_of``).
 
 The client is opened when the first MCP session starts and closed when the last one ends, so an
 in-process test client, a stdio process and an HTTP server all manage it the same way.
@@ -9,17 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from redu_mcp import errors
-from redu_mcp.client import ReduClient
-from redu_mcp.config import Settings
-from redu_mcp.credentials import CredentialStore
-from redu_mcp.retry import RetryPolicy
-from redu_mcp.waiting import StatusBoard
+from redu_mcp.api import NotConfiguredError, ReduClient, RetryPolicy
+from redu_mcp.provisioning.credentials import CredentialStore
+from redu_mcp.provisioning.waiting import StatusBoard
+from redu_mcp.server.settings import Settings
 
 if TYPE_CHECKING:
+    from mcp.server.mcpserver import Context
+
     from redu_mcp.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
@@ -34,13 +37,15 @@ class Runtime:
         self._sessions = 0
         self.credentials = CredentialStore(settings.credentials_dir)
         self.board = StatusBoard()
+        #: The clock of the server's caches (verified keys); tests move it forward.
+        self.clock: Callable[[], float] = time.monotonic
 
     @property
     def sandbox(self) -> Sandbox | None:
         return self._sandbox
 
     @asynccontextmanager
-    async def session(self):
+    async def session(self) -> AsyncIterator[Runtime]:
         """Held for the life of each MCP session (the server's lifespan)."""
         self._sessions += 1
         try:
@@ -56,12 +61,12 @@ class Runtime:
         if self.settings.auth_passthrough:
             key = current_bearer_token()
             if key is None:
-                raise errors.NotConfiguredError(
+                raise NotConfiguredError(
                     "this server uses each client's own Redu API key, and none came with this request"
                 )
             return base.with_api_key(key)
         if not self.settings.configured:
-            raise errors.NotConfiguredError("no Redu API key is configured")
+            raise NotConfiguredError("no Redu API key is configured")
         return base
 
     def caller_identity(self) -> str:
@@ -105,6 +110,14 @@ class Runtime:
             await client.aclose()
         if self._sandbox is not None and self.settings.engines:
             await self._sandbox.aclose()
+
+
+def runtime_of(ctx: Context[Any, Any]) -> Runtime:
+    """The runtime of the server handling this request (its lifespan context, see ``build_server``)."""
+    runtime = ctx.request_context.lifespan_context
+    if not isinstance(runtime, Runtime):
+        raise TypeError("this tool runs only in a server made by redu_mcp.server.build_server")
+    return runtime
 
 
 def current_bearer_token() -> str | None:

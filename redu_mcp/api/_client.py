@@ -1,8 +1,10 @@
 """``ReduClient``: a typed async client for the Redu public API.
 
 One pooled ``httpx2.AsyncClient`` underneath; ``x-api-key`` auth; lists in any of the shapes the API
-has used, followed across ``next_cursor`` pages; every failure raised as a ``redu_mcp.errors``
-exception that names the endpoint and never the key. Usable on its own::
+has used, followed across ``next_cursor`` pages; every failure raised as a ``ReduError`` that names
+the endpoint and never the key. Usable on its own::
+
+    from redu_mcp.api import ReduClient
 
     async with ReduClient(api_key="...") as redu:
         for db in await redu.list_databases():
@@ -13,16 +15,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 from typing import Any, Final, TypeVar
 
 import anyio
 import httpx2
 from pydantic import BaseModel, ValidationError
 
-from redu_mcp import errors
-from redu_mcp.kinds import DATABASE, REDIS, Kind
-from redu_mcp.models import (
+from redu_mcp.api import _errors as errors
+from redu_mcp.api._deadlines import time_left
+from redu_mcp.api._kinds import DATABASE, REDIS, Kind
+from redu_mcp.api._models import (
+    CreateBody,
     CreatedDatabase,
     CreatedRedis,
     Database,
@@ -36,15 +39,20 @@ from redu_mcp.models import (
     SecurityGroup,
     User,
 )
-from redu_mcp.retry import RetryPolicy, call_with_retries, parse_retry_after, time_left
+from redu_mcp.api._retry import RetryPolicy, call_with_retries, parse_retry_after
+from redu_mcp.api._scrub import scrub
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("redu_mcp.api")  # one logger for the library, like httpx2's
 M = TypeVar("M", bound=BaseModel)
+# Per call: the kind's model types decide what a call returns (Kind itself is covariant in them).
+InstanceT = TypeVar("InstanceT", bound=Instance)
+CreatedT = TypeVar("CreatedT", bound=Instance)
+BodyT = TypeVar("BodyT", bound=CreateBody)
 
 DEFAULT_BASE_URL: Final = "https://api.redu.cloud/v1"
 DEFAULT_TIMEOUT: Final = httpx2.Timeout(20.0, connect=5.0)
 MAX_PAGES: Final = 100  # a guard against a cursor that never ends
-_REDACTED: Final = "[REDACTED]"
+ERROR_TEXT_LIMIT: Final = 300  # characters of an API error text kept (after scrubbing)
 
 
 class ReduClient:
@@ -116,30 +124,27 @@ class ReduClient:
 
     # --- endpoints: instances, one implementation for both kinds ----------------------------------
 
-    async def list_instances(self, kind: Kind, *, limit: int | None = None) -> list[Instance]:
+    async def list_instances(
+        self, kind: Kind[InstanceT, CreatedT, BodyT], *, limit: int | None = None
+    ) -> list[InstanceT]:
         return await self._list(kind.collection, kind.model, limit=limit)
 
-    async def get_instance(self, kind: Kind, id: int) -> Instance:
+    async def get_instance(self, kind: Kind[InstanceT, CreatedT, BodyT], id: int) -> InstanceT:
         return await self._get_one(f"{kind.collection}/{int(id)}", kind.model)
 
-    async def create_instance(self, kind: Kind, body: BaseModel) -> Instance:
+    async def create_instance(self, kind: Kind[InstanceT, CreatedT, BodyT], body: BodyT) -> CreatedT:
         """POST a create. Sent exactly once: never retried here, since it may have been applied."""
         if not isinstance(body, kind.create_body):
             raise TypeError(f"expected {kind.create_body.__name__}, got {type(body).__name__}")
         endpoint = _endpoint("POST", kind.collection)
-        password = getattr(body, kind.password_field)
-        secrets = (password.get_secret_value(),) if password is not None else ()
-        response = await self._send("POST", kind.collection, json=body.to_json(), secrets=secrets)
+        password = kind.supplied_password(body)
+        response = await self._send("POST", kind.collection, json=body.to_json(), secrets=(password,))
         return _parse_model(kind.created_model, _json_of(response, endpoint, required=True), endpoint, response)
 
-    async def delete_instance(self, kind: Kind, id: int) -> None:
-        """DELETE, retried on passing failures; a 404 after a retried attempt counts as deleted."""
-        await self.delete_instance_status(kind, id)
-
-    async def delete_instance_status(self, kind: Kind, id: int) -> int:
-        """``delete_instance``, returning the status that settled it: 204 as documented, another 2xx
-        (whose body is not read), or 404 when a retried attempt found it already gone (the earlier
-        attempt, whose answer was lost, deleted it). A first-attempt 404 is raised."""
+    async def delete_instance(self, kind: Kind[InstanceT, CreatedT, BodyT], id: int) -> int:
+        """DELETE, retried on passing failures. Returns the status that settled it: 204 as documented,
+        another 2xx (whose body is not read), or 404 when a retried attempt found it already gone (the
+        earlier attempt, whose answer was lost, deleted it). A first-attempt 404 is raised."""
         path = f"{kind.collection}/{int(id)}"
 
         async def attempt(n: int) -> int:
@@ -156,25 +161,25 @@ class ReduClient:
 
     # Named per-endpoint methods, for readers of the API docs and library users.
     async def list_databases(self, *, limit: int | None = None) -> list[Database]:
-        return await self.list_instances(DATABASE, limit=limit)  # type: ignore[return-value]
+        return await self.list_instances(DATABASE, limit=limit)
 
     async def get_database(self, id: int) -> Database:
-        return await self.get_instance(DATABASE, id)  # type: ignore[return-value]
+        return await self.get_instance(DATABASE, id)
 
     async def create_database(self, body: DatabaseCreate) -> CreatedDatabase:
-        return await self.create_instance(DATABASE, body)  # type: ignore[return-value]
+        return await self.create_instance(DATABASE, body)
 
     async def delete_database(self, id: int) -> None:
         await self.delete_instance(DATABASE, id)
 
     async def list_redis(self, *, limit: int | None = None) -> list[Redis]:
-        return await self.list_instances(REDIS, limit=limit)  # type: ignore[return-value]
+        return await self.list_instances(REDIS, limit=limit)
 
     async def get_redis(self, id: int) -> Redis:
-        return await self.get_instance(REDIS, id)  # type: ignore[return-value]
+        return await self.get_instance(REDIS, id)
 
     async def create_redis(self, body: RedisCreate) -> CreatedRedis:
-        return await self.create_instance(REDIS, body)  # type: ignore[return-value]
+        return await self.create_instance(REDIS, body)
 
     async def delete_redis(self, id: int) -> None:
         await self.delete_instance(REDIS, id)
@@ -212,11 +217,13 @@ class ReduClient:
         log.warning("%s: stopped following next_cursor after %d pages", endpoint, MAX_PAGES)
         return items
 
-    async def _send(self, method: str, path: str, *, secrets: tuple[str, ...] = (), **kwargs: Any) -> httpx2.Response:
+    async def _send(
+        self, method: str, path: str, *, secrets: tuple[str | None, ...] = (), **kwargs: Any
+    ) -> httpx2.Response:
         """One HTTP exchange, mapped to our exceptions. Never logs or raises the key, nor ``secrets``
         (the passwords in the request body), should the API's error text echo them.
 
-        Under a deadline (``redu_mcp.retry.within``) the exchange is clipped to the time left: its
+        Under a deadline (``redu_mcp.api._deadlines.within``) the exchange is clipped to the time left: its
         timeouts shrink to fit, and whatever still runs at the deadline is cut off."""
         if self._api_key is None:
             raise errors.NotConfiguredError("no Redu API key is configured", endpoint=_endpoint(method, path))
@@ -259,9 +266,13 @@ class ReduClient:
             return response
         raise self._error_from(response, endpoint, secrets)
 
-    def _error_from(self, response: httpx2.Response, endpoint: str, secrets: tuple[str, ...] = ()) -> errors.APIStatusError:
+    def _error_from(
+        self, response: httpx2.Response, endpoint: str, secrets: tuple[str | None, ...] = ()
+    ) -> errors.APIStatusError:
         code, message = _error_text(response)
-        message = self._scrub(message, secrets)
+        # Belt and braces: should any body ever echo the key or a password, it travels no further.
+        message = scrub(message, (self._api_key, *secrets), limit=ERROR_TEXT_LIMIT)
+        code = scrub(code, (self._api_key, *secrets), limit=64) if code else None
         return errors.error_for_status(response.status_code)(
             message,
             endpoint=endpoint,
@@ -269,13 +280,6 @@ class ReduClient:
             code=code,
             retry_after=parse_retry_after(response.headers.get("retry-after")),
         )
-
-    def _scrub(self, text: str, secrets: tuple[str, ...] = ()) -> str:
-        """Belt and braces: should any body ever echo the key or a password, it travels no further."""
-        for secret in (self._api_key, *secrets):
-            if secret:
-                text = text.replace(secret, _REDACTED)
-        return text
 
 
 def _endpoint(method: str, path: str) -> str:
@@ -288,8 +292,9 @@ def _clipped(timeout: httpx2.Timeout, left: float) -> httpx2.Timeout:
     def clip(value: float | None) -> float:
         return left if value is None else min(value, left)
 
-    return httpx2.Timeout(connect=clip(timeout.connect), read=clip(timeout.read), write=clip(timeout.write),
-                          pool=clip(timeout.pool))
+    return httpx2.Timeout(
+        connect=clip(timeout.connect), read=clip(timeout.read), write=clip(timeout.write), pool=clip(timeout.pool)
+    )
 
 
 def _cut_note(timeout: httpx2.Timeout, left: float | None) -> str:
@@ -347,7 +352,7 @@ def _error_text(response: httpx2.Response) -> tuple[str | None, str]:
         text = response.text.strip()
         if "html" in response.headers.get("content-type", "") or text.lower().startswith(("<!doctype", "<html")):
             return None, f"{response.reason_phrase} (an HTML error page, probably from a proxy)"
-        return None, text[:200]
+        return None, text  # shortened by the caller, after scrubbing
     return None, response.reason_phrase or "error"
 
 
@@ -388,6 +393,3 @@ def _parse_model(model: type[M], data: Any, endpoint: str, response: httpx2.Resp
             endpoint=endpoint,
             status=response.status_code,
         ) from None
-
-
-__all__: Sequence[str] = ["ReduClient", "DEFAULT_BASE_URL"]

@@ -3,7 +3,9 @@
 Each create writes a new file, mode 0600, in a 0700 directory (by default
 ``~/.local/state/redu-mcp/credentials/``). An existing file is never overwritten: a clash gets a
 numbered name. Once the instance has a host, the same process completes its own file with the host
-and a full connection URI (see ``complete``).
+and a full connection URI (see ``complete``). ``deliver_password`` is the policy that decides where
+a password goes: a file (default), or the caller, once, when asked to or when the file cannot be
+written (a password is never lost).
 """
 
 from __future__ import annotations
@@ -12,14 +14,16 @@ import errno
 import logging
 import os
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
-from redu_mcp.kinds import DATABASE, Kind
-from redu_mcp.models import Instance
-from redu_mcp.views import connection_uri
+from redu_mcp.api import AnyKind, Instance
 
 log = logging.getLogger(__name__)
+
+SecretsMode = Literal["file", "reveal"]
 
 
 class CredentialStore:
@@ -30,7 +34,7 @@ class CredentialStore:
         # never logged or returned; dropped once the file is complete.
         self._incomplete: dict[tuple[str, int], str] = {}
 
-    def save(self, kind: Kind, instance: Instance, password: str) -> Path:
+    def save(self, kind: AnyKind, instance: Instance, password: str) -> Path:
         """Write a new env file for this instance. Raises ``OSError`` if it cannot."""
         self._ensure_private_dir()
         stem = f"{kind.name}-{_safe_name(instance.name)}-{int(instance.id)}"
@@ -50,7 +54,7 @@ class CredentialStore:
             return path
         raise FileExistsError(f"too many credential files named {stem}*.env in {self.directory}")
 
-    def complete(self, kind: Kind, instance: Instance) -> Path | None:
+    def complete(self, kind: AnyKind, instance: Instance) -> Path | None:
         """Rewrite our own file for this instance once it has a host, so the URI in it works.
 
         Only a file this process created is touched, replaced atomically with the same mode.
@@ -83,12 +87,60 @@ class CredentialStore:
             os.chmod(self.directory, 0o700)
 
 
-def render_env(kind: Kind, instance: Instance, password: str) -> str:
+# --- where a password goes ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SavedToFile:
+    path: Path
+    supplied: bool  # the caller's own password (saved so the file has a working URI)
+
+
+@dataclass(frozen=True)
+class Revealed:
+    """The password goes back to the caller, once: asked for (``reveal``), or the file failed."""
+
+    password: str
+    save_error: str | None = None  # why the file could not be written, if that is the reason
+
+
+@dataclass(frozen=True)
+class SuppliedNotSaved:
+    """The caller's own password could not be saved; it is not repeated (the caller has it)."""
+
+    save_error: str
+
+
+@dataclass(frozen=True)
+class NoPassword:
+    """The API returned no password and the caller supplied none."""
+
+
+Delivery = SavedToFile | Revealed | SuppliedNotSaved | NoPassword
+
+
+def deliver_password(
+    store: CredentialStore, mode: SecretsMode, kind: AnyKind, instance: Instance, password: str | None, supplied: bool
+) -> Delivery:
+    """Hand a new instance's password over as configured: a private file (default) or the caller, never both."""
+    if password is None:
+        return NoPassword()
+    if mode == "reveal" and not supplied:
+        return Revealed(password)
+    try:
+        path = store.save(kind, instance, password)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        return SuppliedNotSaved(reason) if supplied else Revealed(password, save_error=reason)
+    return SavedToFile(path, supplied)
+
+
+# --- the env file ------------------------------------------------------------------------------------
+
+
+def render_env(kind: AnyKind, instance: Instance, password: str) -> str:
     """An env file a shell (``set -a; . file``), docker ``--env-file`` or python-dotenv can read."""
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    port = instance.port or kind.default_port
-    host = instance.floating_ip or ""
-    uri = connection_uri(kind, instance, password)
     # Every value comes from the API and the file is meant to be sourced by a shell: quote them all,
     # and keep the name in the comment on its one line.
     shown_name = "".join(c if c.isprintable() else "?" for c in instance.name)
@@ -96,22 +148,9 @@ def render_env(kind: Kind, instance: Instance, password: str) -> str:
         f"# Redu Cloud {kind.label} '{shown_name}' (id {int(instance.id)}), saved by redu-mcp at {created}.",
         "# The password is shown nowhere else: Redu keeps no plain-text copy. Keep this file private.",
     ]
-    if not host:
+    if not instance.floating_ip:
         lines.append("# No host yet: wait_for_ready completes this file once the instance is ready.")
-    if kind is DATABASE:
-        lines += [
-            f"PGHOST={_quote(host)}",
-            f"PGPORT={_quote(str(port))}",
-            f"PGUSER={_quote(getattr(instance, 'db_user', '') or '')}",
-            f"PGPASSWORD={_quote(password)}",
-            f"PGDATABASE={_quote(getattr(instance, 'db_name', '') or '')}",
-        ]
-        if uri:
-            lines.append(f"DATABASE_URL={_quote(uri)}")
-    else:
-        lines += [f"REDIS_HOST={_quote(host)}", f"REDIS_PORT={_quote(str(port))}", f"REDIS_PASSWORD={_quote(password)}"]
-        if uri:
-            lines.append(f"REDIS_URL={_quote(uri)}")
+    lines += [f"{name}={_quote(value)}" for name, value in kind.env_values(instance, password)]
     return "\n".join(lines) + "\n"
 
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import time
-from collections.abc import Callable
 from typing import Any
 
 from mcp.server.auth.provider import AccessToken, TokenVerifier
@@ -25,9 +23,10 @@ from mcp.server.auth.settings import AuthSettings
 from pydantic import AnyHttpUrl
 from starlette.responses import JSONResponse
 
-from redu_mcp import errors
-from redu_mcp.config import LOOPBACK_HOSTS, Settings
-from redu_mcp.runtime import Runtime
+from redu_mcp.api import AuthenticationError, PermissionDeniedError, ReduError
+from redu_mcp.server.assembly import build_server
+from redu_mcp.server.runtime import Runtime
+from redu_mcp.server.settings import LOOPBACK_HOSTS, Settings
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +54,15 @@ class StaticTokenVerifier(TokenVerifier):
 class ReduKeyVerifier(TokenVerifier):
     """Accepts a bearer token that is a working Redu API key, checked with ``GET /v1/me``."""
 
-    def __init__(
-        self, runtime: Runtime, resource: str, ttl: float = VERIFIED_KEY_TTL, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, runtime: Runtime, resource: str, ttl: float = VERIFIED_KEY_TTL) -> None:
         self._runtime = runtime
         self._resource = resource
         self._ttl = ttl
-        self.clock = clock
         self._verified: dict[str, tuple[float, str]] = {}  # sha256(key) -> (expiry, user id)
 
     async def verify_token(self, token: str) -> AccessToken | None:
         digest = hashlib.sha256(token.encode()).hexdigest()
-        now = self.clock()
+        now = self._runtime.clock()
         if len(self._verified) > MAX_VERIFIED_KEYS:  # expired entries go first; the cache stays bounded
             self._verified = {k: v for k, v in self._verified.items() if v[0] >= now}
             if len(self._verified) > MAX_VERIFIED_KEYS:
@@ -75,11 +71,11 @@ class ReduKeyVerifier(TokenVerifier):
         if cached is None or cached[0] < now:
             try:
                 user = await self._runtime.base_client().with_api_key(token).me()
-            except (errors.AuthenticationError, errors.PermissionDeniedError):
+            except (AuthenticationError, PermissionDeniedError):
                 self._verified.pop(digest, None)
                 log.info("refused a request: its Redu API key was rejected by GET /v1/me")
                 return None
-            except errors.ReduError as exc:
+            except ReduError as exc:
                 log.warning("could not verify a Redu API key (%s); refusing the request", type(exc).__name__)
                 return None
             cached = (now + self._ttl, str(user.id))
@@ -97,7 +93,9 @@ class RejectCredentialsInQuery:
         if scope["type"] == "http" and scope.get("query_string"):
             from urllib.parse import parse_qsl
 
-            names = {name.lower() for name, _ in parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)}
+            names = {
+                name.lower() for name, _ in parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+            }
             if any(word in name for name in names for word in CREDENTIAL_WORDS):
                 response = JSONResponse(
                     {"error": "credentials must be sent in the Authorization header, never in the URL"},
@@ -114,12 +112,10 @@ def resource_url(settings: Settings) -> str:
     return f"http://{host}:{settings.port}{settings.path}"
 
 
-def build_http_app(settings: Settings, **runtime_options: Any):
-    """The ASGI app serving MCP over streamable HTTP with the configured auth, and its server.
+def build_http_app(settings: Settings, **runtime_options: Any) -> tuple[Any, Runtime]:
+    """The ASGI app serving MCP over streamable HTTP with the configured auth, and its runtime.
 
     ``runtime_options`` (``sandbox=``, ``client=``) replace the upstream, for tests."""
-    from redu_mcp.server import build_server
-
     settings.check_http_exposure(serving_http=True)  # also for apps built outside the CLI
     runtime = Runtime(settings, **runtime_options)
     resource = resource_url(settings)
@@ -147,12 +143,14 @@ def build_http_app(settings: Settings, **runtime_options: Any):
         host=settings.host,
         transport_security=transport_security,
     )
-    return RejectCredentialsInQuery(app), server
+    return RejectCredentialsInQuery(app), runtime
 
 
 def run_http(settings: Settings) -> None:
     import uvicorn
 
     app, _ = build_http_app(settings)
-    log.info("serving MCP on http://%s:%d%s (auth: %s)", settings.host, settings.port, settings.path, settings.http_auth)
+    log.info(
+        "serving MCP on http://%s:%d%s (auth: %s)", settings.host, settings.port, settings.path, settings.http_auth
+    )
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", lifespan="on")

@@ -1,0 +1,58 @@
+"""Assemble the MCP server: instructions, middleware, tools (by access level), resources and prompts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from mcp.server.mcpserver import MCPServer
+
+from redu_mcp import __version__
+from redu_mcp.api import ReduClient
+from redu_mcp.server.arguments import argument_checker
+from redu_mcp.server.instructions import instructions_for
+from redu_mcp.server.prompts import register_prompts
+from redu_mcp.server.resources import register_resources
+from redu_mcp.server.runtime import Runtime
+from redu_mcp.server.settings import Settings
+from redu_mcp.server.tools import tools_for
+
+if TYPE_CHECKING:
+    from redu_mcp.sandbox import Sandbox
+
+
+def build_server(
+    settings: Settings,
+    *,
+    sandbox: Sandbox | None = None,
+    client: ReduClient | None = None,
+    runtime: Runtime | None = None,
+    **mcp_options: Any,
+) -> MCPServer[Runtime]:
+    """The MCP server for ``settings``. ``sandbox`` or ``client`` replace the upstream (for tests);
+    ``mcp_options`` go to ``MCPServer`` (e.g. ``token_verifier``/``auth`` for HTTP)."""
+    runtime = runtime or Runtime(settings, sandbox=sandbox, client=client)
+    tools = {spec.name: spec.build() for spec in tools_for(settings.access)}
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
+        async with runtime.session():
+            yield runtime
+
+    server: MCPServer[Runtime] = MCPServer(
+        "redu-mcp",
+        title="Redu Cloud databases",
+        instructions=instructions_for(settings),
+        version=__version__,
+        website_url="https://docs.redu.cloud/API/managed",
+        lifespan=lifespan,
+        tools=list(tools.values()),
+        middleware=[argument_checker(tools)],
+        **mcp_options,
+    )
+    register_resources(server, runtime)  # resources are read-only: offered at every access level
+    if settings.access != "read":
+        register_prompts(server)  # they walk through creating an instance
+    return server
+

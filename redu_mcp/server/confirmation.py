@@ -1,0 +1,98 @@
+"""Who may approve a delete, decided before anything is deleted.
+
+Two resolvers run before a delete tool's body (the SDK's ``Resolve``): ``current`` reads the target
+afresh, and ``confirmation`` decides how the deletion is confirmed. A ``confirm_name`` that does not
+match the target's current name is refused outright. Otherwise, a client that can ask its user (form
+elicitation) asks, and only an explicit tick confirms; a client that cannot ask needs the exact
+current name in ``confirm_name``. What the model is told about a refusal is worded in ``wording``.
+"""
+
+# No `from __future__ import annotations`: the SDK evaluates these signatures (Resolve, Elicit).
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, Resolve
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ClientCapabilities
+from pydantic import BaseModel, Field
+
+from redu_mcp.api import AnyKind, Instance, ReduError
+from redu_mcp.server import wording
+from redu_mcp.server.arguments import ConfirmName, InstanceId
+from redu_mcp.server.runtime import runtime_of
+
+
+class ConfirmDelete(BaseModel):
+    """The form a person answers."""
+
+    # Strict: only a JSON true confirms. Lax pydantic would also read "yes", "on", "1" or 1 as true.
+    confirm: bool = Field(strict=True, description="Delete it permanently, with all its data? This cannot be undone.")
+
+
+NameCheckResult = Literal["matches", "mismatch", "missing"]
+
+
+class NameCheck(BaseModel):
+    """The confirmation when the client cannot ask the user: ``confirm_name`` against a fresh GET."""
+
+    result: NameCheckResult
+    given: str | None = None  # the confirm_name the caller passed
+
+
+Decision = ElicitationResult[ConfirmDelete | NameCheck]
+
+
+def can_ask_user(capabilities: ClientCapabilities | None) -> bool:
+    """Does the client take form elicitations? (A bare ``elicitation: {}`` means form; url-only does not.)
+
+    Mirrors the SDK's own check, so a client it would refuse to ask falls back to confirm_name
+    instead of failing the call with a protocol error."""
+    elicitation = capabilities.elicitation if capabilities is not None else None
+    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a delete must not go ahead."""
+
+    why: Literal["declined", "cancelled", "unticked", "name_mismatch", "name_missing"]
+    given: str | None = None
+
+
+def refusal_of(decision: Decision) -> Refusal | None:
+    """Why the deletion must not go ahead, or None when it is confirmed."""
+    if not isinstance(decision, AcceptedElicitation):
+        return Refusal("declined" if decision.action == "decline" else "cancelled")
+    data = decision.data
+    if isinstance(data, NameCheck):
+        if data.result == "matches":
+            return None
+        return Refusal("name_mismatch" if data.result == "mismatch" else "name_missing", data.given)
+    return None if data.confirm is True else Refusal("unticked")
+
+
+def resolvers(kind: AnyKind) -> tuple[Callable[..., Awaitable[Instance]], Callable[..., Awaitable[Any]]]:
+    """``(current, confirmation)`` for the delete tool of ``kind``."""
+
+    async def current(id: InstanceId, ctx: Context) -> Instance:
+        """A fresh GET of the target: the confirmation is checked against what exists now."""
+        try:
+            return await runtime_of(ctx).client().get_instance(kind, id)
+        except ReduError as exc:
+            raise ToolError(wording.failure(f"look up {kind.label} {id} before deleting it", exc)) from None
+
+    async def confirmation(
+        ctx: Context, target: Annotated[Instance, Resolve(current)], confirm_name: ConfirmName = None
+    ) -> Elicit[ConfirmDelete] | NameCheck:
+        if confirm_name is not None and confirm_name != target.name:
+            # Refused outright, even when the client could ask the user: the caller named another instance.
+            return NameCheck(result="mismatch", given=confirm_name)
+        if can_ask_user(ctx.client_capabilities):
+            return Elicit(wording.confirmation_question(kind, target), ConfirmDelete)
+        if confirm_name is None:
+            return NameCheck(result="missing")
+        return NameCheck(result="matches", given=confirm_name)
+
+    return current, confirmation

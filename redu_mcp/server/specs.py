@@ -1,0 +1,142 @@
+"""How a tool is declared: one ``ToolSpec`` binds its name, title, description, annotation profile
+(and with it the access level it needs) and deadline, and builds the SDK's ``Tool`` from them.
+
+The access level is a property of the profile, so a tool cannot be read-only in its annotations
+and need ``create`` access, or the reverse. Schemas are listed compactly (``compact_schema``).
+
+The deadline is set here, once per call, around the tool's body: everything the body does (every
+HTTP exchange, retry and poll) is clipped to it (``redu_mcp.api.within``), so a slow or
+rate-limited API cannot keep a call past the ~60 s after which desktop clients give up. The body
+runs after the SDK's resolvers, so the time a person takes to confirm a delete is not counted.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal, get_args
+
+from mcp.server.mcpserver.tools import Tool
+from mcp.types import ToolAnnotations
+
+from redu_mcp.api import within
+
+AccessLevel = Literal["read", "create", "full"]
+ACCESS_LEVELS: Final[tuple[AccessLevel, ...]] = get_args(AccessLevel)
+
+#: How long one tool call may take, every request and retry included. Desktop clients cancel a call
+#: at about 60 s, and the answer must arrive before that.
+TOOL_DEADLINE_SECONDS: Final = 45.0
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named set of the four MCP hints, and the access level a tool with these hints needs."""
+
+    name: str
+    level: AccessLevel
+    read_only: bool
+    destructive: bool
+    idempotent: bool
+
+    def annotations(self, title: str) -> ToolAnnotations:
+        return ToolAnnotations(
+            title=title,
+            read_only_hint=self.read_only,
+            destructive_hint=self.destructive,
+            idempotent_hint=self.idempotent,
+            open_world_hint=True,  # every tool talks to Redu Cloud
+        )
+
+
+READS: Final = Profile("reads", "read", read_only=True, destructive=False, idempotent=True)
+CREATES: Final = Profile("creates", "create", read_only=False, destructive=False, idempotent=False)
+DESTROYS: Final = Profile("destroys", "full", read_only=False, destructive=True, idempotent=True)
+
+
+def level_allows(access: AccessLevel, needed: AccessLevel) -> bool:
+    return ACCESS_LEVELS.index(needed) <= ACCESS_LEVELS.index(access)
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    title: str
+    description: str
+    profile: Profile
+    fn: Callable[..., Awaitable[Any]]
+    #: Seconds the body may take, computed from the call's arguments (``wait_for_ready``); by default
+    #: ``TOOL_DEADLINE_SECONDS``.
+    deadline: Callable[[Mapping[str, Any]], float] | None = None
+
+    @property
+    def level(self) -> AccessLevel:
+        return self.profile.level
+
+    def deadline_for(self, arguments: Mapping[str, Any]) -> float:
+        return TOOL_DEADLINE_SECONDS if self.deadline is None else self.deadline(arguments)
+
+    def build(self) -> Tool:
+        """The SDK's tool: its body under its deadline, listed with compact schemas that refuse
+        unknown arguments."""
+        body, deadline_for = self.fn, self.deadline_for
+
+        @functools.wraps(body)  # the SDK reads the signature through it (inspect follows __wrapped__)
+        async def within_deadline(*args: Any, **kwargs: Any) -> Any:
+            with within(deadline_for(kwargs)):
+                return await body(*args, **kwargs)
+
+        tool = Tool.from_function(
+            within_deadline,
+            name=self.name,
+            title=self.title,
+            description=self.description,
+            annotations=self.profile.annotations(self.title),
+        )
+        parameters = {**compact_schema(tool.parameters), "additionalProperties": False}
+        output = compact_schema(tool.fn_metadata.output_schema, output=True)
+        return tool.model_copy(
+            update={
+                "parameters": parameters,
+                "fn_metadata": tool.fn_metadata.model_copy(update={"output_schema": output}),
+            }
+        )
+
+
+_SUBSCHEMA_MAPS = ("properties", "$defs", "patternProperties")
+_SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SUBSCHEMAS = ("items", "additionalProperties", "not", "contains")
+
+
+def compact_schema(schema: Any, *, output: bool = False) -> Any:
+    """``schema`` without what only costs tokens: the ``title`` pydantic derives from every field and
+    model name ("Flavor Id" for ``flavor_id``; ~15% of a tools/list). With ``output``, also the
+    ``default: null`` of optional result fields, and ``anyOf: [{type: T}, {type: null}]`` written as
+    ``type: [T, null]`` (the same JSON Schema). Input schemas keep their ``anyOf`` form, which every
+    model provider accepts. Validation is unchanged: only annotations and spelling go."""
+    if not isinstance(schema, dict):
+        return schema
+    compact: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        if output and key == "default" and value is None:
+            continue
+        if key in _SUBSCHEMA_MAPS and isinstance(value, dict):
+            compact[key] = {name: compact_schema(sub, output=output) for name, sub in value.items()}
+        elif key in _SUBSCHEMA_LISTS and isinstance(value, list):
+            compact[key] = [compact_schema(sub, output=output) for sub in value]
+        elif key in _SUBSCHEMAS and isinstance(value, dict):
+            compact[key] = compact_schema(value, output=output)
+        else:
+            compact[key] = value
+    branches = compact.get("anyOf")
+    nullable = isinstance(branches, list) and len(branches) == 2 and {"type": "null"} in branches
+    if output and "type" not in compact and nullable:
+        assert isinstance(branches, list)
+        other = branches[1] if branches[0] == {"type": "null"} else branches[0]
+        if set(other) == {"type"} and isinstance(other["type"], str):
+            del compact["anyOf"]
+            compact["type"] = [other["type"], "null"]
+    return compact
