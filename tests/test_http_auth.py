@@ -28,7 +28,7 @@ from redu_mcp.config import ConfigError
 from redu_mcp.sandbox import Account, Sandbox
 from redu_mcp.server import Settings
 from redu_mcp.server.http import VERIFIED_KEY_TTL, build_http_app
-from tests.helpers import DATABASE_ARGS, serving_mcp_http
+from tests.helpers import CREATE_ARGS, serving_mcp_http
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "operator-token-5d0c1a7e9b3f"
@@ -181,9 +181,9 @@ async def test_two_keys_never_see_each_others_instances(make_settings, mode):
     sandbox = two_users()
     async with serving_mcp_http(http_settings(make_settings, auth_passthrough=True), sandbox) as (url, _):
         async with mcp_client(url, mode, ALICE) as alice, mcp_client(url, mode, BOB) as bob:
-            made = await alice.call_tool("create_redis", dict(DATABASE_ARGS, name="alice-cache"))
+            made = await alice.call_tool("create_redis", dict(CREATE_ARGS, name="alice-cache"))
             id = made.structured_content["instance"]["id"]
-            await bob.call_tool("create_redis", dict(DATABASE_ARGS, name="bob-cache"))
+            await bob.call_tool("create_redis", dict(CREATE_ARGS, name="bob-cache"))
 
             alices = await alice.call_tool("list_redis", {})
             bobs = await bob.call_tool("list_redis", {})
@@ -199,7 +199,7 @@ async def test_two_keys_never_see_each_others_instances(make_settings, mode):
             assert gone.is_error and "HTTP 404" in gone.content[0].text
             assert id in sandbox.store.records
             # The same name is free for bob: his namespace is his own.
-            again = await bob.call_tool("create_redis", dict(DATABASE_ARGS, name="alice-cache"))
+            again = await bob.call_tool("create_redis", dict(CREATE_ARGS, name="alice-cache"))
             assert again.structured_content["created"] is True
             assert again.structured_content["instance"]["id"] != id
         assert sandbox.count("DELETE") == 0
@@ -214,7 +214,7 @@ async def test_shared_wait_polling_never_crosses_users(make_settings, mode):
             mcp_client(url, mode, ALICE) as alice2,
             mcp_client(url, mode, BOB) as bob,
         ):
-            made = await alice.call_tool("create_database", dict(DATABASE_ARGS, name="alice-db"))
+            made = await alice.call_tool("create_database", dict(CREATE_ARGS, name="alice-db"))
             id = made.structured_content["instance"]["id"]
             args = {"kind": "database", "id": id, "poll_interval_seconds": 0.05, "timeout_seconds": 20}
             results: dict[str, Any] = {}
@@ -239,8 +239,8 @@ async def test_concurrent_requests_keep_callers_apart(make_settings, mode):
     sandbox = two_users()
     async with serving_mcp_http(http_settings(make_settings, auth_passthrough=True), sandbox) as (url, _):
         async with mcp_client(url, mode, ALICE) as alice, mcp_client(url, mode, BOB) as bob:
-            await alice.call_tool("create_database", dict(DATABASE_ARGS, name="only-alice"))
-            await bob.call_tool("create_database", dict(DATABASE_ARGS, name="only-bob"))
+            await alice.call_tool("create_database", dict(CREATE_ARGS, name="only-alice"))
+            await bob.call_tool("create_database", dict(CREATE_ARGS, name="only-bob"))
             seen: list[tuple[str, list[str], str]] = []
 
             async def ask(who: str, client: Client) -> None:

@@ -27,7 +27,7 @@ from mcp import Client, MCPError
 from redu_mcp.sandbox import Sandbox
 from redu_mcp.server import TOOLS as TOOL_SPECS
 from redu_mcp.server import build_server
-from tests.helpers import DATABASE_ARGS, FAST_RETRY, connect
+from tests.helpers import CREATE_ARGS, FAST_RETRY, connect
 
 ALL_TOOLS = sorted(spec.name for spec in TOOL_SPECS)
 SECRET_ARGUMENTS = {"password", "db_password"}
@@ -168,21 +168,21 @@ INVALID = [
     ("list_flavors", {"region": "eu"}),
     ("whoami", {"as": "root"}),
     ("create_database", {"name": "orders"}),  # missing flavor, network, keypair
-    ("create_database", dict(DATABASE_ARGS, name="Orders")),
-    ("create_database", dict(DATABASE_ARGS, name="orders-")),
-    ("create_database", dict(DATABASE_ARGS, name="ördners")),
-    ("create_database", dict(DATABASE_ARGS, name="a" * 64)),
-    ("create_database", dict(DATABASE_ARGS, name="orders\n")),
-    ("create_database", dict(DATABASE_ARGS, name="orders", version="17")),
-    ("create_database", dict(DATABASE_ARGS, name="orders", version=16)),
-    ("create_database", dict(DATABASE_ARGS, name="orders", db_user="Robert'); DROP TABLE students;--")),
-    ("create_database", dict(DATABASE_ARGS, name="orders", security_group_names=[])),
-    ("create_database", dict(DATABASE_ARGS, name="orders", security_group_names="default")),
-    ("create_database", dict(DATABASE_ARGS, name="orders", flavor_id="")),
-    ("create_database", dict(DATABASE_ARGS, name="orders", flavor_id="x" * 200)),
-    ("create_database", dict(DATABASE_ARGS, name="orders", password="right-name-wrong-tool")),
-    ("create_redis", dict(DATABASE_ARGS, name="cache", version="5")),
-    ("create_redis", dict(DATABASE_ARGS, name="cache", keypair_name=None)),
+    ("create_database", dict(CREATE_ARGS, name="Orders")),
+    ("create_database", dict(CREATE_ARGS, name="orders-")),
+    ("create_database", dict(CREATE_ARGS, name="ördners")),
+    ("create_database", dict(CREATE_ARGS, name="a" * 64)),
+    ("create_database", dict(CREATE_ARGS, name="orders\n")),
+    ("create_database", dict(CREATE_ARGS, name="orders", version="17")),
+    ("create_database", dict(CREATE_ARGS, name="orders", version=16)),
+    ("create_database", dict(CREATE_ARGS, name="orders", db_user="Robert'); DROP TABLE students;--")),
+    ("create_database", dict(CREATE_ARGS, name="orders", security_group_names=[])),
+    ("create_database", dict(CREATE_ARGS, name="orders", security_group_names="default")),
+    ("create_database", dict(CREATE_ARGS, name="orders", flavor_id="")),
+    ("create_database", dict(CREATE_ARGS, name="orders", flavor_id="x" * 200)),
+    ("create_database", dict(CREATE_ARGS, name="orders", password="right-name-wrong-tool")),
+    ("create_redis", dict(CREATE_ARGS, name="cache", version="5")),
+    ("create_redis", dict(CREATE_ARGS, name="cache", keypair_name=None)),
     ("delete_database", {"id": 1, "confirm_name": "x" * 64}),
     ("delete_redis", {"confirm_name": "cache"}),
     ("delete_redis", {"id": "1", "confirm_name": "cache"}),
@@ -209,7 +209,7 @@ async def test_named_invalid_inputs_are_refused_before_any_request(server, sandb
 async def test_refusals_name_the_problem_but_never_repeat_the_value(server, mode):
     odd = "Robert'); DROP TABLE students;--"
     async with connect(server, mode) as client:
-        bad = await client.call_tool("create_database", dict(DATABASE_ARGS, name=odd, db_user=odd, extra_arg=odd))
+        bad = await client.call_tool("create_database", dict(CREATE_ARGS, name=odd, db_user=odd, extra_arg=odd))
         text = bad.content[0].text
         assert odd not in text
         assert "name: must match the pattern" in text
@@ -232,7 +232,7 @@ async def test_valid_edge_values_pass(server, sandbox, mode):
             assert "HTTP 404" in result.content[0].text  # it went to the API: the id was acceptable
         long_name = "a" + "b" * 61 + "c"
         made = await client.call_tool(
-            "create_redis", dict(DATABASE_ARGS, name=long_name, security_group_names=["default"])
+            "create_redis", dict(CREATE_ARGS, name=long_name, security_group_names=["default"])
         )
         assert not made.is_error, made.content[0].text
         listed = await client.call_tool("list_redis", {"limit": 100})

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import REDIS_ARGS, REPO, cli_http_server
+from tests.helpers import CREATE_ARGS, REPO, cli_http_server
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "tools_list.json"
 
@@ -123,7 +123,7 @@ def test_stdio_call_list_flavors(home: Path, tmp_path: Path):
 
 
 def test_stdio_call_create_redis(home: Path, tmp_path: Path):
-    args = json.dumps(dict(REDIS_ARGS, name="inspected"))
+    args = json.dumps(dict(CREATE_ARGS, name="inspected"))
     run = inspector(
         home, *stdio_server(tmp_path), "--method", "tools/call", "--tool-name", "create_redis", "--tool-args-json", args
     )
@@ -157,7 +157,7 @@ def test_http_modern_era_call_list_flavors(home: Path, http_server: tuple[str, P
 
 def test_http_call_create_redis_then_again(home: Path, http_server: tuple[str, Path]):
     url, state = http_server
-    args = json.dumps(dict(REDIS_ARGS, name="over-http"))
+    args = json.dumps(dict(CREATE_ARGS, name="over-http"))
     call = ("--method", "tools/call", "--tool-name", "create_redis", "--tool-args-json", args)
     check_created(inspector(home, url, *call), "over-http", state)
     # The server outlives each Inspector process: the same create again reports the existing instance.

@@ -23,7 +23,7 @@ from redu_mcp.api import ReduClient
 from redu_mcp.provisioning.credentials import read_env
 from redu_mcp.sandbox import SANDBOX_BASE_URL, Sandbox
 from redu_mcp.server import Settings, build_server
-from tests.helpers import DATABASE_ARGS, FAST_RETRY, connect
+from tests.helpers import CREATE_ARGS, FAST_RETRY, connect
 
 PASSWORD_FIELD = {"database": "db_password", "redis": "password"}
 
@@ -68,7 +68,7 @@ def everything(result: CallToolResult) -> str:
 
 
 async def create(client, kind: str, name: str, **extra: Any) -> CallToolResult:
-    return await client.call_tool(f"create_{kind}", dict(DATABASE_ARGS, name=name, **extra))
+    return await client.call_tool(f"create_{kind}", dict(CREATE_ARGS, name=name, **extra))
 
 
 # --- file mode (the default) -------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from redu_mcp.sandbox import Sandbox
 from redu_mcp.sandbox.store import SEED_FLAVORS, SEED_KEYPAIRS, SEED_NETWORKS, SEED_SECURITY_GROUPS
 from redu_mcp.server import TOOLS, Settings, build_server
 from redu_mcp.server.specs import CREATES, DESTROYS, READS
-from tests.helpers import DATABASE_ARGS, FAST_RETRY, REDIS_ARGS, connect, create
+from tests.helpers import CREATE_ARGS, FAST_RETRY, connect, create
 
 SPECS = {spec.name: spec for spec in TOOLS}
 ALL_TOOLS = set(SPECS)
@@ -33,11 +33,11 @@ ALL_TOOLS = set(SPECS)
 VALID_ARGS: dict[str, dict[str, Any]] = {
     "list_databases": {},
     "get_database": {"id": 1},
-    "create_database": dict(DATABASE_ARGS, name="orders"),
+    "create_database": dict(CREATE_ARGS, name="orders"),
     "delete_database": {"id": 1, "confirm_name": "orders"},
     "list_redis": {},
     "get_redis": {"id": 1},
-    "create_redis": dict(REDIS_ARGS, name="cache"),
+    "create_redis": dict(CREATE_ARGS, name="cache"),
     "delete_redis": {"id": 1, "confirm_name": "cache"},
     "wait_for_ready": {"kind": "redis", "id": 1, "timeout_seconds": 1},
     "list_flavors": {},
@@ -177,7 +177,7 @@ async def test_create_get_list_delete_database(server, sandbox, credentials_dir,
     async with connect(server, mode) as client:
         c = await checked(client)
         created = await c.ok(
-            "create_database", dict(DATABASE_ARGS, name="orders", db_name="shop", db_user="shopper", version="15")
+            "create_database", dict(CREATE_ARGS, name="orders", db_name="shop", db_user="shopper", version="15")
         )
         instance = created["instance"]
         assert created["created"] is True
@@ -197,14 +197,14 @@ async def test_create_get_list_delete_database(server, sandbox, credentials_dir,
 
         got = await c.ok("get_database", {"id": id})
         assert (got["id"], got["name"], got["kind"], got["port"]) == (id, "orders", "database", 5432)
-        assert got["other_fields"]["flavor_id"] == DATABASE_ARGS["flavor_id"]
+        assert got["other_fields"]["flavor_id"] == CREATE_ARGS["flavor_id"]
         assert not any("password" in key for key in got["other_fields"])
 
         listed = await c.ok("list_databases")
         assert listed["kind"] == "database" and listed["count"] == 1 and listed["truncated"] is False
         assert [i["name"] for i in listed["instances"]] == ["orders"]
 
-        again = await c.ok("create_database", dict(DATABASE_ARGS, name="orders"))
+        again = await c.ok("create_database", dict(CREATE_ARGS, name="orders"))
         assert again["created"] is False and again["instance"]["id"] == id
         assert again["password_delivery"] == "unknown"
 
@@ -225,7 +225,7 @@ async def test_create_get_list_delete_database(server, sandbox, credentials_dir,
 async def test_create_get_list_delete_redis(server, sandbox, mode):
     async with connect(server, mode) as client:
         c = await checked(client)
-        created = await c.ok("create_redis", dict(REDIS_ARGS, name="cache", version="6"))
+        created = await c.ok("create_redis", dict(CREATE_ARGS, name="cache", version="6"))
         instance = created["instance"]
         assert (instance["kind"], instance["name"], instance["version"]) == ("redis", "cache", "6")
         assert instance["db_name"] is None and instance["db_user"] is None
@@ -285,11 +285,11 @@ async def test_missing_instance_is_a_404_error_with_a_next_step(server, mode):
 async def test_unknown_flavor_is_a_422_error_naming_the_field(server, sandbox, mode):
     async with connect(server, mode) as client:
         c = await checked(client)
-        text = await c.error("create_redis", dict(REDIS_ARGS, name="cache", flavor_id="xxl"))
+        text = await c.error("create_redis", dict(CREATE_ARGS, name="cache", flavor_id="xxl"))
         assert "HTTP 422" in text
         assert "flavor_id: unknown flavor 'xxl'" in text
         assert "Next step" in text and "list_" in text
-        text = await c.error("create_database", dict(DATABASE_ARGS, name="orders", network_id="net-nowhere"))
+        text = await c.error("create_database", dict(CREATE_ARGS, name="orders", network_id="net-nowhere"))
         assert "HTTP 422" in text and "network_id" in text
         assert (await c.ok("list_redis"))["count"] == 0
         assert (await c.ok("list_databases"))["count"] == 0

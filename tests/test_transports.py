@@ -22,7 +22,7 @@ import pytest
 from mcp import Client, MCPError, StdioServerParameters
 
 from redu_mcp.sandbox import Sandbox
-from tests.helpers import DATABASE_ARGS, REDIS_ARGS, REPO, cli_command, cli_http_server, free_port, serving_http
+from tests.helpers import CREATE_ARGS, REPO, cli_command, cli_http_server, free_port, serving_http
 
 ALL_TOOLS = {
     "list_databases", "get_database", "create_database", "delete_database",
@@ -39,7 +39,7 @@ async def round_trip(client: Client, kind: str, name: str) -> dict[str, Any]:
     tools = {t.name for t in (await client.list_tools()).tools}
     assert tools == ALL_TOOLS
 
-    args = dict(DATABASE_ARGS if kind == "database" else REDIS_ARGS, name=name)
+    args = dict(CREATE_ARGS, name=name)
     created = await client.call_tool(f"create_{kind}", args)
     assert not created.is_error, created.content[0].text
     id = created.structured_content["instance"]["id"]
