@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 __all__ = [
+    "Engine",
     "EngineStartError",
     "EngineUnavailable",
     "Engines",
@@ -64,7 +65,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["postgres", "redis"]
+#: Which server program an engine is.
+Engine = Literal["postgres", "redis"]
 
 HOST = "127.0.0.1"
 #: Where Debian installs versioned PostgreSQL server binaries (``<version>/bin``).
@@ -148,7 +150,7 @@ def _find_postgres() -> dict[str, Path]:
     raise EngineUnavailable(_missing("postgres", absent or ["initdb", "postgres"]))
 
 
-def find_binaries(kind: Kind) -> dict[str, Path]:
+def find_binaries(kind: Engine) -> dict[str, Path]:
     """Locate the programs for ``kind``: initdb/postgres/psql, or redis-server.
 
     PostgreSQL is looked up in PATH and then in /usr/lib/postgresql/*/bin (newest first), taking
@@ -392,7 +394,7 @@ async def check_redis_login(
 class RunningEngine:
     """One launched server process, its port and its directory."""
 
-    kind: Kind
+    kind: Engine
     host: str
     port: int
     actual_version: str
