@@ -583,3 +583,51 @@ def test_without_root_engines_run_as_the_invoking_user(ending):
     for pid in info["pids"]:
         assert wait_until(lambda: not pid_alive(pid), timeout=10)
     assert wait_until(lambda: not Path(info["root"]).exists(), timeout=15)
+
+
+# ----------------------------------------------------------------------------- output handling
+
+
+def assert_no_fragment(secret: str, text: str, size: int = 4) -> None:
+    """Not even a piece of the secret (any ``size`` consecutive characters) is in ``text``."""
+    pieces = {secret[i : i + size] for i in range(len(secret) - size + 1)}
+    leaked = any(piece in text for piece in pieces)
+    assert not leaked, "a piece of the password leaked into the output tail"
+
+
+def test_output_tail_redacts_passwords_however_the_pipe_splits_them():
+    read_fd, write_fd = os.pipe()
+    tail = eng._LogTail(read_fd, eng._secret_forms(PASSWORD, "SCRAM-SHA-256$4096:c2FsdA=="), "t")
+    quoted = eng._redis_quote(PASSWORD)[1:-1]
+    data = (
+        f"FATAL: password {PASSWORD} rejected\n".encode()
+        + f">>> 'requirepass \"{quoted}\"'\n".encode()
+        + b"verifier SCRAM-SHA-256$4096:c2FsdA== here\n"
+        + b"x" * 70_000 + PASSWORD.encode() + b"\n"  # long: kept redacted, or dropped whole
+        + b"last line\n"
+    )
+    for i in range(0, len(data), 7):  # the reader gets whatever pieces are there
+        os.write(write_fd, data[i : i + 7])
+    os.close(write_fd)
+    assert tail.wait_eof(10)
+    kept = "\n".join(tail._lines)
+    for secret in (PASSWORD, quoted, "c2FsdA=="):
+        assert_secret_absent(secret, kept, "the output tail")
+    assert_no_fragment(PASSWORD, kept)
+    assert_no_fragment(quoted, kept, size=8)
+    assert tail.text().endswith("last line")
+
+
+def test_output_tail_drops_an_overlong_line_whole_even_when_cut_inside_the_password():
+    read_fd, write_fd = os.pipe()
+    os.close(write_fd)
+    tail = eng._LogTail(read_fd, eng._secret_forms(PASSWORD), "t")
+    assert tail.wait_eof(10)
+    secret = PASSWORD.encode()
+    # The line outgrows the limit three bytes into the password, and ends in the next read.
+    tail._feed(b"x" * eng._LOG_PENDING_BYTES + secret[:3])
+    tail._feed(secret[3:] + b"y" * 10 + b"\nafter\n")
+    kept = "\n".join(tail._lines)
+    assert_no_fragment(PASSWORD, kept)
+    assert "y" not in kept and "x" not in kept
+    assert kept == "(overlong output line dropped)\nafter"

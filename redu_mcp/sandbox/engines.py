@@ -700,6 +700,7 @@ class _LogTail:
         self._secrets = secrets
         self._lines: collections.deque[str] = collections.deque(maxlen=_LOG_LINES)
         self._pending = b""
+        self._skipping = False
         self._lock = threading.Lock()
         self._eof = threading.Event()
         threading.Thread(target=self._pump, args=(fd,), name=f"{name}-log", daemon=True).start()
@@ -722,13 +723,18 @@ class _LogTail:
             self._eof.set()
 
     def _feed(self, chunk: bytes, *, final: bool = False) -> None:
+        if self._skipping:  # the rest of a dropped line: none of it may be kept
+            newline = chunk.find(b"\n")
+            if newline < 0:
+                return
+            chunk, self._skipping = chunk[newline + 1 :], False
         *complete, rest = (self._pending + chunk).split(b"\n")
         if final and rest:
             complete.append(rest)
             rest = b""
         elif len(rest) > _LOG_PENDING_BYTES:
             complete.append(b"(overlong output line dropped)")
-            rest = b""
+            rest, self._skipping = b"", True
         self._pending = rest
         with self._lock:
             for raw in complete:
