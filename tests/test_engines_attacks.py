@@ -466,9 +466,10 @@ def test_an_account_is_handed_out_only_when_none_of_its_processes_runs():
         kill_if_still_ours(escaped, first.uid)
 
 
-def test_reaping_refuses_root_and_ourselves():
-    for uid in {0, os.getuid(), os.geteuid()}:
-        with pytest.raises(ValueError):
+def test_reaping_refuses_anything_but_a_pool_account():
+    """Killing "every process of the uid" must never reach root, us, or a shared account."""
+    for uid in {0, os.getuid(), os.geteuid(), pwd.getpwnam("nobody").pw_uid}:
+        with pytest.raises(ValueError, match="not a sandbox engine account"):
             eng._reap_uid(uid, 0)
 
 

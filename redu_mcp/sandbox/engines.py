@@ -506,9 +506,13 @@ def _kill_all_as(uid: int, gid: int) -> None:
 
 
 def _reap_uid(uid: int, gid: int, timeout: float = REAP_TIMEOUT) -> bool:
-    """Kill every process of ``uid``; True once /proc shows none left. Blocking."""
-    if uid <= 0 or uid in (os.getuid(), os.geteuid()):
-        raise ValueError(f"refusing to kill every process of uid {uid}")
+    """Kill every process of ``uid``; True once /proc shows none left. Blocking.
+
+    Only ever for a dedicated pool account: never root, never ourselves, never an account that
+    anything else (``nobody``, a person, a service) might be running as.
+    """
+    if uid <= 0 or uid in (os.getuid(), os.geteuid()) or _is_pool_uid(uid) is None:
+        raise ValueError(f"refusing to kill every process of uid {uid}: not a sandbox engine account")
     deadline = time.monotonic() + timeout
     rounds = 0
     while True:
