@@ -632,3 +632,19 @@ def test_output_tail_drops_an_overlong_line_whole_even_when_cut_inside_the_passw
     assert_no_fragment(PASSWORD, kept)
     assert "y" not in kept and "x" not in kept
     assert kept == "(overlong output line dropped)\nafter"
+
+
+def test_a_held_open_output_pipe_delays_failure_reports_only_once():
+    """An escaped process can keep the engine's output pipe open: failure() must not wait for
+    its end on every call (the sandbox calls it on each refresh, on the event loop)."""
+    read_fd, write_fd = os.pipe()  # the write end stays open: no EOF, like a held pipe
+    try:
+        tail = eng._LogTail(read_fd, eng._secret_forms(PASSWORD), "t")
+        waits = []
+        real_wait = tail._eof.wait
+        tail._eof.wait = lambda timeout=None: waits.append(timeout) or real_wait(0)
+        for _ in range(3):
+            tail.settle()
+        assert len(waits) == 1
+    finally:
+        os.close(write_fd)

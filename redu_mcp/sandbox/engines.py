@@ -705,6 +705,7 @@ class _LogTail:
         self._lines: collections.deque[str] = collections.deque(maxlen=_LOG_LINES)
         self._pending = b""
         self._skipping = False
+        self._settled = False
         self._lock = threading.Lock()
         self._eof = threading.Event()
         threading.Thread(target=self._pump, args=(fd,), name=f"{name}-log", daemon=True).start()
@@ -748,6 +749,13 @@ class _LogTail:
 
     def wait_eof(self, timeout: float) -> bool:
         return self._eof.wait(timeout)
+
+    def settle(self) -> None:
+        """Once the engine exited: give the pipe a moment to deliver its last words (once only:
+        a process that escaped the engine may hold the pipe open for as long as it lives)."""
+        if not self._settled:
+            self._settled = True
+            self._eof.wait(0.5)
 
     def text(self, lines: int = 6) -> str:
         with self._lock:
@@ -1219,7 +1227,7 @@ class RunningEngine:
         code = self._process.poll()
         if code is None:
             return None
-        self._log.wait_eof(1.0)  # its last words may still be in the pipe
+        self._log.settle()  # its last words may still be in the pipe
         how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
         return f"{self.kind} exited ({how}): {self._log_tail()}"
 
@@ -1555,6 +1563,8 @@ class Engines:
     def _ensure_janitor(self) -> _Janitor | None:
         if self._janitor is None and not self._janitor_failed:
             try:
+                if not sys.executable:
+                    raise OSError("no Python interpreter to run it with (sys.executable)")
                 self._janitor = _Janitor(self.root, self._root_fd, self._owns_root)
             except OSError as exc:
                 self._janitor_failed = True
