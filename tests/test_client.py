@@ -35,7 +35,8 @@ from redu_mcp.api import (
     parse_retry_after,
 )
 from redu_mcp.api import _client as client_module
-from redu_mcp.sandbox import Account, Fault, Sandbox
+from redu_mcp.sandbox import Account, Fault, ListStyle, Sandbox
+from redu_mcp.sandbox.faults import MalformedBody
 from redu_mcp.sandbox.serve import running_sandbox
 
 #: Retries in milliseconds: tests assert on counts, never on time.
@@ -229,8 +230,8 @@ async def test_pagination_follows_next_cursor() -> None:
 
 
 @pytest.mark.parametrize("style", ["items", "plural", "bare"])
-async def test_every_list_style(style: str) -> None:
-    sandbox = Sandbox(provisioning_seconds=0, page_size=2, list_style=style)  # type: ignore[arg-type]
+async def test_every_list_style(style: ListStyle) -> None:
+    sandbox = Sandbox(provisioning_seconds=0, page_size=2, list_style=style)
     async with sandbox.client(retry=FAST) as redu:
         for i in range(5):
             await redu.create_database(pg(f"db-{i}"))
@@ -439,10 +440,10 @@ async def test_connection_refused() -> None:
     ],
     ids=["me", "flavors", "list", "get", "create"],
 )
-async def test_malformed_bodies(sandbox: Sandbox, body: str, method: str, path: str, call: Any) -> None:
+async def test_malformed_bodies(sandbox: Sandbox, body: MalformedBody, method: str, path: str, call: Any) -> None:
     async with sandbox.client(retry=FAST) as redu:
         await redu.create_redis(rd())  # id 1 exists, so only the fault can fail the GET
-        sandbox.faults.add(Fault(method=method, path=path, body=body))  # type: ignore[arg-type]
+        sandbox.faults.add(Fault(method=method, path=path, body=body))
         with pytest.raises(errors.ResponseFormatError) as info:
             await call(redu)
     endpoint = f"{method} {path.removeprefix('/v1')}"

@@ -23,6 +23,7 @@ from redis.backoff import NoBackoff
 
 from redu_mcp.sandbox import engines as eng
 from redu_mcp.sandbox.engines import (
+    Engine,
     Engines,
     EngineStartError,
     EngineUnavailable,
@@ -38,9 +39,9 @@ PASSWORD = "pä ss'w\"o\\rd-$x€"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _unavailable(kind: str) -> str | None:
+def _unavailable(kind: Engine) -> str | None:
     try:
-        find_binaries(kind)  # type: ignore[arg-type]
+        find_binaries(kind)
     except EngineUnavailable as exc:
         return str(exc)
     return None
@@ -266,22 +267,14 @@ async def test_wrong_password_is_rejected(engines):
     rd = await engines.start_redis(password=PASSWORD)
     await asyncio.gather(wait_ready(pg), wait_ready(rd))
 
-    assert await check_postgres_login(
-        host=pg.host, port=pg.port, user="app", dbname="appdb", password=PASSWORD
-    )
-    assert not await check_postgres_login(
-        host=pg.host, port=pg.port, user="app", dbname="appdb", password="wrong"
-    )
+    assert await check_postgres_login(host=pg.host, port=pg.port, user="app", dbname="appdb", password=PASSWORD)
+    assert not await check_postgres_login(host=pg.host, port=pg.port, user="app", dbname="appdb", password="wrong")
     assert await check_redis_login(host=rd.host, port=rd.port, password=PASSWORD)
     assert not await check_redis_login(host=rd.host, port=rd.port, password="wrong")
 
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
-        await psycopg.AsyncConnection.connect(
-            host=pg.host, port=pg.port, dbname="appdb", user="app", password="wrong"
-        )
-    client = aioredis.Redis(
-        host=rd.host, port=rd.port, password="wrong", retry=Retry(NoBackoff(), 0)
-    )
+        await psycopg.AsyncConnection.connect(host=pg.host, port=pg.port, dbname="appdb", user="app", password="wrong")
+    client = aioredis.Redis(host=rd.host, port=rd.port, password="wrong", retry=Retry(NoBackoff(), 0))
     try:
         with pytest.raises(redis.exceptions.AuthenticationError):
             await client.get("k")
@@ -340,7 +333,7 @@ async def test_bogus_binary_is_a_start_error(engines, monkeypatch, tmp_path):
     bogus = tmp_path / "redis-server"
     bogus.write_text("not a program")  # exists, but is not executable
     monkeypatch.setattr(eng, "find_binaries", lambda kind: {"redis-server": bogus})
-    with pytest.raises(EngineStartError, match="could not run .*redis-server") as info:
+    with pytest.raises(EngineStartError, match=r"could not run .*redis-server") as info:
         await engines.start_redis(password=PASSWORD)
     assert_secret_absent(PASSWORD, str(info.value), "the exception")
     assert list(engines.root.glob("redis-*")) == []  # its directory was cleaned up

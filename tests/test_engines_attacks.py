@@ -13,7 +13,6 @@ them skip without root (CI runs as root).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import grp
 import json
 import os
@@ -21,7 +20,6 @@ import pwd
 import signal
 import stat
 import subprocess
-import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +46,7 @@ from tests.test_engines import (
 
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0,
-    reason="needs root: engines get their own accounts only when the server runs as root "
-    "(CI runs as root)",
+    reason="needs root: engines get their own accounts only when the server runs as root (CI runs as root)",
 )
 ENGINES_FILE = Path(eng.__file__).resolve()
 
@@ -108,8 +105,16 @@ class Victims:
     def links(self) -> dict[str, Path]:
         """Every name root might touch in an engine directory, each pointing at a victim."""
         names = [
-            "engine.log", "redis.conf", "pwfile", "owner.pid", "postmaster.log",
-            "server.log", "stdout.log", "stderr.log", "pg_hba.conf", "postgresql.conf",
+            "engine.log",
+            "redis.conf",
+            "pwfile",
+            "owner.pid",
+            "postmaster.log",
+            "server.log",
+            "stdout.log",
+            "stderr.log",
+            "pg_hba.conf",
+            "postgresql.conf",
         ]
         links = {name: self.file if i % 2 == 0 else self.absent for i, name in enumerate(names)}
         links["victim-dir"] = self.directory  # a directory link: deleting must not go through
@@ -142,7 +147,8 @@ def plant(uid: int, gid: int, directory: Path, links: dict[str, Path]) -> None:
     for name, target in links.items():
         args += [name, target]
     result = as_account(
-        uid, gid,
+        uid,
+        gid,
         'dir=$1; shift; while [ $# -gt 0 ]; do ln -sfn "$2" "$dir/$1" || exit 1; shift 2; done',
         *args,
     )
@@ -297,7 +303,11 @@ async def test_postgres_client_is_no_superuser_but_owns_its_database(engines, db
     pg = await engines.start_postgres(db_name=db_name, db_user=db_user, password=PASSWORD)
     await wait_ready(pg)
     async with await psycopg.AsyncConnection.connect(
-        host=pg.host, port=pg.port, dbname=db_name, user=db_user, password=PASSWORD,
+        host=pg.host,
+        port=pg.port,
+        dbname=db_name,
+        user=db_user,
+        password=PASSWORD,
         autocommit=True,
     ) as conn:
         cur = await conn.execute(
@@ -305,9 +315,7 @@ async def test_postgres_client_is_no_superuser_but_owns_its_database(engines, db
             "FROM pg_roles WHERE rolname = current_user"
         )
         assert await cur.fetchone() == (False, False, False, False, False)
-        cur = await conn.execute(
-            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()"
-        )
+        cur = await conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()")
         assert await cur.fetchone() == (db_user,)
         await conn.execute("CREATE TABLE mine (x int)")
         await conn.execute("INSERT INTO mine VALUES (1)")
@@ -361,17 +369,14 @@ async def test_scram_verifier_computed_here_matches_what_libpq_sends(engines):
     pg = await engines.start_postgres(db_name="app", db_user="app", password=PASSWORD)
     await wait_ready(pg)
     params = {"host": pg.host, "port": pg.port, "dbname": "app", "user": "app"}
-    async with await psycopg.AsyncConnection.connect(
-        **params, password=PASSWORD, autocommit=True
-    ) as conn:
+    async with await psycopg.AsyncConnection.connect(**params, password=PASSWORD, autocommit=True) as conn:
         for password, same in SASLPREP_CASES.items():
             await conn.execute(f"ALTER ROLE CURRENT_USER PASSWORD '{eng._scram_verifier(password)}'")
             for spelling in [password, *same]:
                 try:
                     check = await psycopg.AsyncConnection.connect(**params, password=spelling)
                 except psycopg.OperationalError:
-                    pytest.fail(f"login failed for SASLprep case {password.encode()!r} "
-                                f"spelled {spelling.encode()!r}")
+                    pytest.fail(f"login failed for SASLprep case {password.encode()!r} spelled {spelling.encode()!r}")
                 await check.close()
 
 
@@ -565,16 +570,22 @@ def test_without_root_engines_run_as_the_invoking_user(ending):
     python = Path("/usr/bin/python3")
     if not python.exists():
         pytest.skip("needs /usr/bin/python3 that an unprivileged user can run")
-    version = subprocess.run([python, "-c", "import sys; print(sys.version_info >= (3, 11))"],
-                             capture_output=True, text=True)
+    version = subprocess.run(
+        [python, "-c", "import sys; print(sys.version_info >= (3, 11))"], capture_output=True, text=True
+    )
     if version.stdout.strip() != "True":
         pytest.skip("/usr/bin/python3 is older than 3.11")
     user = pwd.getpwnam("nobody")  # any unprivileged account: here it is the *invoking* user
     result = subprocess.run(
         [python, "-I", "-c", UNPRIVILEGED_CHILD, ENGINES_FILE, ending],
-        user=user.pw_uid, group=user.pw_gid, extra_groups=[], cwd="/",
+        user=user.pw_uid,
+        group=user.pw_gid,
+        extra_groups=[],
+        cwd="/",
         env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
-        capture_output=True, text=True, timeout=180,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     info = json.loads(result.stdout)
@@ -582,7 +593,7 @@ def test_without_root_engines_run_as_the_invoking_user(ending):
     assert info["uids"] == [user.pw_uid, user.pw_uid]
     assert info["process_uids"] == [[user.pw_uid], [user.pw_uid]]
     for pid in info["pids"]:
-        assert wait_until(lambda: not pid_alive(pid), timeout=10)
+        assert wait_until(lambda pid=pid: not pid_alive(pid), timeout=10)
     assert wait_until(lambda: not Path(info["root"]).exists(), timeout=15)
 
 
@@ -604,7 +615,9 @@ def test_output_tail_redacts_passwords_however_the_pipe_splits_them():
         f"FATAL: password {PASSWORD} rejected\n".encode()
         + f">>> 'requirepass \"{quoted}\"'\n".encode()
         + b"verifier SCRAM-SHA-256$4096:c2FsdA== here\n"
-        + b"x" * 70_000 + PASSWORD.encode() + b"\n"  # long: kept redacted, or dropped whole
+        + b"x" * 70_000
+        + PASSWORD.encode()
+        + b"\n"  # long: kept redacted, or dropped whole
         + b"last line\n"
     )
     for i in range(0, len(data), 7):  # the reader gets whatever pieces are there

@@ -65,7 +65,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def inspector(home: Path, *args: str) -> Run:
     env = dict(os.environ, HOME=str(home), MCP_INSPECTOR_SECRET_STORE="memory")
     done = subprocess.run(
-        [INSPECTOR, "--cli", *args, "--format", "json", "-q"],  # type: ignore[list-item]
+        [str(INSPECTOR), "--cli", *args, "--format", "json", "-q"],  # the module is skipped without it
         stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, cwd=REPO, timeout=120, check=False,
     )  # fmt: skip
     return Run(done)

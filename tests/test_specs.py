@@ -23,7 +23,7 @@ def test_compact_schema_drops_only_what_costs_tokens():
                 "title": "Tags",
                 "anyOf": [{"type": "array", "items": {"title": "Tag", "type": "string"}}, {"type": "null"}],
                 "default": None,
-            },  # fmt: skip
+            },
         },
         "required": ["name"],
     }

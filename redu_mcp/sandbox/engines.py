@@ -186,8 +186,7 @@ def _postgres_dirs() -> list[Path]:
 def _missing(kind: str, names: list[str]) -> str:
     package = _APT_PACKAGE[kind]
     return (
-        f"missing program(s) {', '.join(names)}: install the Debian package {package!r} "
-        f"(apt-get install -y {package})"
+        f"missing program(s) {', '.join(names)}: install the Debian package {package!r} (apt-get install -y {package})"
     )
 
 
@@ -207,11 +206,7 @@ def _find_postgres() -> dict[str, Path]:
                 raise EngineUnavailable(_missing("postgres", ["psql"]))
             psql = Path(which)
         return {"initdb": real / "initdb", "postgres": real / "postgres", "psql": psql}
-    absent = [
-        name
-        for name in _PROGRAMS["postgres"]
-        if not any(_is_executable(d / name) for d in dirs)
-    ]
+    absent = [name for name in _PROGRAMS["postgres"] if not any(_is_executable(d / name) for d in dirs)]
     raise EngineUnavailable(_missing("postgres", absent or ["initdb", "postgres"]))
 
 
@@ -234,9 +229,10 @@ def find_binaries(kind: Engine) -> dict[str, Path]:
 def check_engines_available() -> None:
     """Raise one EngineUnavailable naming every missing program (both kinds) and its package."""
     problems = []
-    for kind in ("postgres", "redis"):
+    engines: tuple[Engine, ...] = ("postgres", "redis")
+    for kind in engines:
         try:
-            find_binaries(kind)  # type: ignore[arg-type]
+            find_binaries(kind)
         except EngineUnavailable as exc:
             problems.append(str(exc))
     if problems:
@@ -274,6 +270,16 @@ class _Account:
     def isolated(self) -> bool:
         return self.uid is not None
 
+    @property
+    def ids(self) -> tuple[int, int] | None:
+        """(uid, gid) of a dedicated account; None when engines run as ourselves."""
+        return None if self.uid is None or self.gid is None else (self.uid, self.gid)
+
+    @property
+    def effective_ids(self) -> tuple[int, int]:
+        """The (uid, gid) the engine's processes run as."""
+        return self.ids or (os.getuid(), os.getgid())
+
     def popen_kwargs(self) -> dict[str, Any]:
         if self.uid is None:
             return {}
@@ -303,9 +309,7 @@ def _open_pool_dir() -> int:
 
 def _lock_slot(name: str, dir_fd: int, *, wait: bool = False) -> int | None:
     """Take the slot's flock; its fd, or None if someone else holds it."""
-    fd = os.open(
-        f"{name}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd
-    )
+    fd = os.open(f"{name}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
     except BlockingIOError:
@@ -334,12 +338,26 @@ def _create_pool_user(name: str) -> None:
         "/bin/false",
     )
     argv = [
-        useradd, "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-        "--shell", shell, "--comment", "redu-mcp sandbox engine", name,
+        useradd,
+        "--system",
+        "--user-group",
+        "--no-create-home",
+        "--home-dir",
+        "/nonexistent",
+        "--shell",
+        shell,
+        "--comment",
+        "redu-mcp sandbox engine",
+        name,
     ]
     result = subprocess.run(
-        argv, env=_child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, timeout=60, check=False,
+        argv,
+        env=_child_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=60,
+        check=False,
     )
     if result.returncode != 0:
         with contextlib.suppress(KeyError):
@@ -381,6 +399,7 @@ def _pool_user(name: str, dir_fd: int) -> pwd.struct_passwd:
         entry = pwd.getpwnam(name)
     except KeyError:
         guard = _lock_slot("useradd", dir_fd, wait=True)  # one creator at a time
+        assert guard is not None  # a waiting lock is always taken
         try:
             try:
                 entry = pwd.getpwnam(name)
@@ -499,9 +518,18 @@ def _kill_all_as(uid: int, gid: int) -> None:
 
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         subprocess.run(
-            ["/bin/true"], user=uid, group=gid, extra_groups=[], preexec_fn=sweep, cwd="/",
-            env=_child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, timeout=10, check=False,
+            ["/bin/true"],
+            user=uid,
+            group=gid,
+            extra_groups=[],
+            preexec_fn=sweep,
+            cwd="/",
+            env=_child_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=10,
+            check=False,
         )
 
 
@@ -641,9 +669,15 @@ def _sql_ident(name: str) -> str:
 
 
 _SASL_PROHIBITED = (
-    stringprep.in_table_c12, stringprep.in_table_c21_c22, stringprep.in_table_c3,
-    stringprep.in_table_c4, stringprep.in_table_c5, stringprep.in_table_c6,
-    stringprep.in_table_c7, stringprep.in_table_c8, stringprep.in_table_c9,
+    stringprep.in_table_c12,
+    stringprep.in_table_c21_c22,
+    stringprep.in_table_c3,
+    stringprep.in_table_c4,
+    stringprep.in_table_c5,
+    stringprep.in_table_c6,
+    stringprep.in_table_c7,
+    stringprep.in_table_c8,
+    stringprep.in_table_c9,
     stringprep.in_table_a1,
 )
 
@@ -666,13 +700,12 @@ def _saslprep(password: str) -> str:
         return password
     if any(check(char) for char in mapped for check in _SASL_PROHIBITED):
         return password
-    if any(stringprep.in_table_d1(char) for char in mapped):
-        if (
-            any(stringprep.in_table_d2(char) for char in mapped)
-            or not stringprep.in_table_d1(mapped[0])
-            or not stringprep.in_table_d1(mapped[-1])
-        ):
-            return password
+    if any(stringprep.in_table_d1(char) for char in mapped) and (
+        any(stringprep.in_table_d2(char) for char in mapped)
+        or not stringprep.in_table_d1(mapped[0])
+        or not stringprep.in_table_d1(mapped[-1])
+    ):
+        return password
     return unicodedata.normalize("NFKC", "".join(mapped))
 
 
@@ -791,7 +824,9 @@ def _check_secure_dir(path: Path) -> None:
 def _write_new_file(dir_fd: int, name: str, text: str) -> None:
     """Create a new file in a root-owned directory: never through a symlink, never an old one."""
     fd = os.open(
-        name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+        name,
+        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+        0o644,
         dir_fd=dir_fd,
     )
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -925,8 +960,14 @@ class _Janitor:
         try:
             self._process = subprocess.Popen(
                 [
-                    sys.executable, "-I", "-S", os.path.abspath(__file__), "--janitor",
-                    str(root_fd), "1" if owns_root else "0", str(root),
+                    sys.executable,
+                    "-I",
+                    "-S",
+                    os.path.abspath(__file__),
+                    "--janitor",
+                    str(root_fd),
+                    "1" if owns_root else "0",
+                    str(root),
                 ],
                 stdin=theirs.fileno(),
                 stdout=subprocess.DEVNULL,
@@ -1070,9 +1111,7 @@ def _resp(*parts: str) -> bytes:
     return b"".join(out)
 
 
-async def check_redis_login(
-    *, host: str, port: int, password: str, timeout: float = 3.0
-) -> bool:
+async def check_redis_login(*, host: str, port: int, password: str, timeout: float = 3.0) -> bool:
     """True if AUTH with this password succeeds and PING answers +PONG. Never raises."""
     writer = None
     try:
@@ -1125,8 +1164,7 @@ async def _in_thread(work: Callable[[], _T], undo: Callable[[_T], None]) -> _T:
 class _Home:
     """One engine's directory and account, and their one-time teardown."""
 
-    def __init__(self, name: str, path: Path, root_fd: int, account: _Account,
-                 janitor: _Janitor | None) -> None:
+    def __init__(self, name: str, path: Path, root_fd: int, account: _Account, janitor: _Janitor | None) -> None:
         self.name = name
         self.path = path
         self.account = account
@@ -1145,8 +1183,8 @@ class _Home:
         os.mkdir(self.name, 0o700, dir_fd=self._root_fd)
         fd = os.open(self.name, _DIR_FLAGS, dir_fd=self._root_fd)
         try:
-            if self.account.isolated:
-                os.fchown(fd, self.account.uid, self.account.gid)  # type: ignore[arg-type]
+            if (ids := self.account.ids) is not None:
+                os.fchown(fd, *ids)
             os.fchmod(fd, 0o700)
         finally:
             os.close(fd)
@@ -1163,7 +1201,7 @@ class _Home:
             self._released = True
             try:
                 account = self.account
-                dead = _reap_uid(account.uid, account.gid) if account.isolated else True  # type: ignore[arg-type]
+                dead = _reap_uid(*ids) if (ids := account.ids) is not None else True
                 removed = _remove_engine_dir(self._root_fd, self.name, reclaim=account.isolated)
                 if not removed:
                     log.warning("could not remove %s", self.path)
@@ -1413,13 +1451,16 @@ class Engines:
             code, out = await _run(
                 [
                     str(bins["initdb"]),
-                    "-D", str(pgdata),
-                    "-U", superuser,
+                    "-D",
+                    str(pgdata),
+                    "-U",
+                    superuser,
                     # No password for the superuser: it cannot log in over TCP, and nobody
                     # may connect over a unix socket (there is none, and local is 'reject').
                     "--auth-local=reject",
                     "--auth-host=scram-sha-256",
-                    "-E", "UTF8",
+                    "-E",
+                    "UTF8",
                     "--locale=C",
                     "--no-sync",
                     "--no-instructions",
@@ -1442,38 +1483,58 @@ class Engines:
             ]
             code, out = await _run(
                 [
-                    str(bins["postgres"]), "--single", "-D", str(pgdata),
-                    "-c", "exit_on_error=on", "-c", "fsync=off", "postgres",
+                    str(bins["postgres"]),
+                    "--single",
+                    "-D",
+                    str(pgdata),
+                    "-c",
+                    "exit_on_error=on",
+                    "-c",
+                    "fsync=off",
+                    "postgres",
                 ],
                 cwd=home.path,
                 run_as=home.account,
-                stdin="\n".join(statements + [""]).encode(),
+                stdin="\n".join([*statements, ""]).encode(),
                 timeout=60,
             )
             if code != 0:
                 raise EngineStartError(
-                    f"creating role and database {db_name!r} failed (exit {code}): "
-                    f"{_tail(out, secrets)}"
+                    f"creating role and database {db_name!r} failed (exit {code}): {_tail(out, secrets)}"
                 )
             port = self._pick_port()
             process, output = self._launch(
                 [
                     str(bins["postgres"]),
-                    "-D", str(pgdata),
-                    "-p", str(port),
-                    "-c", f"listen_addresses={HOST}",
-                    "-c", "unix_socket_directories=",
-                    "-c", "fsync=off",
-                    "-c", "synchronous_commit=off",
-                    "-c", "full_page_writes=off",
-                    "-c", "shared_buffers=16MB",
-                    "-c", "huge_pages=off",
-                    "-c", "logging_collector=off",
-                    "-c", "password_encryption=scram-sha-256",
+                    "-D",
+                    str(pgdata),
+                    "-p",
+                    str(port),
+                    "-c",
+                    f"listen_addresses={HOST}",
+                    "-c",
+                    "unix_socket_directories=",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "shared_buffers=16MB",
+                    "-c",
+                    "huge_pages=off",
+                    "-c",
+                    "logging_collector=off",
+                    "-c",
+                    "password_encryption=scram-sha-256",
                     # Client errors and statements could quote a password: log neither.
-                    "-c", "log_min_messages=log",
-                    "-c", "log_min_error_statement=panic",
-                    "-c", "log_statement=none",
+                    "-c",
+                    "log_min_messages=log",
+                    "-c",
+                    "log_min_error_statement=panic",
+                    "-c",
+                    "log_statement=none",
                 ],
                 home,
                 secrets,
@@ -1488,8 +1549,8 @@ class Engines:
             actual_version=version,
             data_dir=home.path,
             pid=process.pid,
-            uid=home.account.uid if home.account.isolated else os.getuid(),  # type: ignore[arg-type]
-            gid=home.account.gid if home.account.isolated else os.getgid(),  # type: ignore[arg-type]
+            uid=home.account.effective_ids[0],
+            gid=home.account.effective_ids[1],
             _process=process,
             _log=output,
             _home=home,
@@ -1509,11 +1570,8 @@ class Engines:
         home = await self._new_home("redis")
         try:
             port = self._pick_port()
-            config = _redis_config(port=port, directory=home.path, password=password,
-                                   version=version)
-            process, output = self._launch(
-                [str(binary), "-"], home, secrets, stdin=config.encode()
-            )
+            config = _redis_config(port=port, directory=home.path, password=password, version=version)
+            process, output = self._launch([str(binary), "-"], home, secrets, stdin=config.encode())
         except BaseException:
             home.release()
             raise
@@ -1524,8 +1582,8 @@ class Engines:
             actual_version=version,
             data_dir=home.path,
             pid=process.pid,
-            uid=home.account.uid if home.account.isolated else os.getuid(),  # type: ignore[arg-type]
-            gid=home.account.gid if home.account.isolated else os.getgid(),  # type: ignore[arg-type]
+            uid=home.account.effective_ids[0],
+            gid=home.account.effective_ids[1],
             _process=process,
             _log=output,
             _home=home,
@@ -1568,8 +1626,9 @@ class Engines:
                 self._janitor = _Janitor(self.root, self._root_fd, self._owns_root)
             except OSError as exc:
                 self._janitor_failed = True
-                log.warning("no sandbox janitor (%s): a killed server may leave engines behind "
-                            "until the next start", exc)
+                log.warning(
+                    "no sandbox janitor (%s): a killed server may leave engines behind until the next start", exc
+                )
         return self._janitor
 
     async def _new_home(self, kind: str) -> _Home:
@@ -1635,8 +1694,15 @@ class Engines:
             await engine.stop()
             raise EngineStartError("the sandbox engines were closed while starting")
         self._engines.append(engine)
-        log.info("started %s %s on %s:%s (pid %s, uid %s)", engine.kind, engine.actual_version,
-                 engine.host, engine.port, engine.pid, engine.uid)
+        log.info(
+            "started %s %s on %s:%s (pid %s, uid %s)",
+            engine.kind,
+            engine.actual_version,
+            engine.host,
+            engine.port,
+            engine.pid,
+            engine.uid,
+        )
         return engine
 
 
