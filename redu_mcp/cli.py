@@ -25,6 +25,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--engines", action="store_true", help="with --sandbox: run real PostgreSQL/Redis servers")
     parser.add_argument("--access", help="read | create | full (env REDU_MCP_ACCESS; default full)")
     parser.add_argument("--secrets", help="file | reveal (env REDU_MCP_SECRETS; default file)")
+    parser.add_argument("--confirm", help="auto | human: who may approve a delete (env REDU_MCP_CONFIRM; default auto)")
+    parser.add_argument(
+        "--audit-log", help="audit trail: file path(s) and/or 'stderr', comma-separated (env REDU_MCP_AUDIT_LOG)"
+    )
     parser.add_argument("--credentials-dir", type=Path, help="where --secrets file saves passwords")
     parser.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
@@ -96,6 +100,8 @@ def _serve(args: argparse.Namespace) -> None:
             engines=args.engines or None,
             access=args.access,
             secrets=args.secrets,
+            confirm=args.confirm,
+            audit_log=args.audit_log,
             credentials_dir=args.credentials_dir,
             transport=args.transport,
             host=args.host,

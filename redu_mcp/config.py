@@ -23,6 +23,8 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "api_url": env.get("REDU_API_URL") or DEFAULT_BASE_URL,
         "access": env.get("REDU_MCP_ACCESS") or "full",
         "secrets": env.get("REDU_MCP_SECRETS") or "file",
+        "confirm": env.get("REDU_MCP_CONFIRM") or "auto",
+        "audit_log": env.get("REDU_MCP_AUDIT_LOG") or None,
         "auth_token": env.get("REDU_MCP_AUTH_TOKEN") or None,
     }
     if env.get("REDU_MCP_POLL_INTERVAL"):

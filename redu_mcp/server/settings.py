@@ -12,9 +12,13 @@ from redu_mcp.provisioning.credentials import SecretsMode
 from redu_mcp.server.specs import ACCESS_LEVELS, AccessLevel
 
 Transport = Literal["stdio", "http"]
+#: auto: the user is asked where the client can ask, else confirm_name suffices; human: only a
+#: person answering the client's question can approve a delete (a client that cannot ask is refused).
+ConfirmMode = Literal["auto", "human"]
 HttpAuthMode = Literal["none", "token", "passthrough"]
 
 SECRETS_MODES: Final[tuple[SecretsMode, ...]] = get_args(SecretsMode)
+CONFIRM_MODES: Final[tuple[ConfirmMode, ...]] = get_args(ConfirmMode)
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 MIN_AUTH_TOKEN_LENGTH: Final = 16  # a shorter operator token is refused when serving HTTP
 #: Seconds between polls of an instance: the API's docs ask for one every 15-30 s while it provisions.
@@ -51,6 +55,8 @@ class Settings:
     engines: bool = False
     access: AccessLevel = "full"
     secrets: SecretsMode = "file"
+    confirm: ConfirmMode = "auto"
+    audit_log: str | None = None  # where audit records go: file paths and/or "stderr", comma-separated
     credentials_dir: Path = field(default_factory=lambda: default_state_dir() / "credentials")
     transport: Transport = "stdio"
     host: str = "127.0.0.1"
@@ -66,6 +72,7 @@ class Settings:
         # a mistyped restriction must never fall back to a wider level.
         self.access = _choice(self.access, ACCESS_LEVELS, "access level", "--access / REDU_MCP_ACCESS")
         self.secrets = _choice(self.secrets, SECRETS_MODES, "secrets mode", "--secrets / REDU_MCP_SECRETS")
+        self.confirm = _choice(self.confirm, CONFIRM_MODES, "confirmation mode", "--confirm / REDU_MCP_CONFIRM")
         if self.auth_token and self.auth_passthrough:
             raise ConfigError("choose one HTTP auth mode: REDU_MCP_AUTH_TOKEN or --auth passthrough, not both")
         if self.engines and not self.sandbox:

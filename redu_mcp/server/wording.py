@@ -369,6 +369,12 @@ class Wording:
                 )
             case "gone":
                 return self.already_gone(kind, target.id)
+            case "person_required":
+                return (
+                    "Nothing was deleted: on this server only a person may approve a delete (--confirm human), and "
+                    f"this client cannot ask one. Tell the user: delete {described} in the Redu console, or ask the "
+                    "operator to use a client that can ask, or to run the server with --confirm auto."
+                )
 
     def already_gone(self, kind: AnyKind, id: int) -> str:
         return f"Nothing to delete: there is no {kind.label} with id {id} (already deleted, or never created)."
