@@ -99,7 +99,7 @@ def http_settings(make_settings, **overrides: Any) -> Settings:
 
 
 async def test_loopback_without_auth_serves_with_dns_rebinding_protection(make_settings, mode):
-    async with serving_mcp_http(http_settings(make_settings), Sandbox()) as (url, _):
+    async with serving_mcp_http(http_settings(make_settings, auth_none=True), Sandbox()) as (url, _):
         async with mcp_client(url, mode) as client:
             assert (await client.call_tool("whoami", {})).structured_content["user"]["username"] == "sandbox"
         port = url.split(":")[2].split("/")[0]
@@ -288,7 +288,11 @@ def test_the_cli_refuses_a_public_bind_without_auth():
 
 @pytest.mark.parametrize("auth", ["none", "token", "passthrough"])
 async def test_credentials_in_the_query_string_are_refused(make_settings, auth):
-    overrides = {"token": dict(auth_token=TOKEN), "passthrough": dict(auth_passthrough=True), "none": {}}[auth]
+    overrides = {
+        "token": dict(auth_token=TOKEN),
+        "passthrough": dict(auth_passthrough=True),
+        "none": dict(auth_none=True),
+    }[auth]
     sandbox = two_users()
     bearer = {
         "none": {},
