@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -21,7 +22,7 @@ import uvicorn
 from mcp import Client
 
 from redu_mcp.api import KINDS, KindName, RetryPolicy
-from redu_mcp.sandbox import Sandbox
+from redu_mcp.sandbox import Account, Sandbox
 from redu_mcp.server import Settings
 from redu_mcp.server.http import build_http_app
 from redu_mcp.server.runtime import Runtime
@@ -72,6 +73,37 @@ def missing_engines() -> str | None:
 
 
 # --- serving over HTTP ----------------------------------------------------------------------------
+
+#: Two Redu users of a pass-through server (``two_users()``): their API keys.
+ALICE = "sk-live-alice-1f2e3d4c5b6a7988"
+BOB = "sk-live-bob-9a8b7c6d5e4f3021"
+#: A handshake-era ``initialize``: the request that opens a session.
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
+}
+MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+
+
+def two_users(**options: Any) -> Sandbox:
+    """A sandbox that knows two API keys, ALICE's and BOB's."""
+    return Sandbox(
+        api_keys={
+            ALICE: Account("usr_alice", "alice", "alice@example.com"),
+            BOB: Account("usr_bob", "bob", "bob@example.com"),
+        },
+        **{"provisioning_seconds": 0.3, **options},
+    )
+
+
+async def raw_post(
+    url: str, headers: dict[str, str] | None = None, body: dict[str, Any] | None = None
+) -> httpx2.Response:
+    """One POST of ``body`` (default: an ``initialize``) with the MCP headers plus ``headers``."""
+    async with httpx2.AsyncClient() as http:
+        return await http.post(url, headers={**MCP_HEADERS, **(headers or {})}, content=json.dumps(body or INITIALIZE))
 
 
 def listening_socket() -> socket.socket:
@@ -185,9 +217,9 @@ def cli_http_server(
     port = free_port()
     log_path = tmp_path / f"redu-mcp-{port}.log"
     log = log_path.open("w+")
-    state = tmp_path / "cli-state"
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("REDU_")}
-    child_env.update(XDG_STATE_HOME=str(state), **(env or {}))
+    child_env.update({"XDG_STATE_HOME": str(tmp_path / "cli-state"), **(env or {})})
+    state = Path(child_env["XDG_STATE_HOME"])
     process = subprocess.Popen(
         [*cli_command(), "--transport", "http", "--sandbox", "--host", host, "--port", str(port),
          "--provisioning-seconds", "0.2", *extra],

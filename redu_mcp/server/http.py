@@ -281,8 +281,8 @@ class HostRules:
 
 
 def host_rules(settings: Settings) -> HostRules:
-    """Hosts: loopback names with any port, the public URL's host (as a proxy forwards it, with and
-    without its port) and a specific bind address. Origins: loopback pages, the public URL's origin,
+    """Hosts: loopback names with any port, the public URL's host (as a proxy forwards it: with its
+    port, default or not, and without) and a specific bind address. Origins: loopback pages, the public URL's origin,
     and ``allowed_origins``."""
     hosts: list[str] = list(LOOPBACK_ALLOWED_HOSTS)
     origins: list[str] = list(LOOPBACK_ALLOWED_ORIGINS)
@@ -292,7 +292,8 @@ def host_rules(settings: Settings) -> HostRules:
         parts = urlsplit(settings.public_url)
         hostname = parts.hostname or ""
         shown = f"[{hostname}]" if ":" in hostname else hostname
-        hosts += [parts.netloc, shown] + ([f"{shown}:{parts.port}"] if parts.port else [])
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        hosts += [parts.netloc, shown, f"{shown}:{port}"]
         origins.append(f"{parts.scheme}://{parts.netloc}")
     origins += settings.allowed_origins
     check_host = settings.loopback or settings.public_url is not None
