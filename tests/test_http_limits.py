@@ -63,9 +63,10 @@ async def second_user_still_works(url: str) -> None:
             assert not (await bob.call_tool("list_flavors", {})).is_error
 
 
-async def test_a_flood_of_sessions_from_one_principal_leaves_room_for_another(make_settings):
+async def test_a_flood_of_sessions_from_one_principal_leaves_room_for_another(make_settings, caplog):
     """Hundreds of concurrent ``initialize`` from alice: exactly her cap get through (no race past it),
-    the rest get 429 with ``Retry-After`` and a JSON body; bob initializes and calls tools as usual."""
+    the rest get 429 with ``Retry-After`` and a JSON body; bob initializes and calls tools as usual.
+    The flood is one warning in the log, not one per request."""
     settings = passthrough(make_settings, max_sessions_per_principal=5, new_sessions_per_minute=10_000)
     async with serving_mcp_http(settings, two_users()) as (url, _):
         limits = httpx2.Limits(max_connections=100)
@@ -84,6 +85,8 @@ async def test_a_flood_of_sessions_from_one_principal_leaves_room_for_another(ma
             assert len(refused) == 295
             for answer in refused:
                 assert_refused(answer, "Too many open sessions")
+            warnings = [r.getMessage() for r in caplog.records if "refused new sessions" in r.getMessage()]
+            assert warnings == ["refused new sessions for principal 'usr_alice': at its sessions limit (5)"]
 
             await second_user_still_works(url)
 

@@ -33,8 +33,10 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import socket
 import sys
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -401,10 +403,30 @@ class PerPrincipalSessions:
     2026-era ``Mcp-Protocol-Version``. Its slot is reserved before the SDK sees it and kept if the
     answer carries a session id; a 2xx DELETE or a 404 from the session's owner closes it."""
 
+    LOG_EVERY = 60.0  # seconds: a flood of refusals is one warning a minute per principal, not one per request
+
     def __init__(self, app: Any, limits: Limits, path: str) -> None:
         self.app = app
         self.limits = limits
         self.path = path
+        self._logged: dict[str, tuple[float, int]] = {}  # principal -> (when last logged, refusals since)
+
+    def _log_refusal(self, principal: str, refusal: Refusal) -> None:
+        now = time.monotonic()
+        last, since = self._logged.get(principal, (-math.inf, 0))
+        if now - last < self.LOG_EVERY:
+            self._logged[principal] = (last, since + 1)
+            return
+        if len(self._logged) > 10_000:
+            self._logged.clear()
+        self._logged[principal] = (now, 0)
+        log.warning(
+            "refused new sessions for principal %r: at its %s limit (%d)%s",
+            principal,
+            refusal.reason,
+            refusal.limit,
+            f"; {since} more refused since the last warning" if since else "",
+        )
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] != self.path:
@@ -425,7 +447,7 @@ class PerPrincipalSessions:
     async def _opening(self, principal: str, scope: dict[str, Any], receive: Any, send: Any) -> None:
         reserved = await self.limits.reserve_session(principal)
         if isinstance(reserved, Refusal):
-            log.warning("refused a new session: its principal is at its %s limit (%d)", reserved.reason, reserved.limit)
+            self._log_refusal(principal, reserved)
             await self._refused(reserved)(scope, receive, send)
             return
         reservation: Reservation | None = reserved
