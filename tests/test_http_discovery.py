@@ -111,7 +111,7 @@ async def test_the_cli_on_0_0_0_0_advertises_its_public_url_or_its_name(tmp_path
     with cli_http_server(tmp_path, "--public-url", public, env=env, host="0.0.0.0") as server:
         entry = json.loads(next(line for line in server.log().splitlines() if '"mcpServers"' in line))
         assert entry["mcpServers"]["redu"]["url"] == public
-        assert entry["mcpServers"]["redu"]["headers"] == {"Authorization": "Bearer $REDU_MCP_AUTH_TOKEN"}
+        assert entry["mcpServers"]["redu"]["headers"] == {"Authorization": "Bearer ${REDU_MCP_AUTH_TOKEN}"}
         ok = await raw_post(server.url, {"authorization": f"Bearer {TOKEN}", "host": "mcp.example.test"})
         assert ok.status_code == 200
         assert (

@@ -251,7 +251,7 @@ async def test_an_operator_token_is_used_and_never_printed(tmp_path: Path):
         assert (await raw_post(server.url)).status_code == 401
         assert (await raw_post(server.url, {"authorization": f"Bearer {OPERATOR_TOKEN}"})).status_code == 200
         assert OPERATOR_TOKEN not in server.log()
-        assert "Bearer $REDU_MCP_AUTH_TOKEN" in server.log()  # the banner names it instead
+        assert "Bearer ${REDU_MCP_AUTH_TOKEN}" in server.log()  # the banner names it instead
         assert not (server.state / "redu-mcp" / TOKEN_FILE_NAME).exists()  # nothing generated
 
 

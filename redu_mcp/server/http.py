@@ -167,23 +167,28 @@ class ReduKeyVerifier(BearerVerifier):
 
     async def check(self, token: str, client: str) -> Verdict:
         digest = hashlib.sha256(token.encode()).hexdigest()
+        allowed = False
         while True:
             remembered = self._remembered(digest, token, self._runtime.clock())
             if remembered is not None:
                 return remembered
             running = self._checking.get(digest)
-            if running is None:
+            if running is not None:
+                await running.wait()  # someone is asking about this key: use their answer (or ask again)
+                continue
+            if allowed:
                 break
-            await running.wait()  # someone is asking about this key: use their answer (or ask again)
-        refusal = await self._limits.allow_key_check(client)
-        if refusal is not None:
-            log.debug("key check refused for a client: %d per minute", refusal.limit)
-            return Throttled(refusal)
+            refusal = await self._limits.allow_key_check(client)
+            if refusal is not None:
+                log.debug("key check refused for a client: %d per minute", refusal.limit)
+                return Throttled(refusal)
+            allowed = True  # look again: another check of this key may have started meanwhile
         done = self._checking[digest] = anyio.Event()
         try:
             return await self._ask(digest, token)
         finally:
-            del self._checking[digest]
+            if self._checking.get(digest) is done:
+                del self._checking[digest]
             done.set()
 
     async def _ask(self, digest: str, token: str) -> Verdict:
@@ -217,6 +222,29 @@ class ReduKeyVerifier(BearerVerifier):
 
 
 # --- ASGI layers -------------------------------------------------------------------------------------------------
+
+
+class QuietWarnings:
+    """A warning per ``key`` at most once a minute, with the count of those held back: a flood of
+    refused requests must not become a flood of log lines."""
+
+    EVERY = 60.0
+    MAX_KEYS = 10_000
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[float, int]] = {}  # key -> (when last logged, held back since)
+
+    def warn(self, key: str, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        last, held = self._last.get(key, (-math.inf, 0))
+        if now - last < self.EVERY:
+            self._last[key] = (last, held + 1)
+            return
+        if len(self._last) >= self.MAX_KEYS:
+            self._last.clear()
+        self._last[key] = (now, 0)
+        suffix = f" ({held} more since the last such warning)" if held else ""
+        log.warning(message + suffix, *args)
 
 
 def _refusal_body(status: int, message: str, retry_after: int | None = None, **extra_headers: str) -> Response:
@@ -311,16 +339,20 @@ class CheckHostAndOrigin:
     def __init__(self, app: Any, rules: HostRules) -> None:
         self.app = app
         self.rules = rules
+        self._warnings = QuietWarnings()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             headers = Headers(scope=scope)
             if not self.rules.host_allowed(headers.get("host")):
-                log.warning("refused a request for a foreign Host header")
+                # Often a proxy forwarding another name than --public-url: say which (it is no secret).
+                host = (headers.get("host") or "")[:100]
+                self._warnings.warn("host", "421 for Host header %r: not one this server answers to", host)
                 await Response("Invalid Host header", status_code=421)(scope, receive, send)
                 return
             if not self.rules.origin_allowed(headers.get("origin")):
-                log.warning("refused a request from a browser origin that is not allowed")
+                origin = (headers.get("origin") or "")[:100]
+                self._warnings.warn("origin", "403 for browser origin %r: not allowed (--allowed-origin)", origin)
                 await Response("Invalid Origin header", status_code=403)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -403,30 +435,11 @@ class PerPrincipalSessions:
     2026-era ``Mcp-Protocol-Version``. Its slot is reserved before the SDK sees it and kept if the
     answer carries a session id; a 2xx DELETE or a 404 from the session's owner closes it."""
 
-    LOG_EVERY = 60.0  # seconds: a flood of refusals is one warning a minute per principal, not one per request
-
     def __init__(self, app: Any, limits: Limits, path: str) -> None:
         self.app = app
         self.limits = limits
         self.path = path
-        self._logged: dict[str, tuple[float, int]] = {}  # principal -> (when last logged, refusals since)
-
-    def _log_refusal(self, principal: str, refusal: Refusal) -> None:
-        now = time.monotonic()
-        last, since = self._logged.get(principal, (-math.inf, 0))
-        if now - last < self.LOG_EVERY:
-            self._logged[principal] = (last, since + 1)
-            return
-        if len(self._logged) > 10_000:
-            self._logged.clear()
-        self._logged[principal] = (now, 0)
-        log.warning(
-            "refused new sessions for principal %r: at its %s limit (%d)%s",
-            principal,
-            refusal.reason,
-            refusal.limit,
-            f"; {since} more refused since the last warning" if since else "",
-        )
+        self._warnings = QuietWarnings()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] != self.path:
@@ -447,7 +460,13 @@ class PerPrincipalSessions:
     async def _opening(self, principal: str, scope: dict[str, Any], receive: Any, send: Any) -> None:
         reserved = await self.limits.reserve_session(principal)
         if isinstance(reserved, Refusal):
-            self._log_refusal(principal, reserved)
+            self._warnings.warn(
+                principal,
+                "refused new sessions for principal %r: at its %s limit (%d)",
+                principal,
+                reserved.reason,
+                reserved.limit,
+            )
             await self._refused(reserved)(scope, receive, send)
             return
         reservation: Reservation | None = reserved
@@ -562,10 +581,10 @@ def client_setup(settings: Settings) -> str:
         header = f"Bearer {settings.auth_token}"
         lines.append(f"  auth: a bearer token generated for this user, kept in {settings.auth_token_file} (mode 0600)")
     elif settings.http_auth == "token":
-        header = "Bearer $REDU_MCP_AUTH_TOKEN"
+        header = "Bearer ${REDU_MCP_AUTH_TOKEN}"  # the shell expands it; so do JSON configs that support ${VAR}
         lines.append("  auth: the bearer token in REDU_MCP_AUTH_TOKEN")
     elif settings.http_auth == "passthrough":
-        header = "Bearer $REDU_API_KEY"
+        header = "Bearer ${REDU_API_KEY}"
         lines.append("  auth: each client sends its own Redu API key as its bearer token")
     else:
         header = None
