@@ -87,6 +87,7 @@ async def test_a_flood_of_sessions_from_one_principal_leaves_room_for_another(ma
                 assert_refused(answer, "Too many open sessions")
             warnings = [r.getMessage() for r in caplog.records if "refused new sessions" in r.getMessage()]
             assert warnings == ["refused new sessions for principal 'usr_alice': at its sessions limit (5)"]
+            assert ALICE not in caplog.text  # the principal is named by its user id, never by its key
 
             await second_user_still_works(url)
 

@@ -156,7 +156,10 @@ async def test_many_bad_keys_from_one_client_hit_the_check_rate_limit(make_setti
     ],
     ids=["503", "502", "429", "dropped"],
 )
-async def test_an_api_outage_during_verification_is_503_with_retry_after_not_401(make_settings, fault, retry_after):
+async def test_an_api_outage_during_verification_is_503_with_retry_after_not_401(
+    make_settings, caplog, fault, retry_after
+):
+    caplog.set_level(logging.DEBUG)
     sandbox = two_users()
     sandbox.faults.add(method="GET", path="/v1/me", times=-1, **fault)
     async with serving_mcp_http(passthrough(make_settings), sandbox) as (url, _):
@@ -169,6 +172,8 @@ async def test_an_api_outage_during_verification_is_503_with_retry_after_not_401
         sandbox.faults.clear()
         # The outage was not remembered as a refusal: once the API answers, the key works.
         assert (await raw_post(url, {"authorization": f"Bearer {ALICE}"})).status_code == 200
+    assert "could not verify a Redu API key" in caplog.text  # the operator hears of it…
+    assert ALICE not in caplog.text and "Traceback" not in caplog.text  # …without the key
 
 
 async def test_a_client_sees_the_outage_as_a_failed_connection_then_recovers(make_settings):
