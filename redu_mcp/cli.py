@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
         "comma-separated (env REDU_MCP_ALLOWED_ORIGINS)",
     )
     parser.add_argument("--provisioning-seconds", type=float, help="sandbox: seconds until instances are ready")
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        help="seconds between status polls (env REDU_MCP_POLL_INTERVAL; default 15, at least 5, against the real API)",
+    )
     parser.add_argument("--log-level", default=os.environ.get("REDU_MCP_LOG_LEVEL", "INFO"))
     sub = parser.add_subparsers(dest="command")
 
@@ -118,6 +123,7 @@ def _serve(args: argparse.Namespace) -> None:
             public_url=args.public_url,
             allowed_origins=origins,
             provisioning_seconds=args.provisioning_seconds,
+            poll_interval_seconds=args.poll_interval,
         )
         if settings.transport == "http" and settings.http_auth == "token" and not settings.auth_token:
             if settings.loopback:

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 READ_TOOLS = {
     "list_databases", "get_database", "list_redis", "get_redis", "wait_for_ready",
-    "list_flavors", "list_networks", "list_keypairs", "list_security_groups", "whoami",
+    "list_create_options", "whoami",
 }  # fmt: skip
 CREATE_TOOLS = READ_TOOLS | {"create_database", "create_redis"}
 FULL_TOOLS = CREATE_TOOLS | {"delete_database", "delete_redis"}
@@ -92,7 +92,7 @@ def test_instructions_describe_only_what_the_level_allows(make_settings):
     assert "create_database" not in read and "delete_database" not in read
     assert "Creating and deleting are not possible through this server" in read
     assert "create_database" in create and "delete_database" not in create
-    assert "delete_database" in full and "needs the user's confirmation" in full
+    assert "delete_database" in full and "confirm_name" in full
 
 
 def test_default_is_full_and_env_and_flags_choose_the_level():

@@ -60,7 +60,7 @@ async def second_user_still_works(url: str) -> None:
     for mode in ("auto", "legacy"):
         async with http_client(url, mode, BOB) as bob:
             assert (await bob.call_tool("whoami", {})).structured_content["user"]["username"] == "bob"
-            assert not (await bob.call_tool("list_flavors", {})).is_error
+            assert not (await bob.call_tool("list_create_options", {})).is_error
 
 
 async def test_a_flood_of_sessions_from_one_principal_leaves_room_for_another(make_settings, caplog):

@@ -75,12 +75,12 @@ def snapshot_tools() -> list[dict[str, Any]]:
     return json.loads(SNAPSHOT.read_text())["tools"]
 
 
-def check_flavors(run: Run) -> None:
+def check_create_options(run: Run) -> None:
     assert run.code == 0, run.stderr
     result = run.result
     assert result.get("isError") is False
     assert [f["id"] for f in result["structuredContent"]["flavors"]] == ["1", "2", "m1.large"]
-    assert json.loads(result["content"][0]["text"]) == result["structuredContent"]
+    assert json.loads(result["content"][0]["text"])["flavors"] == result["structuredContent"]["flavors"]
 
 
 def check_created(run: Run, name: str, state: Path) -> None:
@@ -118,8 +118,10 @@ def test_stdio_tools_list(home: Path, tmp_path: Path):
     assert run.result["tools"] == snapshot_tools()
 
 
-def test_stdio_call_list_flavors(home: Path, tmp_path: Path):
-    check_flavors(inspector(home, *stdio_server(tmp_path), "--method", "tools/call", "--tool-name", "list_flavors"))
+def test_stdio_call_list_create_options(home: Path, tmp_path: Path):
+    check_create_options(
+        inspector(home, *stdio_server(tmp_path), "--method", "tools/call", "--tool-name", "list_create_options")
+    )
 
 
 def test_stdio_call_create_redis(home: Path, tmp_path: Path):
@@ -162,7 +164,7 @@ def test_http_tools_list(home: Path, http_server: tuple[str, Path, str]):
     assert run.result["tools"] == snapshot_tools()
 
 
-def test_http_modern_era_call_list_flavors(home: Path, http_server: tuple[str, Path, str]):
+def test_http_modern_era_call_list_create_options(home: Path, http_server: tuple[str, Path, str]):
     url, _, token = http_server
     run = inspector(
         home,
@@ -172,9 +174,9 @@ def test_http_modern_era_call_list_flavors(home: Path, http_server: tuple[str, P
         "--method",
         "tools/call",
         "--tool-name",
-        "list_flavors",
+        "list_create_options",
     )
-    check_flavors(run)
+    check_create_options(run)
     # Every 2026-07-28 result is stamped with the server's identity.
     assert run.result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "redu-mcp"
 

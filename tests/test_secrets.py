@@ -116,7 +116,7 @@ async def test_the_password_goes_to_a_private_file_not_the_result(make, wire, cr
 
 async def test_the_default_directory_is_the_xdg_state_one(wire, tmp_path, mode):
     """conftest points XDG_STATE_HOME at the test's own directory."""
-    settings = Settings(sandbox=True, default_poll_interval=0.05)
+    settings = Settings(sandbox=True, poll_interval_seconds=0.05)
     client = ReduClient(sandbox_key(), base_url=SANDBOX_BASE_URL, transport=wire, retry=FAST_RETRY)
     async with connect(build_server(settings, client=client), mode) as mcp:
         created = await create(mcp, "database", "xdg")
@@ -150,7 +150,7 @@ async def test_a_failed_write_still_hands_the_password_over_and_says_so(make, wi
     assert result["password_delivery"] == "shown_once"
     assert result["password"] == password
     assert result["credentials_file"] is None
-    assert "Saving the password to a credentials file failed" in result["message"]
+    assert "Saving the password to a file failed" in result["message"]
     assert "shown here instead, this once" in result["message"]
 
 

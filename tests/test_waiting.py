@@ -126,14 +126,14 @@ async def test_two_waiters_sharing_one_failed_poll_each_get_their_own_wording():
 
     hurried = outcomes["hurried"]
     assert hurried.end == "retry_after_too_long" and hurried.error is not None
-    text = wording.wait_failure(DATABASE, 7, hurried, timeout=2)
+    text = wording.Wording(offered=frozenset()).wait_failure(DATABASE, 7, hurried, timeout=2)
     assert text is not None
-    assert "the API asks to wait 30 s before retrying, more than the 2 s this call has left" in text
-    assert "Try again in 30 s" in text
+    assert "it asks to wait 30 s before retrying, longer than the 2 s this call had left" in text
+    assert "Call the same tool again in 30 s" in text
     assert fetch.calls == 1  # both read the same poll
     # The shared snapshot still holds the error exactly as the API gave it.
     assert throttled.retry is None and throttled.message == "slow down"
-    assert "this call has left" not in wording.describe(throttled)
+    assert "this call had left" not in wording.describe(throttled)
 
 
 async def test_the_wait_ends_by_the_callers_deadline_with_what_it_knows():
