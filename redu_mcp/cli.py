@@ -37,7 +37,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--auth",
         choices=["none", "token", "passthrough"],
-        help="HTTP auth: token (REDU_MCP_AUTH_TOKEN), passthrough (each client's own Redu API key)",
+        help="HTTP auth: token (default: REDU_MCP_AUTH_TOKEN, or on loopback a generated one), "
+        "passthrough (each client's own Redu API key), none (loopback only)",
+    )
+    parser.add_argument(
+        "--public-url",
+        help="the MCP endpoint's URL as clients reach it, e.g. behind a proxy (env REDU_MCP_PUBLIC_URL)",
+    )
+    parser.add_argument(
+        "--allowed-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="a browser origin allowed to call the server, e.g. https://app.example.com; repeatable or "
+        "comma-separated (env REDU_MCP_ALLOWED_ORIGINS)",
     )
     parser.add_argument("--provisioning-seconds", type=float, help="sandbox: seconds until instances are ready")
     parser.add_argument(
@@ -91,10 +103,15 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    from redu_mcp.config import ConfigError, settings_from_env
+    from redu_mcp.config import ConfigError, settings_from_env, split_list
 
+    env = dict(os.environ)
+    if args.auth == "none":
+        env.pop("REDU_MCP_AUTH_TOKEN", None)  # the flag is explicit: it wins over the environment
+    origins = tuple(o for value in args.allowed_origin or () for o in split_list(value)) or None
     try:
         settings = settings_from_env(
+            env,
             api_url=args.api_url,
             sandbox=args.sandbox or None,
             engines=args.engines or None,
@@ -108,13 +125,21 @@ def _serve(args: argparse.Namespace) -> None:
             port=args.port,
             path=args.path,
             auth_passthrough=(args.auth == "passthrough") or None,
+            auth_none=(args.auth == "none") or None,
+            public_url=args.public_url,
+            allowed_origins=origins,
             provisioning_seconds=args.provisioning_seconds,
             poll_interval_seconds=args.poll_interval,
         )
-        if args.auth == "token" and not settings.auth_token:
-            raise ConfigError("--auth token needs REDU_MCP_AUTH_TOKEN in the environment")
-        if args.auth == "none":
-            settings.auth_token = None
+        if settings.transport == "http" and settings.http_auth == "token" and not settings.auth_token:
+            if settings.loopback:
+                # Any account on this machine can reach a loopback port: it still needs a token.
+                from redu_mcp.server.local_token import load_or_create_token
+
+                local = load_or_create_token(settings.state_dir)
+                settings.auth_token, settings.auth_token_file = local.token, local.path
+            elif args.auth == "token":
+                raise ConfigError("--auth token needs REDU_MCP_AUTH_TOKEN in the environment")
         settings.check_http_exposure()
     except ConfigError as exc:
         print(f"redu-mcp: {exc}", file=sys.stderr)
