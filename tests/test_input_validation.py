@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from anyio.from_thread import start_blocking_portal
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from mcp import Client, MCPError
@@ -121,6 +121,7 @@ def test_arbitrary_json_never_crashes_and_invalid_input_never_reaches_the_api(ma
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
         )
         @given(arguments=arguments_for(schema))
+        @example(arguments={"not_an_argument_of_any_tool": 1})  # at least one refusal, whatever is drawn
         def check(arguments: dict[str, Any]) -> None:
             before = sandbox.count()
             result = portal.call(client.call_tool, tool, arguments)
