@@ -109,3 +109,12 @@ def test_environment_variables_are_the_servers_own(server: dict[str, Any]):
         if "choices" in variable:
             with pytest.raises(Exception, match="use one of " + ", ".join(variable["choices"])):
                 settings_from_env({name: "not-a-choice"})
+
+
+def test_every_version_written_in_the_docs_is_the_current_one(project: dict[str, Any]):
+    readme = (REPO / "README.md").read_text()
+    example = (REPO / "claude_desktop_config.example.json").read_text()
+    written = re.findall(r"redu-mcp@(\d[\w.]*)", readme + example) + re.findall(r"redu-mcp-(\d[\w.]*?)\.mcpb", readme)
+    assert written and set(written) == {project["version"]}
+    manifest = json.loads((REPO / "packaging" / "mcpb" / "manifest.json").read_text())
+    assert manifest["version"] == project["version"]
