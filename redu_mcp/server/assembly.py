@@ -57,4 +57,3 @@ def build_server(
     if settings.access != "read":
         register_prompts(server)  # they walk through creating an instance
     return server
-
