@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the real server programs behind the sandbox's engines mode (redu_mcp/sandbox/engines.py):
-# PostgreSQL (initdb, postgres, psql) and redis-server, from Debian's packages.
+# PostgreSQL (initdb, postgres, psql) and redis-server, from Debian's packages, and useradd
+# (package passwd: as root, each engine runs as its own redu-engine-NN system user).
 # Idempotent: does nothing when they are already there.
 set -euo pipefail
 
@@ -16,8 +17,12 @@ have_redis() {
     command -v redis-server >/dev/null
 }
 
-if have_postgres && have_redis; then
-    echo "install-engines: PostgreSQL and Redis already installed"
+have_useradd() {
+    command -v useradd >/dev/null || [[ -x /usr/sbin/useradd || -x /sbin/useradd ]]
+}
+
+if have_postgres && have_redis && have_useradd; then
+    echo "install-engines: PostgreSQL, Redis and useradd already installed"
     exit 0
 fi
 
@@ -26,11 +31,12 @@ if [[ "$(id -u)" -ne 0 ]]; then
     sudo="sudo"
 fi
 
-echo "install-engines: installing postgresql and redis-server"
+echo "install-engines: installing postgresql, redis-server and passwd"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends postgresql redis-server >/dev/null
+$sudo apt-get install -y -qq --no-install-recommends postgresql redis-server passwd >/dev/null
 
 have_postgres || { echo "install-engines: PostgreSQL binaries still missing" >&2; exit 1; }
 have_redis || { echo "install-engines: redis-server still missing" >&2; exit 1; }
+have_useradd || { echo "install-engines: useradd still missing" >&2; exit 1; }
 echo "install-engines: done"

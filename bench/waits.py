@@ -9,7 +9,7 @@ instances are ready.
 Reported: the server's peak RSS, the CPU seconds it spent during the waits, and the upstream GETs
 each instance received per poll interval once all waits were in flight (steady state), read from
 the sandbox's request log (``GET /_sandbox/requests``). Thanks to the shared status board
-(``redu_mcp.waiting``) ten waiters on one instance should cost one GET per interval, as one does.
+(``redu_mcp.provisioning.waiting``) ten waiters on one instance should cost one GET per interval, as one does.
 
     uv run python bench/waits.py [--instances 100] [--per-instance 10]
 """

@@ -36,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
         help="HTTP auth: token (REDU_MCP_AUTH_TOKEN), passthrough (each client's own Redu API key)",
     )
     parser.add_argument("--provisioning-seconds", type=float, help="sandbox: seconds until instances are ready")
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        help="seconds between status polls (env REDU_MCP_POLL_INTERVAL; default 15, at least 5, against the real API)",
+    )
     parser.add_argument("--log-level", default=os.environ.get("REDU_MCP_LOG_LEVEL", "INFO"))
     sub = parser.add_subparsers(dest="command")
 
@@ -98,6 +103,7 @@ def _serve(args: argparse.Namespace) -> None:
             path=args.path,
             auth_passthrough=(args.auth == "passthrough") or None,
             provisioning_seconds=args.provisioning_seconds,
+            poll_interval_seconds=args.poll_interval,
         )
         if args.auth == "token" and not settings.auth_token:
             raise ConfigError("--auth token needs REDU_MCP_AUTH_TOKEN in the environment")

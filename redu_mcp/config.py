@@ -25,6 +25,11 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "secrets": env.get("REDU_MCP_SECRETS") or "file",
         "auth_token": env.get("REDU_MCP_AUTH_TOKEN") or None,
     }
+    if env.get("REDU_MCP_POLL_INTERVAL"):
+        try:
+            values["poll_interval_seconds"] = float(env["REDU_MCP_POLL_INTERVAL"])
+        except ValueError:
+            raise ConfigError("REDU_MCP_POLL_INTERVAL must be a number of seconds") from None
     if env.get("REDU_MCP_CREDENTIALS_DIR"):
         values["credentials_dir"] = Path(env["REDU_MCP_CREDENTIALS_DIR"]).expanduser()
     values.update({key: value for key, value in overrides.items() if value is not None})

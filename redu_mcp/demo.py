@@ -102,14 +102,13 @@ async def _demo(engines: bool) -> int:
             out.step("Who am I?")
             out.result(await call(client, "whoami", {}))
 
-            out.step("Look up what a create needs")
-            flavor = (await call(client, "list_flavors", {}))["flavors"][0]
-            out.note(f"flavor:  {flavor['id']} ({flavor['name']})")
-            network = (await call(client, "list_networks", {}))["networks"][-1]
+            out.step("Look up what a create needs (one call)")
+            options = await call(client, "list_create_options", {})
+            flavor, network, keypair = options["flavors"][0], options["networks"][-1], options["keypairs"][0]
+            out.note(f"flavor:  {flavor['id']} ({flavor['name']}, {flavor['ram_mib']} MiB RAM)")
             out.note(f"network: {network['id']} ({network['name']})")
-            keypair = (await call(client, "list_keypairs", {}))["keypairs"][0]
-            out.note(f"keypair: {keypair['name']}")
-            common = {"flavor_id": flavor["id"], "network_id": network["id"], "keypair_name": keypair["name"]}
+            out.note(f"keypair: {keypair}")
+            common = {"flavor_id": flavor["id"], "network_id": network["id"], "keypair_name": keypair}
 
             out.step("Create a PostgreSQL database and a Redis instance")
             database = await call(client, "create_database", {"name": "demo-db", **common})
@@ -128,7 +127,7 @@ async def _demo(engines: bool) -> int:
                 ready[kind] = await call(
                     client, "wait_for_ready", {"kind": kind, "id": id}, progress_callback=on_progress
                 )
-                out.progress(f"{kind:<8}", 1.0, f"{ready[kind]['status']} after {ready[kind]['elapsed_seconds']}s")
+                out.progress(f"{kind:<8}", 1.0, f"{ready[kind]['status']} after {ready[kind]['waited_seconds']} s")
                 print()
             out.result(ready["database"], keep=("ready", "connection", "credentials_file"))
 
@@ -142,11 +141,12 @@ async def _demo(engines: bool) -> int:
                 keep=("id", "name", "status", "host", "port", "version"),
             )
 
-            out.step("Delete both (the server asks for confirmation)")
+            out.step("Delete both (by id and exact name; the server also asks the user)")
             for kind, created in (("database", database), ("redis", redis)):
-                deleted = await call(client, f"delete_{kind}", {"id": created["instance"]["id"]})
+                instance = created["instance"]
+                deleted = await call(client, f"delete_{kind}", {"id": instance["id"], "confirm_name": instance["name"]})
                 out.note(deleted["message"])
-            out.result(await call(client, "list_databases", {}), keep=("count", "instances"))
+            out.result(await call(client, "list_databases", {}), keep=("total", "instances"))
     except Exception as exc:  # the demo explains; it does not dump a traceback on a newcomer
         print(f"\n✘ The demo stopped: {exc}", file=sys.stderr)
         return 1

@@ -45,7 +45,7 @@ def credentials_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def make_settings(credentials_dir: Path) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = dict(sandbox=True, credentials_dir=credentials_dir, default_poll_interval=0.05)
+        values: dict[str, Any] = dict(sandbox=True, credentials_dir=credentials_dir, poll_interval_seconds=0.05)
         values.update(overrides)
         return Settings(**values)
 

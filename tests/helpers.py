@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 from mcp import Client
 
-from redu_mcp.api import RetryPolicy
+from redu_mcp.api import KINDS, KindName, RetryPolicy
 from redu_mcp.sandbox import Sandbox
 from redu_mcp.server import Settings
 from redu_mcp.server.http import build_http_app
@@ -32,8 +32,8 @@ MODES = ["auto", "legacy"]
 REPO = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT = 20.0  # seconds a child server may take to start (python imports on a busy CI box)
 
-REDIS_ARGS = {"flavor_id": "1", "network_id": "net-private", "keypair_name": "default-key"}
-DATABASE_ARGS = dict(REDIS_ARGS)
+#: The look-up values every create in the tests uses (the sandbox's seeds).
+CREATE_ARGS = {"flavor_id": "1", "network_id": "net-private", "keypair_name": "default-key"}
 
 
 def connect(server: Any, mode: str = "auto", **options: Any) -> Client:
@@ -43,10 +43,18 @@ def connect(server: Any, mode: str = "auto", **options: Any) -> Client:
 
 async def create(client: Client, kind: str, name: str, **extra: Any) -> dict[str, Any]:
     """Create an instance through the tool and return its structured result (asserting success)."""
-    args = dict(DATABASE_ARGS if kind == "database" else REDIS_ARGS, name=name, **extra)
+    args = dict(CREATE_ARGS, name=name, **extra)
     result = await client.call_tool(f"create_{kind}", args)
     assert not result.is_error, result.content[0].text
     return result.structured_content
+
+
+async def seed_instance(sandbox: Sandbox, kind: KindName, name: str, **fields: Any) -> int:
+    """An instance created straight on the sandbox (not through the server under test); its id."""
+    api_kind = KINDS[kind]
+    body = api_kind.create_body(name=name, **CREATE_ARGS, **fields)
+    async with sandbox.client(retry=FAST_RETRY) as api:
+        return (await api.create_instance(api_kind, body)).id
 
 
 def missing_engines() -> str | None:

@@ -16,17 +16,16 @@ from pathlib import Path
 import pytest
 from mcp import Client, StdioServerParameters
 
-from redu_mcp.api import DatabaseCreate
 from redu_mcp.config import ConfigError, settings_from_env
 from redu_mcp.server import TOOLS, Settings, tools_for
 from redu_mcp.server.instructions import instructions_for
-from tests.helpers import DATABASE_ARGS, connect
+from tests.helpers import CREATE_ARGS, connect, seed_instance
 
 REPO = Path(__file__).resolve().parent.parent
 
 READ_TOOLS = {
     "list_databases", "get_database", "list_redis", "get_redis", "wait_for_ready",
-    "list_flavors", "list_networks", "list_keypairs", "list_security_groups", "whoami",
+    "list_create_options", "whoami",
 }  # fmt: skip
 CREATE_TOOLS = READ_TOOLS | {"create_database", "create_redis"}
 FULL_TOOLS = CREATE_TOOLS | {"delete_database", "delete_redis"}
@@ -34,8 +33,8 @@ EXPECTED = {"read": READ_TOOLS, "create": CREATE_TOOLS, "full": FULL_TOOLS}
 
 #: A valid call of every tool that some level hides, so "Unknown tool" is not a validation artefact.
 HIDDEN_CALLS = {
-    "create_database": dict(DATABASE_ARGS, name="sneaky"),
-    "create_redis": dict(DATABASE_ARGS, name="sneaky"),
+    "create_database": dict(CREATE_ARGS, name="sneaky"),
+    "create_redis": dict(CREATE_ARGS, name="sneaky"),
     "delete_database": {"id": 1, "confirm_name": "keep-me"},
     "delete_redis": {"id": 1, "confirm_name": "keep-me"},
 }
@@ -69,8 +68,7 @@ async def test_tools_above_the_level_are_not_registered(make_server, sandbox, mo
 
 @pytest.mark.parametrize("level", ["read", "create", "full"])
 async def test_resources_stay_readable_at_every_level(make_server, sandbox, mode, level):
-    async with sandbox.client() as api:  # an instance made behind the server's back
-        made = await api.create_database(DatabaseCreate(name="seen-by-all", **DATABASE_ARGS))
+    made = await seed_instance(sandbox, "database", "seen-by-all")  # behind the server's back
     async with connect(make_server(access=level), mode) as client:
         listed = {r.uri for r in (await client.list_resources()).resources}
         assert listed == {"redu://flavors", "redu://networks", "redu://keypairs", "redu://security-groups"}
@@ -78,7 +76,7 @@ async def test_resources_stay_readable_at_every_level(make_server, sandbox, mode
         assert templates == {"redu://databases/{id}", "redu://redis/{id}"}
         for uri in sorted(listed):
             assert json.loads((await client.read_resource(uri)).contents[0].text)
-        instance = json.loads((await client.read_resource(f"redu://databases/{made.id}")).contents[0].text)
+        instance = json.loads((await client.read_resource(f"redu://databases/{made}")).contents[0].text)
         assert instance["name"] == "seen-by-all"
         assert "password" not in json.dumps(instance).lower()
         # The provisioning prompts walk through a create: offered only where create exists.
@@ -94,7 +92,7 @@ def test_instructions_describe_only_what_the_level_allows(make_settings):
     assert "create_database" not in read and "delete_database" not in read
     assert "Creating and deleting are not possible through this server" in read
     assert "create_database" in create and "delete_database" not in create
-    assert "delete_database" in full and "needs the user's confirmation" in full
+    assert "delete_database" in full and "confirm_name" in full
 
 
 def test_default_is_full_and_env_and_flags_choose_the_level():

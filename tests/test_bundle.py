@@ -19,7 +19,7 @@ from mcp import Client, StdioServerParameters
 from redu_mcp.config import settings_from_env
 from redu_mcp.server import tools_for
 from tests import artifacts
-from tests.helpers import REPO
+from tests.helpers import CREATE_ARGS, REPO
 from tests.test_distribution import package_files
 
 USER_CONFIG = re.compile(r"\$\{user_config\.([A-Za-z0-9_]+)\}")
@@ -114,10 +114,7 @@ async def test_the_host_launches_it_as_mcp_config_says(manifest: dict[str, Any],
             me = await client.call_tool("whoami", {})
             assert not me.is_error, me.content[0].text
             assert me.structured_content["user"]["id"] == "usr_artifacts"  # the key came from user_config
-            created = await client.call_tool(
-                "create_redis", {"name": "bundled", "flavor_id": "1", "network_id": "net-private",
-                                 "keypair_name": "default-key"},
-            )  # fmt: skip
+            created = await client.call_tool("create_redis", dict(CREATE_ARGS, name="bundled"))
             assert not created.is_error, created.content[0].text
             assert Path(created.structured_content["credentials_file"]).is_relative_to(state)  # secrets: file
 

@@ -85,7 +85,7 @@ def test_demo_walks_the_whole_flow():
         assert f"→ {step}(" in out, step
     assert "Deleted PostgreSQL database 'demo-db'" in out
     assert "Deleted Redis instance 'demo-cache'" in out
-    assert '"count": 0' in out  # nothing left behind
+    assert '"total": 0' in out  # nothing left behind
     assert "Demo finished" in out
 
 

@@ -19,19 +19,12 @@ from mcp.types import (
     UrlElicitationCapability,
 )
 
-from redu_mcp.api import KINDS, DatabaseCreate, RedisCreate
+from redu_mcp.api import KINDS
 from redu_mcp.sandbox import Sandbox
 from redu_mcp.server.confirmation import can_ask_user
-from tests.helpers import DATABASE_ARGS, connect
+from tests.helpers import connect, seed_instance
 
 KIND_NAMES = ["database", "redis"]
-
-
-async def make_instance(sandbox: Sandbox, kind: str, name: str) -> int:
-    """An instance created directly on the sandbox (not through the server under test)."""
-    body = (DatabaseCreate if kind == "database" else RedisCreate)(name=name, **DATABASE_ARGS)
-    async with sandbox.client() as api:
-        return (await api.create_instance(KINDS[kind], body)).id
 
 
 def exists(sandbox: Sandbox, id: int) -> bool:
@@ -56,7 +49,7 @@ class Asker:
 
 @pytest.mark.parametrize("kind", KIND_NAMES)
 async def test_accepted_confirmation_deletes(server, sandbox, mode, kind):
-    id = await make_instance(sandbox, kind, "doomed")
+    id = await seed_instance(sandbox, kind, "doomed")
     asker = Asker("accept", {"confirm": True})
     async with connect(server, mode, elicitation_callback=asker) as client:
         result = await client.call_tool(f"delete_{kind}", {"id": id})
@@ -80,7 +73,7 @@ async def test_accepted_confirmation_deletes(server, sandbox, mode, kind):
     ],
 )
 async def test_anything_but_a_ticked_acceptance_deletes_nothing(server, sandbox, mode, action, content, said):
-    id = await make_instance(sandbox, "database", "precious")
+    id = await seed_instance(sandbox, "database", "precious")
     asker = Asker(action, content)
     async with connect(server, mode, elicitation_callback=asker) as client:
         result = await client.call_tool("delete_database", {"id": id})
@@ -98,7 +91,7 @@ async def test_anything_but_a_ticked_acceptance_deletes_nothing(server, sandbox,
 @pytest.mark.parametrize("content", [{"confirm": "yes"}, {"confirm": "true"}, {"confirm": 1}, {}, None])
 async def test_only_a_real_true_confirms(server, sandbox, mode, content):
     """An acceptance whose content is not exactly ``{"confirm": true}`` is no confirmation."""
-    id = await make_instance(sandbox, "redis", "keep")
+    id = await seed_instance(sandbox, "redis", "keep")
     async with connect(server, mode, elicitation_callback=Asker("accept", content)) as client:
         result = await client.call_tool("delete_redis", {"id": id})
     assert result.is_error
@@ -106,19 +99,19 @@ async def test_only_a_real_true_confirms(server, sandbox, mode, content):
 
 
 async def test_a_wrong_confirm_name_is_refused_even_when_the_client_could_ask(server, sandbox, mode):
-    id = await make_instance(sandbox, "redis", "production-cache")
+    id = await seed_instance(sandbox, "redis", "production-cache")
     asker = Asker("accept", {"confirm": True})  # a user who would say yes to anything
     async with connect(server, mode, elicitation_callback=asker) as client:
         result = await client.call_tool("delete_redis", {"id": id, "confirm_name": "staging-cache"})
     assert result.structured_content["deleted"] is False
-    assert "confirm_name 'staging-cache' does not match" in result.structured_content["message"]
+    assert "confirm_name 'staging-cache' is not the name of" in result.structured_content["message"]
     assert asker.questions == []  # refused before anyone was asked
     assert exists(sandbox, id) and sandbox.count("DELETE") == 0
 
 
 async def test_a_right_confirm_name_does_not_skip_the_question(server, sandbox, mode):
     """The model cannot answer for the user: with a client that can ask, the user decides."""
-    id = await make_instance(sandbox, "database", "orders")
+    id = await seed_instance(sandbox, "database", "orders")
     asker = Asker("decline")
     async with connect(server, mode, elicitation_callback=asker) as client:
         result = await client.call_tool("delete_database", {"id": id, "confirm_name": "orders"})
@@ -128,13 +121,14 @@ async def test_a_right_confirm_name_does_not_skip_the_question(server, sandbox, 
 
 
 @pytest.mark.parametrize("kind", KIND_NAMES)
-async def test_a_missing_instance_is_a_clear_error_and_nobody_is_asked(server, sandbox, mode, kind):
+async def test_a_missing_instance_is_already_gone_and_nobody_is_asked(server, sandbox, mode, kind):
+    """Deleting what does not exist (a second delete, say) is not an error: it is already gone."""
     asker = Asker("accept", {"confirm": True})
     async with connect(server, mode, elicitation_callback=asker) as client:
         result = await client.call_tool(f"delete_{kind}", {"id": 4242})
-    assert result.is_error
-    text = result.content[0].text
-    assert "4242" in text and "HTTP 404" in text and "does not exist" in text
+    assert not result.is_error and result.structured_content["deleted"] is False
+    text = result.structured_content["message"]
+    assert "Nothing to delete" in text and "id 4242 (already deleted, or never created)" in text
     assert asker.questions == []
     assert sandbox.count("DELETE") == 0
 
@@ -144,17 +138,18 @@ async def test_a_missing_instance_is_a_clear_error_and_nobody_is_asked(server, s
 
 @pytest.mark.parametrize("kind", KIND_NAMES)
 async def test_confirm_name_without_elicitation(server, sandbox, mode, kind):
-    id = await make_instance(sandbox, kind, "old-stuff")
-    keeper = await make_instance(sandbox, kind, "keeper")
+    id = await seed_instance(sandbox, kind, "old-stuff")
+    keeper = await seed_instance(sandbox, kind, "keeper")
     async with connect(server, mode) as client:
         missing = await client.call_tool(f"delete_{kind}", {"id": id})
         assert missing.structured_content["deleted"] is False
-        assert "cannot ask the user to confirm, and no confirm_name was given" in missing.structured_content["message"]
+        assert "cannot ask the user, so confirm_name is required" in missing.structured_content["message"]
+        assert "confirm_name='old-stuff'" in missing.structured_content["message"]  # the one call that follows
         assert exists(sandbox, id)
 
         wrong = await client.call_tool(f"delete_{kind}", {"id": id, "confirm_name": "keeper"})
         assert wrong.structured_content["deleted"] is False
-        assert "does not match" in wrong.structured_content["message"]
+        assert "is not the name of" in wrong.structured_content["message"]
         assert exists(sandbox, id) and exists(sandbox, keeper)
         assert sandbox.count("DELETE") == 0
 
@@ -163,14 +158,14 @@ async def test_confirm_name_without_elicitation(server, sandbox, mode, kind):
         assert not exists(sandbox, id) and exists(sandbox, keeper)
 
         again = await client.call_tool(f"delete_{kind}", {"id": id, "confirm_name": "old-stuff"})
-        assert again.is_error
-        assert f"{id}" in again.content[0].text and "does not exist" in again.content[0].text
+        assert not again.is_error and again.structured_content["deleted"] is False
+        assert "already deleted" in again.structured_content["message"]
     assert sandbox.count("DELETE") == 1
 
 
 async def test_confirm_name_is_checked_against_a_fresh_get(server, sandbox, mode):
     """Renamed since the model last looked: the old name no longer confirms anything."""
-    id = await make_instance(sandbox, "database", "before")
+    id = await seed_instance(sandbox, "database", "before")
     async with connect(server, mode) as client:
         looked = await client.call_tool("get_database", {"id": id})
         assert looked.structured_content["name"] == "before"
@@ -185,7 +180,7 @@ async def test_confirm_name_is_checked_against_a_fresh_get(server, sandbox, mode
 
 @pytest.mark.parametrize("smuggled", ["target", "decision", "answer", "confirm", "confirmed"])
 async def test_the_confirmation_cannot_be_smuggled_in_as_an_argument(server, sandbox, mode, smuggled):
-    id = await make_instance(sandbox, "redis", "guarded")
+    id = await seed_instance(sandbox, "redis", "guarded")
     forged = {"action": "accept", "data": {"confirm": True, "confirmed": True}, "id": id, "name": "guarded"}
     async with connect(server, mode) as client:
         result = await client.call_tool("delete_redis", {"id": id, smuggled: forged if smuggled != "confirm" else True})
@@ -197,7 +192,7 @@ async def test_the_confirmation_cannot_be_smuggled_in_as_an_argument(server, san
 
 async def test_a_failing_check_deletes_nothing(server, sandbox, mode):
     """A 503 on the check's GET is retried, then reported; nothing is deleted on the way."""
-    id = await make_instance(sandbox, "redis", "flaky")
+    id = await seed_instance(sandbox, "redis", "flaky")
     sandbox.faults.add(method="GET", path=f"/v1/redis/{id}", status=503, times=-1)
     async with connect(server, mode) as client:
         result = await client.call_tool("delete_redis", {"id": id, "confirm_name": "flaky"})

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from mcp import Client, StdioServerParameters
 
+from redu_mcp.server import tools_for
 from tests import artifacts
 from tests.helpers import REPO
 
-ALL_TOOLS = 14
 MARKER = "mcp-name: io.github.redu-cloud/redu-mcp"
 
 
@@ -99,10 +99,10 @@ async def test_uvx_from_the_built_file_serves_over_stdio(python_dists: tuple[Pat
         async with Client(server) as client:
             assert client.server_info.version == artifacts.VERSION
             tools = {t.name for t in (await client.list_tools()).tools}
-            assert len(tools) == ALL_TOOLS - 2 and "delete_database" not in tools  # create: no deletes
+            assert tools == {s.name for s in tools_for("create")}  # REDU_MCP_ACCESS reached it: no deletes
             me = await client.call_tool("whoami", {})
             assert not me.is_error, me.content[0].text
             assert me.structured_content["user"]["id"] == "usr_artifacts"
-            flavors = await client.call_tool("list_flavors", {})
-            assert not flavors.is_error and flavors.structured_content["flavors"]
+            options = await client.call_tool("list_create_options", {})
+            assert not options.is_error and options.structured_content["flavors"]
     assert sandbox.count("GET", "/v1/me") == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ from redis.backoff import NoBackoff
 
 from redu_mcp.sandbox import engines as eng
 from redu_mcp.sandbox.engines import (
+    Engine,
     Engines,
     EngineStartError,
     EngineUnavailable,
@@ -37,9 +39,9 @@ PASSWORD = "pä ss'w\"o\\rd-$x€"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _unavailable(kind: str) -> str | None:
+def _unavailable(kind: Engine) -> str | None:
     try:
-        find_binaries(kind)  # type: ignore[arg-type]
+        find_binaries(kind)
     except EngineUnavailable as exc:
         return str(exc)
     return None
@@ -110,12 +112,41 @@ def assert_gone(engine: RunningEngine) -> None:
     assert not engine.data_dir.exists()
 
 
+def assert_secret_absent(secret: str, text: str | bytes, where: str) -> None:
+    """Like ``assert secret not in text``, but a failure does not print the secret."""
+    needle = secret.encode() if isinstance(text, bytes) else secret
+    leaked = needle in text
+    assert not leaked, f"the password leaked into {where}"
+
+
+def engine_pids(engine: RunningEngine) -> list[int]:
+    """The engine and every other process of its account (just its own pid without root)."""
+    if engine.uid == os.getuid():
+        return [engine.pid]
+    return eng._pids_of_uid(engine.uid)
+
+
+def files_below(directory: Path):
+    """Every regular file below ``directory``, never following a symlink."""
+    for base, _dirs, names in os.walk(directory):
+        for name in names:
+            path = Path(base) / name
+            if path.is_file() and not path.is_symlink():
+                yield path
+
+
 def assert_no_password_leak(engine: RunningEngine, password: str) -> None:
-    cmdline = Path(f"/proc/{engine.pid}/cmdline").read_bytes()
-    assert password.encode() not in cmdline
-    log_text = (engine.data_dir / "engine.log").read_text(errors="replace")
-    assert password not in log_text
-    assert password not in repr(engine)
+    for pid in engine_pids(engine):
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            assert_secret_absent(password, cmdline, f"the command line of pid {pid}")
+    assert_secret_absent(password, "\n".join(engine._log._lines), "the engine's output")
+    assert_secret_absent(password, engine._log_tail(), "the engine's output tail")
+    assert_secret_absent(password, repr(engine), "repr(engine)")
+    # No secret file at all: Redis got its config on stdin, PostgreSQL only a verifier.
+    for path in files_below(engine.data_dir):
+        with contextlib.suppress(OSError):
+            assert_secret_absent(password, path.read_bytes(), str(path))
 
 
 @pytest.fixture
@@ -165,7 +196,7 @@ def test_bad_arguments_are_rejected_without_echoing_the_password():
     try:
         with pytest.raises(ValueError) as info:
             asyncio.run(manager.start_redis(password="line\nbreak-secret"))
-        assert "break-secret" not in str(info.value)
+        assert_secret_absent("break-secret", str(info.value), "the exception")
         with pytest.raises(ValueError):
             asyncio.run(manager.start_postgres(db_name="db", db_user="", password="x"))
     finally:
@@ -236,22 +267,14 @@ async def test_wrong_password_is_rejected(engines):
     rd = await engines.start_redis(password=PASSWORD)
     await asyncio.gather(wait_ready(pg), wait_ready(rd))
 
-    assert await check_postgres_login(
-        host=pg.host, port=pg.port, user="app", dbname="appdb", password=PASSWORD
-    )
-    assert not await check_postgres_login(
-        host=pg.host, port=pg.port, user="app", dbname="appdb", password="wrong"
-    )
+    assert await check_postgres_login(host=pg.host, port=pg.port, user="app", dbname="appdb", password=PASSWORD)
+    assert not await check_postgres_login(host=pg.host, port=pg.port, user="app", dbname="appdb", password="wrong")
     assert await check_redis_login(host=rd.host, port=rd.port, password=PASSWORD)
     assert not await check_redis_login(host=rd.host, port=rd.port, password="wrong")
 
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
-        await psycopg.AsyncConnection.connect(
-            host=pg.host, port=pg.port, dbname="appdb", user="app", password="wrong"
-        )
-    client = aioredis.Redis(
-        host=rd.host, port=rd.port, password="wrong", retry=Retry(NoBackoff(), 0)
-    )
+        await psycopg.AsyncConnection.connect(host=pg.host, port=pg.port, dbname="appdb", user="app", password="wrong")
+    client = aioredis.Redis(host=rd.host, port=rd.port, password="wrong", retry=Retry(NoBackoff(), 0))
     try:
         with pytest.raises(redis.exceptions.AuthenticationError):
             await client.get("k")
@@ -299,7 +322,7 @@ async def test_port_already_taken_is_reported(engines, monkeypatch, kind):
             await asyncio.sleep(0.05)
     reason = engine.failure()
     assert reason is not None and "already in use" in reason, reason
-    assert PASSWORD not in reason
+    assert_secret_absent(PASSWORD, reason, "failure()")
     assert not await engine.is_ready()
     await engine.stop()
     assert not engine.data_dir.exists()
@@ -310,9 +333,9 @@ async def test_bogus_binary_is_a_start_error(engines, monkeypatch, tmp_path):
     bogus = tmp_path / "redis-server"
     bogus.write_text("not a program")  # exists, but is not executable
     monkeypatch.setattr(eng, "find_binaries", lambda kind: {"redis-server": bogus})
-    with pytest.raises(EngineStartError, match="could not run .*redis-server") as info:
+    with pytest.raises(EngineStartError, match=r"could not run .*redis-server") as info:
         await engines.start_redis(password=PASSWORD)
-    assert PASSWORD not in str(info.value)
+    assert_secret_absent(PASSWORD, str(info.value), "the exception")
     assert list(engines.root.glob("redis-*")) == []  # its directory was cleaned up
 
 
@@ -346,10 +369,12 @@ CHILD = textwrap.dedent(
                 break
             await asyncio.sleep(0.05)
         print(json.dumps({"pid": engine.pid, "port": engine.port, "root": str(engines.root),
-                          "ready": await engine.is_ready()}), flush=True)
+                          "data_dir": str(engine.data_dir), "uid": engine.uid, "gid": engine.gid,
+                          "janitor": engines._janitor.pid, "ready": await engine.is_ready()}),
+              flush=True)
         sys.stdin.readline()   # the test looks at the live engine first, then lets us end
         if ending == "exit":
-            os._exit(0)        # no atexit, no cleanup: only the parent-death signal helps
+            os._exit(0)        # no atexit, no cleanup: parent-death signal and janitor only
         if ending == "return":
             return             # normal interpreter exit: the atexit hook must clean up
         time.sleep(600)        # "sigkill": the test kills us
@@ -357,6 +382,41 @@ CHILD = textwrap.dedent(
     asyncio.run(main())
     """
 )
+
+
+class Owner:
+    """A process that owns an Engines with one ready engine, for the test to end however it likes."""
+
+    def __init__(self, kind: str, ending: str, **popen_kwargs) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", CHILD, kind, ending],
+            cwd=PROJECT_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            **popen_kwargs,
+        )
+        try:
+            self.info = json.loads(self.process.stdout.readline())
+        except BaseException:
+            self.close()
+            raise
+        assert self.info["ready"]
+
+    def end(self, *, sigkill: bool) -> None:
+        self.process.stdin.write("end\n")  # only now may it end (a race otherwise: exit kills at once)
+        self.process.stdin.close()
+        if sigkill:
+            self.process.kill()
+        self.process.wait(timeout=30)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process.stdout.close()
+        with contextlib.suppress(OSError):
+            self.process.stdin.close()
 
 
 @pytest.mark.parametrize(
@@ -369,34 +429,18 @@ CHILD = textwrap.dedent(
     ],
 )
 def test_owner_death_leaves_no_orphans(kind, ending):
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, kind, ending],
-        cwd=PROJECT_ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    owner = Owner(kind, ending)
     try:
-        info = json.loads(child.stdout.readline())
-        assert info["ready"]
+        info = owner.info
         assert pid_alive(info["pid"])
-        child.stdin.write("end\n")  # only now may the owner end (a race otherwise: exit kills it at once)
-        child.stdin.close()
-        if ending == "sigkill":
-            child.kill()
-        child.wait(timeout=30)
+        owner.end(sigkill=ending == "sigkill")
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        child.stdout.close()
+        owner.close()
 
     assert wait_until(lambda: not pid_alive(info["pid"]), timeout=10), "engine outlived its owner"
     assert wait_until(lambda: port_free(info["port"]), timeout=10)
+    # However the owner ended, its directories (the engines' data) go away on their own: by
+    # atexit, or by the janitor once the owner is gone -- no new Engines() needed.
     root = Path(info["root"])
-    if ending == "return":
-        assert not root.exists()  # atexit cleaned up
-    else:
-        assert root.exists()  # nobody could clean up...
-        Engines().close_sync()  # ...until the next Engines() notices the owner is gone
-        assert not root.exists()
+    assert wait_until(lambda: not root.exists(), timeout=15), f"{root} outlived its owner"
+    assert wait_until(lambda: not pid_alive(info["janitor"]), timeout=10), "the janitor stayed"

@@ -21,7 +21,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.helpers import REPO, STARTUP_TIMEOUT, free_port
+from redu_mcp.server import tools_for
+from tests.helpers import CREATE_ARGS, REPO, STARTUP_TIMEOUT, free_port
 
 IMAGE = os.environ.get("REDU_MCP_IMAGE")
 PODMAN = shutil.which("podman")
@@ -69,13 +70,10 @@ async def test_stdio_by_default():
         env=podman_env(),
     )
     async with Client(server) as client:
-        assert len((await client.list_tools()).tools) == 14
+        assert len((await client.list_tools()).tools) == len(tools_for("full"))
         me = await client.call_tool("whoami", {})
         assert not me.is_error and me.structured_content["sandbox"] is True
-        created = await client.call_tool(
-            "create_redis",
-            {"name": "contained", "flavor_id": "1", "network_id": "net-private", "keypair_name": "default-key"},
-        )
+        created = await client.call_tool("create_redis", dict(CREATE_ARGS, name="contained"))
         assert not created.is_error, created.content[0].text  # the credential file is written as the app user
         assert created.structured_content["credentials_file"].startswith("/home/app/")
 
@@ -110,6 +108,6 @@ async def test_streamable_http_by_flag_with_a_token(http_container: str):
     assert httpx2.post(http_container, headers={"authorization": "Bearer wrong-token-000000000"}).status_code == 401
     http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=httpx2.Timeout(30, read=60))
     async with http, Client(streamable_http_client(http_container, http_client=http)) as client:
-        assert len((await client.list_tools()).tools) == 14
-        flavors = await client.call_tool("list_flavors", {})
-        assert not flavors.is_error and flavors.structured_content["flavors"]
+        assert len((await client.list_tools()).tools) == len(tools_for("full"))
+        options = await client.call_tool("list_create_options", {})
+        assert not options.is_error and options.structured_content["flavors"]

@@ -27,7 +27,7 @@ from mcp import Client, MCPError
 from redu_mcp.sandbox import Sandbox
 from redu_mcp.server import TOOLS as TOOL_SPECS
 from redu_mcp.server import build_server
-from tests.helpers import DATABASE_ARGS, FAST_RETRY, connect
+from tests.helpers import CREATE_ARGS, FAST_RETRY, connect
 
 ALL_TOOLS = sorted(spec.name for spec in TOOL_SPECS)
 SECRET_ARGUMENTS = {"password", "db_password"}
@@ -144,7 +144,7 @@ def test_arbitrary_json_never_crashes_and_invalid_input_never_reaches_the_api(ma
         check()
         assert tally["refused"] > 0
         # The server still answers, and nothing the examples did broke it.
-        assert not portal.call(client.call_tool, "list_flavors", {}).is_error
+        assert not portal.call(client.call_tool, "list_create_options", {}).is_error
         assert portal.call(client.call_tool, "get_redis", {"id": "1"}).is_error
 
 
@@ -165,32 +165,36 @@ INVALID = [
     ("list_databases", {"limit": 0}),
     ("list_redis", {"limit": 101}),
     ("list_redis", {"limit": "10"}),
-    ("list_flavors", {"region": "eu"}),
+    ("list_create_options", {"region": "eu"}),
     ("whoami", {"as": "root"}),
     ("create_database", {"name": "orders"}),  # missing flavor, network, keypair
-    ("create_database", dict(DATABASE_ARGS, name="Orders")),
-    ("create_database", dict(DATABASE_ARGS, name="orders-")),
-    ("create_database", dict(DATABASE_ARGS, name="ördners")),
-    ("create_database", dict(DATABASE_ARGS, name="a" * 64)),
-    ("create_database", dict(DATABASE_ARGS, name="orders\n")),
-    ("create_database", dict(DATABASE_ARGS, name="orders", version="17")),
-    ("create_database", dict(DATABASE_ARGS, name="orders", version=16)),
-    ("create_database", dict(DATABASE_ARGS, name="orders", db_user="Robert'); DROP TABLE students;--")),
-    ("create_database", dict(DATABASE_ARGS, name="orders", security_group_names=[])),
-    ("create_database", dict(DATABASE_ARGS, name="orders", security_group_names="default")),
-    ("create_database", dict(DATABASE_ARGS, name="orders", flavor_id="")),
-    ("create_database", dict(DATABASE_ARGS, name="orders", flavor_id="x" * 200)),
-    ("create_database", dict(DATABASE_ARGS, name="orders", password="right-name-wrong-tool")),
-    ("create_redis", dict(DATABASE_ARGS, name="cache", version="5")),
-    ("create_redis", dict(DATABASE_ARGS, name="cache", keypair_name=None)),
+    ("create_database", dict(CREATE_ARGS, name="Orders")),
+    ("create_database", dict(CREATE_ARGS, name="orders-")),
+    ("create_database", dict(CREATE_ARGS, name="ördners")),
+    ("create_database", dict(CREATE_ARGS, name="a" * 64)),
+    ("create_database", dict(CREATE_ARGS, name="orders\n")),
+    ("create_database", dict(CREATE_ARGS, name="orders", version="17")),
+    ("create_database", dict(CREATE_ARGS, name="orders", version=16)),
+    ("create_database", dict(CREATE_ARGS, name="orders", db_user="Robert'); DROP TABLE students;--")),
+    ("create_database", dict(CREATE_ARGS, name="orders", security_group_names=[])),
+    ("create_database", dict(CREATE_ARGS, name="orders", security_group_names="default")),
+    ("create_database", dict(CREATE_ARGS, name="orders", flavor_id="")),
+    ("create_database", dict(CREATE_ARGS, name="orders", flavor_id="x" * 200)),
+    ("create_database", dict(CREATE_ARGS, name="orders", password="right-name-wrong-tool")),
+    ("create_redis", dict(CREATE_ARGS, name="cache", version="5")),
+    ("create_redis", dict(CREATE_ARGS, name="cache", keypair_name=None)),
     ("delete_database", {"id": 1, "confirm_name": "x" * 64}),
     ("delete_redis", {"confirm_name": "cache"}),
     ("delete_redis", {"id": "1", "confirm_name": "cache"}),
     ("wait_for_ready", {"kind": "postgres", "id": 1}),
     ("wait_for_ready", {"kind": "redis", "id": 1, "timeout_seconds": 0}),
-    ("wait_for_ready", {"kind": "redis", "id": 1, "timeout_seconds": 301}),
+    ("wait_for_ready", {"kind": "redis", "id": 1, "timeout_seconds": 46}),
     ("wait_for_ready", {"kind": "redis", "id": 1, "timeout_seconds": "10"}),
-    ("wait_for_ready", {"kind": "redis", "id": 1, "poll_interval_seconds": 0.001}),
+    ("wait_for_ready", {"kind": "redis", "id": 1, "poll_interval_seconds": 0.001}),  # the server's to decide
+    ("list_databases", {"offset": -1}),
+    ("list_redis", {"name_contains": ""}),
+    ("create_database", dict(CREATE_ARGS, name="orders", flavor_id=True)),  # a number is an id; a boolean is not
+    ("create_database", dict(CREATE_ARGS, name="orders", network_id=-1)),
 ]
 
 
@@ -202,22 +206,29 @@ async def test_named_invalid_inputs_are_refused_before_any_request(server, sandb
             assert result.is_error, (tool, arguments)
             assert text.startswith(f"Invalid arguments for {tool}: "), text
             assert "Nothing was sent to the Redu API" in text
-        assert not (await client.call_tool("list_flavors", {})).is_error
-    assert sandbox.count() == 1  # only the final list_flavors
+        assert not (await client.call_tool("list_create_options", {})).is_error
+    assert sandbox.count() == 4  # only the final list_create_options (its four look-ups)
 
 
 async def test_refusals_name_the_problem_but_never_repeat_the_value(server, mode):
     odd = "Robert'); DROP TABLE students;--"
     async with connect(server, mode) as client:
-        bad = await client.call_tool("create_database", dict(DATABASE_ARGS, name=odd, db_user=odd, extra_arg=odd))
+        bad = await client.call_tool("create_database", dict(CREATE_ARGS, name=odd, db_user=odd, extra_arg=odd))
         text = bad.content[0].text
         assert odd not in text
-        assert "name: must match the pattern" in text
-        assert "db_user: must match the pattern" in text
+        # Patterns in words, with an example to follow; one message per argument.
+        assert "name: use lowercase letters, digits and hyphens, starting with a letter" in text
+        assert "e.g. 'orders-db'" in text and "db_user: use lowercase letters, digits and underscores" in text
+        assert text.count("; name: ") + text.startswith("Invalid arguments for create_database: name: ") == 1
+        assert "pattern" not in text and "^[" not in text
         assert "unknown argument 'extra_arg'" in text and "this tool takes: name, flavor_id" in text
         missing = await client.call_tool("create_redis", {"name": "cache"})
         for argument in ("flavor_id", "network_id", "keypair_name"):
-            assert f"missing required argument '{argument}'" in missing.content[0].text
+            # A missing value names the tool that supplies it.
+            assert f"missing {argument} (a " in missing.content[0].text
+        assert missing.content[0].text.count("list_create_options") == 3
+        version = await client.call_tool("create_database", dict(CREATE_ARGS, name="orders", version="17"))
+        assert version.content[0].text.count("version") == 1 and '"16", "15", "14"' in version.content[0].text
         typed = await client.call_tool("wait_for_ready", {"kind": "redis", "id": "12"})
         assert "id: must be an integer" in typed.content[0].text
         bounded = await client.call_tool("get_redis", {"id": 2**31})
@@ -232,11 +243,11 @@ async def test_valid_edge_values_pass(server, sandbox, mode):
             assert "HTTP 404" in result.content[0].text  # it went to the API: the id was acceptable
         long_name = "a" + "b" * 61 + "c"
         made = await client.call_tool(
-            "create_redis", dict(DATABASE_ARGS, name=long_name, security_group_names=["default"])
+            "create_redis", dict(CREATE_ARGS, name=long_name, security_group_names=["default"])
         )
         assert not made.is_error, made.content[0].text
         listed = await client.call_tool("list_redis", {"limit": 100})
-        assert listed.structured_content["count"] == 1
+        assert listed.structured_content["total"] == 1
 
 
 @pytest.mark.parametrize("uri", [

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import REDIS_ARGS, REPO, cli_http_server
+from tests.helpers import CREATE_ARGS, REPO, cli_http_server
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "tools_list.json"
 
@@ -65,7 +65,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def inspector(home: Path, *args: str) -> Run:
     env = dict(os.environ, HOME=str(home), MCP_INSPECTOR_SECRET_STORE="memory")
     done = subprocess.run(
-        [INSPECTOR, "--cli", *args, "--format", "json", "-q"],  # type: ignore[list-item]
+        [str(INSPECTOR), "--cli", *args, "--format", "json", "-q"],  # the module is skipped without it
         stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, cwd=REPO, timeout=120, check=False,
     )  # fmt: skip
     return Run(done)
@@ -75,12 +75,12 @@ def snapshot_tools() -> list[dict[str, Any]]:
     return json.loads(SNAPSHOT.read_text())["tools"]
 
 
-def check_flavors(run: Run) -> None:
+def check_create_options(run: Run) -> None:
     assert run.code == 0, run.stderr
     result = run.result
     assert result.get("isError") is False
     assert [f["id"] for f in result["structuredContent"]["flavors"]] == ["1", "2", "m1.large"]
-    assert json.loads(result["content"][0]["text"]) == result["structuredContent"]
+    assert json.loads(result["content"][0]["text"])["flavors"] == result["structuredContent"]["flavors"]
 
 
 def check_created(run: Run, name: str, state: Path) -> None:
@@ -118,12 +118,14 @@ def test_stdio_tools_list(home: Path, tmp_path: Path):
     assert run.result["tools"] == snapshot_tools()
 
 
-def test_stdio_call_list_flavors(home: Path, tmp_path: Path):
-    check_flavors(inspector(home, *stdio_server(tmp_path), "--method", "tools/call", "--tool-name", "list_flavors"))
+def test_stdio_call_list_create_options(home: Path, tmp_path: Path):
+    check_create_options(
+        inspector(home, *stdio_server(tmp_path), "--method", "tools/call", "--tool-name", "list_create_options")
+    )
 
 
 def test_stdio_call_create_redis(home: Path, tmp_path: Path):
-    args = json.dumps(dict(REDIS_ARGS, name="inspected"))
+    args = json.dumps(dict(CREATE_ARGS, name="inspected"))
     run = inspector(
         home, *stdio_server(tmp_path), "--method", "tools/call", "--tool-name", "create_redis", "--tool-args-json", args
     )
@@ -147,17 +149,19 @@ def test_http_tools_list(home: Path, http_server: tuple[str, Path]):
     assert run.result["tools"] == snapshot_tools()
 
 
-def test_http_modern_era_call_list_flavors(home: Path, http_server: tuple[str, Path]):
+def test_http_modern_era_call_list_create_options(home: Path, http_server: tuple[str, Path]):
     url, _ = http_server
-    run = inspector(home, url, "--protocol-era", "modern", "--method", "tools/call", "--tool-name", "list_flavors")
-    check_flavors(run)
+    run = inspector(
+        home, url, "--protocol-era", "modern", "--method", "tools/call", "--tool-name", "list_create_options"
+    )
+    check_create_options(run)
     # Every 2026-07-28 result is stamped with the server's identity.
     assert run.result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "redu-mcp"
 
 
 def test_http_call_create_redis_then_again(home: Path, http_server: tuple[str, Path]):
     url, state = http_server
-    args = json.dumps(dict(REDIS_ARGS, name="over-http"))
+    args = json.dumps(dict(CREATE_ARGS, name="over-http"))
     call = ("--method", "tools/call", "--tool-name", "create_redis", "--tool-args-json", args)
     check_created(inspector(home, url, *call), "over-http", state)
     # The server outlives each Inspector process: the same create again reports the existing instance.

@@ -26,7 +26,7 @@ from redu_mcp.api import DATABASE, REDIS, DatabaseCreate, ReduClient, RetryPolic
 from redu_mcp.provisioning.credentials import read_env
 from redu_mcp.sandbox import SANDBOX_BASE_URL, Account, Sandbox
 from redu_mcp.server import Settings, build_server
-from tests.helpers import DATABASE_ARGS, FAST_RETRY, connect, serving_asgi
+from tests.helpers import CREATE_ARGS, FAST_RETRY, connect, serving_asgi
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = "sk-live-LEAKCHECK-7c1e0b9d5a3f42e8b6d0c4a2f1e9d8c7"
@@ -84,21 +84,19 @@ async def run_workflow(client: Client, sandbox: Sandbox, seen: list[str]) -> Non
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         seen.append(message or "")
 
-    for name in ("whoami", "list_flavors", "list_networks", "list_keypairs", "list_security_groups"):
+    for name in ("whoami", "list_create_options"):
         assert not (await call(name, {})).is_error
-    db = (await call("create_database", dict(DATABASE_ARGS, name="leak-db"))).structured_content["instance"]["id"]
-    cache = (await call("create_redis", dict(DATABASE_ARGS, name="leak-cache", password=TYPED[0]))).structured_content
+    db = (await call("create_database", dict(CREATE_ARGS, name="leak-db"))).structured_content["instance"]["id"]
+    cache = (await call("create_redis", dict(CREATE_ARGS, name="leak-cache", password=TYPED[0]))).structured_content
     assert cache["password_delivery"] == "caller_supplied"
-    assert (await call("create_redis", dict(DATABASE_ARGS, name="short", password=TOO_SHORT))).is_error
+    assert (await call("create_redis", dict(CREATE_ARGS, name="short", password=TOO_SHORT))).is_error
     # The API refuses it (unknown flavor: 422) with a typed password in the request body.
     assert (
-        await call("create_database", dict(DATABASE_ARGS, name="bad-flavor", flavor_id="nope", db_password=TYPED[1]))
+        await call("create_database", dict(CREATE_ARGS, name="bad-flavor", flavor_id="nope", db_password=TYPED[1]))
     ).is_error
     await call("list_databases", {})
     await call("list_redis", {"limit": 5})
-    waited = await call(
-        "wait_for_ready", {"kind": "database", "id": db, "poll_interval_seconds": 0.05}, progress_callback=on_progress
-    )
+    waited = await call("wait_for_ready", {"kind": "database", "id": db}, progress_callback=on_progress)
     assert waited.structured_content["ready"] is True
     await call("get_database", {"id": db})
     seen.append((await client.read_resource(f"redu://databases/{db}")).contents[0].text)
@@ -114,14 +112,14 @@ async def run_workflow(client: Client, sandbox: Sandbox, seen: list[str]) -> Non
     ).is_error
     sandbox.faults.clear()
     sandbox.faults.add(method="POST", path="/v1/databases", drop=True, apply=True)
-    lost = await call("create_database", dict(DATABASE_ARGS, name="lost-answer"))
+    lost = await call("create_database", dict(CREATE_ARGS, name="lost-answer"))
     assert lost.structured_content["password_delivery"] == "not_returned"
     # Deletes: confirmed by the user, refused, missing.
     assert (await call("delete_database", {"id": db})).structured_content["deleted"] is True
     assert (
         await call("delete_redis", {"id": cache["instance"]["id"], "confirm_name": "wrong-name"})
     ).structured_content["deleted"] is False
-    assert (await call("delete_database", {"id": db})).is_error
+    assert (await call("delete_database", {"id": db})).structured_content["deleted"] is False  # already gone
     assert (await call("get_database", {"id": 987654})).is_error
 
 
@@ -173,7 +171,7 @@ async def test_exceptions_never_carry_the_key():
         sandbox.faults.clear()
         sandbox.faults.add(method="POST", path="/v1/databases", drop=True)
         with pytest.raises(errors.TransportError) as caught:
-            await good.create_database(DatabaseCreate(name="x", db_password=TYPED[0], **DATABASE_ARGS))
+            await good.create_database(DatabaseCreate(name="x", db_password=TYPED[0], **CREATE_ARGS))
         raised.append(caught.value)
     for exc in raised:
         text = f"{exc!s} {exc!r} {exc.args!r} {vars(exc)!r}"
@@ -209,16 +207,16 @@ async def test_no_secret_on_a_stdio_child_stderr_at_debug(tmp_path: Path):
                     return result
 
                 assert not (await call("whoami", {})).is_error
-                created = (await call("create_database", dict(DATABASE_ARGS, name="child-db"))).structured_content
+                created = (await call("create_database", dict(CREATE_ARGS, name="child-db"))).structured_content
                 generated = read_env(Path(created["credentials_file"]))["PGPASSWORD"]
-                typed = await call("create_redis", dict(DATABASE_ARGS, name="child-cache", password=TYPED[0]))
+                typed = await call("create_redis", dict(CREATE_ARGS, name="child-cache", password=TYPED[0]))
                 assert typed.structured_content["password_delivery"] == "caller_supplied"
-                assert (await call("create_redis", dict(DATABASE_ARGS, name="short", password=TOO_SHORT))).is_error
+                assert (await call("create_redis", dict(CREATE_ARGS, name="short", password=TOO_SHORT))).is_error
                 assert (
-                    await call("create_database", dict(DATABASE_ARGS, name="bad", flavor_id="no", db_password=TYPED[1]))
+                    await call("create_database", dict(CREATE_ARGS, name="bad", flavor_id="no", db_password=TYPED[1]))
                 ).is_error
                 id = created["instance"]["id"]
-                ready = await call("wait_for_ready", {"kind": "database", "id": id, "poll_interval_seconds": 0.1})
+                ready = await call("wait_for_ready", {"kind": "database", "id": id})
                 assert ready.structured_content["ready"] is True
                 sandbox.faults.add(method="GET", path="/v1/databases/*", status=503, times=1)
                 assert not (await call("get_database", {"id": id})).is_error  # retried past a 503

@@ -19,12 +19,16 @@ from tests.helpers import connect, create
 INVALID_PARAMS = -32602  # what the SDK (and the 2026-07-28 spec) use for "resource not found"
 INTERNAL_ERROR = -32603
 
+#: What each look-up resource serves: the declared fields only (a network's undeclared `external`
+#: never leaves the server), without empty ones; ids are opaque strings, whatever type the API used.
 LOOKUPS = {
     "redu://flavors": SEED_FLAVORS,
-    "redu://networks": SEED_NETWORKS,
+    "redu://networks": [{"id": n["id"], "name": n["name"]} for n in SEED_NETWORKS],
     "redu://keypairs": SEED_KEYPAIRS,
-    # Security group ids are opaque strings to the server, whatever type the API used.
-    "redu://security-groups": [dict(g, id=str(g["id"])) for g in SEED_SECURITY_GROUPS],
+    "redu://security-groups": [
+        dict(g, id=str(g["id"]), rules=[{k: v for k, v in r.items() if v is not None} for r in g["rules"]])
+        for g in SEED_SECURITY_GROUPS
+    ],
 }
 TEMPLATES = {"redu://databases/{id}", "redu://redis/{id}"}
 
@@ -77,13 +81,11 @@ async def test_instance_templates_are_listed(server, mode):
 async def test_instance_template_reads_what_the_get_tool_returns(server, mode, kind, collection):
     async with connect(server, mode) as client:
         id = (await create(client, kind, f"my-{kind}"))["instance"]["id"]
-        waited = await client.call_tool(
-            "wait_for_ready", {"kind": kind, "id": id, "poll_interval_seconds": 0.05, "timeout_seconds": 20}
-        )
+        waited = await client.call_tool("wait_for_ready", {"kind": kind, "id": id, "timeout_seconds": 20})
         assert waited.structured_content["ready"] is True
         resource = await read_json(client, f"redu://{collection}/{id}")
-        tool = (await client.call_tool(f"get_{kind}", {"id": id})).structured_content
-    assert resource == tool
+        tool = json.loads((await client.call_tool(f"get_{kind}", {"id": id})).content[0].text)
+    assert resource == tool  # the same compact form the model reads from the tool
     assert (resource["id"], resource["kind"], resource["name"], resource["status"]) == (id, kind, f"my-{kind}", "ready")
     assert resource["host"]
     assert "password" not in json.dumps(resource)
@@ -136,7 +138,7 @@ async def test_provisioning_prompt_walks_through_the_workflow(server, mode, prom
     text = named.messages[0].content.text
     assert label in text and "the billing service" in text and "'billing'" in text
     # The workflow, in order: look up, create once, wait, then use without printing the password.
-    steps = ["list_flavors", "list_networks", "list_keypairs", f"create_{kind}", f"wait_for_ready(kind='{kind}'"]
+    steps = ["list_create_options", f"create_{kind}", f"wait_for_ready(kind='{kind}'"]
     positions = [text.index(step) for step in steps]
     assert positions == sorted(positions)
     assert "never create a second instance" in text
@@ -152,11 +154,11 @@ async def test_instructions_name_the_workflow_and_the_access_level(server, mode)
         instructions = client.instructions or ""
         info = client.server_info
     assert info is not None and info.name == "redu-mcp" and info.version
-    steps = ["list_flavors", "create_database", "wait_for_ready", "credentials file"]
+    steps = ["list_create_options", "create_database", "wait_for_ready", "credentials file"]
     positions = [instructions.index(step) for step in steps]
     assert positions == sorted(positions)
     assert "Access level of this server: full" in instructions
-    assert "delete_database" in instructions and "confirmation" in instructions
+    assert "delete_database" in instructions and "confirm_name" in instructions
     assert "sandbox" in instructions
 
 

@@ -14,7 +14,8 @@ import pytest
 
 from redu_mcp import api as errors
 from redu_mcp.api import DatabaseCreate, RedisCreate, ReduClient, RetryPolicy
-from redu_mcp.sandbox import DEFAULT_API_KEY, Account, Fault, FaultPlan, Sandbox
+from redu_mcp.sandbox import DEFAULT_API_KEY, Account, Fault, FaultPlan, ListStyle, Sandbox
+from redu_mcp.sandbox.faults import MalformedBody
 from redu_mcp.sandbox.serve import banner, base_url, running_sandbox
 
 UNAUTHORIZED = {"error": {"code": "unauthorized", "message": "Invalid API key"}}
@@ -201,8 +202,8 @@ async def test_read_only_accounts_cannot_write() -> None:
 
 
 @pytest.mark.parametrize("style", ["items", "plural", "bare"])
-async def test_list_styles_and_cursors(style: str) -> None:
-    sandbox = Sandbox(provisioning_seconds=0, page_size=2, list_style=style)  # type: ignore[arg-type]
+async def test_list_styles_and_cursors(style: ListStyle) -> None:
+    sandbox = Sandbox(provisioning_seconds=0, page_size=2, list_style=style)
     async with raw(sandbox) as http:
         for i in range(5):
             assert (await http.post("/v1/redis", json=db_json(f"cache-{i}"))).status_code == 201
@@ -323,8 +324,8 @@ async def test_apply_then_drop_or_timeout(sandbox: Sandbox) -> None:
         ("empty", "application/json", b""),
     ],
 )
-async def test_malformed_body_faults(sandbox: Sandbox, body: str, content_type: str, starts: bytes) -> None:
-    sandbox.faults.add(Fault(path="/v1/flavors", body=body))  # type: ignore[arg-type]
+async def test_malformed_body_faults(sandbox: Sandbox, body: MalformedBody, content_type: str, starts: bytes) -> None:
+    sandbox.faults.add(Fault(path="/v1/flavors", body=body))
     async with raw(sandbox) as http:
         response = await http.get("/v1/flavors")
     assert response.status_code == 200

@@ -23,7 +23,7 @@ from redu_mcp.api import ReduClient
 from redu_mcp.provisioning.credentials import read_env
 from redu_mcp.sandbox import SANDBOX_BASE_URL, Sandbox
 from redu_mcp.server import Settings, build_server
-from tests.helpers import DATABASE_ARGS, FAST_RETRY, connect
+from tests.helpers import CREATE_ARGS, FAST_RETRY, connect
 
 PASSWORD_FIELD = {"database": "db_password", "redis": "password"}
 
@@ -68,7 +68,7 @@ def everything(result: CallToolResult) -> str:
 
 
 async def create(client, kind: str, name: str, **extra: Any) -> CallToolResult:
-    return await client.call_tool(f"create_{kind}", dict(DATABASE_ARGS, name=name, **extra))
+    return await client.call_tool(f"create_{kind}", dict(CREATE_ARGS, name=name, **extra))
 
 
 # --- file mode (the default) -------------------------------------------------------------------------------
@@ -116,7 +116,7 @@ async def test_the_password_goes_to_a_private_file_not_the_result(make, wire, cr
 
 async def test_the_default_directory_is_the_xdg_state_one(wire, tmp_path, mode):
     """conftest points XDG_STATE_HOME at the test's own directory."""
-    settings = Settings(sandbox=True, default_poll_interval=0.05)
+    settings = Settings(sandbox=True, poll_interval_seconds=0.05)
     client = ReduClient(sandbox_key(), base_url=SANDBOX_BASE_URL, transport=wire, retry=FAST_RETRY)
     async with connect(build_server(settings, client=client), mode) as mcp:
         created = await create(mcp, "database", "xdg")
@@ -150,7 +150,7 @@ async def test_a_failed_write_still_hands_the_password_over_and_says_so(make, wi
     assert result["password_delivery"] == "shown_once"
     assert result["password"] == password
     assert result["credentials_file"] is None
-    assert "Saving the password to a credentials file failed" in result["message"]
+    assert "Saving the password to a file failed" in result["message"]
     assert "shown here instead, this once" in result["message"]
 
 

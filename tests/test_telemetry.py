@@ -34,8 +34,9 @@ from starlette.routing import Route
 
 from redu_mcp.api import DatabaseCreate, ReduError
 from redu_mcp.sandbox import DEFAULT_API_KEY, SANDBOX_BASE_URL, Fault, Sandbox
+from redu_mcp.server import tools_for
 from redu_mcp.telemetry import configure_from_env, requested_exporters
-from tests.helpers import DATABASE_ARGS, FAST_RETRY, REPO, connect, serving_asgi
+from tests.helpers import CREATE_ARGS, FAST_RETRY, REPO, connect, serving_asgi
 
 PASSWORD = "Tr1cky-Passw0rd-for-otel"
 
@@ -181,7 +182,7 @@ async def test_pages_are_spans_without_their_cursor(otel: Telemetry):
     sandbox = Sandbox(page_size=1)
     async with sandbox.client(retry=FAST_RETRY) as redu:
         for name in ("one", "two", "three"):
-            await redu.create_database(DatabaseCreate(name=name, **DATABASE_ARGS))
+            await redu.create_database(DatabaseCreate(name=name, **CREATE_ARGS))
         assert len(await redu.list_databases()) == 3
 
     pages = otel.spans("GET /databases")
@@ -218,11 +219,9 @@ async def test_tool_calls_are_timed_and_api_spans_nest_under_them(make_server, o
 
 async def test_no_key_password_or_url_in_any_span_or_metric(make_server, otel: Telemetry):
     async with connect(make_server()) as client:
-        created = await client.call_tool("create_database", dict(DATABASE_ARGS, name="secretive", db_password=PASSWORD))
+        created = await client.call_tool("create_database", dict(CREATE_ARGS, name="secretive", db_password=PASSWORD))
         assert not created.is_error, created.content[0].text
-        conflict = await client.call_tool(
-            "create_database", dict(DATABASE_ARGS, name="secretive", db_password=PASSWORD)
-        )
+        conflict = await client.call_tool("create_database", dict(CREATE_ARGS, name="secretive", db_password=PASSWORD))
         assert not conflict.is_error
         await client.call_tool("list_databases", {})
 
@@ -347,9 +346,7 @@ async def test_the_command_exports_otlp_when_the_environment_asks(tmp_path: Path
         )
         async with Client(server) as client:
             assert not (await client.call_tool("whoami", {})).is_error
-            created = await client.call_tool(
-                "create_database", dict(DATABASE_ARGS, name="traced", db_password=PASSWORD)
-            )
+            created = await client.call_tool("create_database", dict(CREATE_ARGS, name="traced", db_password=PASSWORD))
             assert not created.is_error
             with anyio.fail_after(30):  # a bound on waiting for the exports, not a timing assertion
                 while not (collector.span_names() >= WANTED_SPANS and collector.metric_names() >= WANTED_METRICS):
@@ -367,7 +364,7 @@ async def test_console_export_goes_to_stderr_never_to_the_stdio_channel(tmp_path
     server = StdioServerParameters(command=sys.executable, args=["-m", "redu_mcp", "--sandbox"], env=env, cwd=str(REPO))
     with (tmp_path / "stderr.txt").open("w+") as errlog:
         async with Client(stdio_client(server, errlog=errlog)) as client:
-            assert len((await client.list_tools()).tools) == 14  # stdout carried nothing but MCP
+            assert len((await client.list_tools()).tools) == len(tools_for("full"))  # stdout carried nothing but MCP
             assert not (await client.call_tool("whoami", {})).is_error
         errlog.seek(0)
         logged = errlog.read()

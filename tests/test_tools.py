@@ -24,7 +24,7 @@ from redu_mcp.sandbox import Sandbox
 from redu_mcp.sandbox.store import SEED_FLAVORS, SEED_KEYPAIRS, SEED_NETWORKS, SEED_SECURITY_GROUPS
 from redu_mcp.server import TOOLS, Settings, build_server
 from redu_mcp.server.specs import CREATES, DESTROYS, READS
-from tests.helpers import DATABASE_ARGS, FAST_RETRY, REDIS_ARGS, connect, create
+from tests.helpers import CREATE_ARGS, FAST_RETRY, connect, create
 
 SPECS = {spec.name: spec for spec in TOOLS}
 ALL_TOOLS = set(SPECS)
@@ -33,21 +33,18 @@ ALL_TOOLS = set(SPECS)
 VALID_ARGS: dict[str, dict[str, Any]] = {
     "list_databases": {},
     "get_database": {"id": 1},
-    "create_database": dict(DATABASE_ARGS, name="orders"),
+    "create_database": dict(CREATE_ARGS, name="orders"),
     "delete_database": {"id": 1, "confirm_name": "orders"},
     "list_redis": {},
     "get_redis": {"id": 1},
-    "create_redis": dict(REDIS_ARGS, name="cache"),
+    "create_redis": dict(CREATE_ARGS, name="cache"),
     "delete_redis": {"id": 1, "confirm_name": "cache"},
     "wait_for_ready": {"kind": "redis", "id": 1, "timeout_seconds": 1},
-    "list_flavors": {},
-    "list_networks": {},
-    "list_keypairs": {},
-    "list_security_groups": {},
+    "list_create_options": {},
     "whoami": {},
 }
 
-FAST_WAIT = {"poll_interval_seconds": 0.05, "timeout_seconds": 20}
+FAST_WAIT = {"timeout_seconds": 20}
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -66,8 +63,10 @@ class Checked:
         structured = result.structured_content
         assert isinstance(structured, dict)
         jsonschema.validate(structured, self.tools[name].output_schema)
-        # The text block is the same result rendered as JSON, for clients that ignore structured content.
-        assert json.loads(result.content[0].text) == structured
+        # The text block is the same result as compact JSON without empty fields (what the model reads).
+        text = result.content[0].text
+        assert json.loads(text) == without_nulls(structured)
+        assert text == json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False)  # compact
         return structured
 
     async def error(self, name: str, arguments: dict[str, Any] | None = None, **options: Any) -> str:
@@ -75,6 +74,14 @@ class Checked:
         assert result.is_error, f"{name} unexpectedly succeeded: {result.structured_content}"
         assert result.structured_content is None
         return result.content[0].text
+
+
+def without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
 
 
 async def checked(client: Client) -> Checked:
@@ -144,19 +151,31 @@ async def test_every_tool_is_described_annotated_and_typed(server, mode):
 # --- lookups and identity ------------------------------------------------------------------------
 
 
-async def test_lookup_tools_return_the_sandbox_seeds(server, mode):
+async def test_one_call_lists_everything_a_create_needs(server, sandbox, mode):
     async with connect(server, mode) as client:
-        c = await checked(client)
-        flavors = (await c.ok("list_flavors"))["flavors"]
-        networks = (await c.ok("list_networks"))["networks"]
-        keypairs = (await c.ok("list_keypairs"))["keypairs"]
-        groups = (await c.ok("list_security_groups"))["security_groups"]
-    assert flavors == SEED_FLAVORS
-    assert [(n["id"], n["name"]) for n in networks] == [(n["id"], n["name"]) for n in SEED_NETWORKS]
-    assert [k["name"] for k in keypairs] == [k["name"] for k in SEED_KEYPAIRS]
-    assert keypairs[0]["fingerprint"] == SEED_KEYPAIRS[0]["fingerprint"]
-    assert [(g["id"], g["name"]) for g in groups] == [(str(g["id"]), g["name"]) for g in SEED_SECURITY_GROUPS]
-    assert groups[1]["rules"] == SEED_SECURITY_GROUPS[1]["rules"]
+        options = await (await checked(client)).ok("list_create_options")
+    assert options["flavors"] == [
+        {"id": f["id"], "name": f["name"], "vcpus": f["vcpus"], "ram_mib": f["ram"], "disk_gb": f["disk"]}
+        for f in SEED_FLAVORS
+    ]
+    assert options["networks"] == [{"id": n["id"], "name": n["name"]} for n in SEED_NETWORKS]
+    assert options["keypairs"] == [k["name"] for k in SEED_KEYPAIRS]
+    assert [g["name"] for g in options["security_groups"]] == [g["name"] for g in SEED_SECURITY_GROUPS]
+    assert options["default_security_groups"] == ["default"]
+    assert options["database"] == {
+        "versions": ["16", "15", "14"],
+        "version": "16",
+        "db_name": "app",
+        "db_user": "appuser",
+    }
+    assert options["redis"] == {"versions": ["7", "6"], "version": "7"}
+    assert "public_key" not in json.dumps(options)  # only what a create needs
+    assert sorted(p for _, p in sandbox.requests) == [
+        "/v1/flavors",
+        "/v1/keypairs",
+        "/v1/networks",
+        "/v1/security_groups",
+    ]
 
 
 async def test_whoami_names_the_user_and_the_mode(make_server, mode):
@@ -177,7 +196,7 @@ async def test_create_get_list_delete_database(server, sandbox, credentials_dir,
     async with connect(server, mode) as client:
         c = await checked(client)
         created = await c.ok(
-            "create_database", dict(DATABASE_ARGS, name="orders", db_name="shop", db_user="shopper", version="15")
+            "create_database", dict(CREATE_ARGS, name="orders", db_name="shop", db_user="shopper", version="15")
         )
         instance = created["instance"]
         assert created["created"] is True
@@ -197,14 +216,13 @@ async def test_create_get_list_delete_database(server, sandbox, credentials_dir,
 
         got = await c.ok("get_database", {"id": id})
         assert (got["id"], got["name"], got["kind"], got["port"]) == (id, "orders", "database", 5432)
-        assert got["other_fields"]["flavor_id"] == DATABASE_ARGS["flavor_id"]
-        assert not any("password" in key for key in got["other_fields"])
+        assert "flavor_id" not in got  # only declared fields leave the server
 
         listed = await c.ok("list_databases")
-        assert listed["kind"] == "database" and listed["count"] == 1 and listed["truncated"] is False
+        assert listed["kind"] == "database" and listed["total"] == 1 and listed["next_step"] is None
         assert [i["name"] for i in listed["instances"]] == ["orders"]
 
-        again = await c.ok("create_database", dict(DATABASE_ARGS, name="orders"))
+        again = await c.ok("create_database", dict(CREATE_ARGS, name="orders"))
         assert again["created"] is False and again["instance"]["id"] == id
         assert again["password_delivery"] == "unknown"
 
@@ -217,7 +235,7 @@ async def test_create_get_list_delete_database(server, sandbox, credentials_dir,
             "message": deleted["message"],
         }
         assert "orders" in deleted["message"]
-        assert (await c.ok("list_databases"))["count"] == 0
+        assert (await c.ok("list_databases"))["total"] == 0
     assert sandbox.count("POST", "/v1/databases") == 1
     assert sandbox.count("DELETE", f"/v1/databases/{id}") == 1
 
@@ -225,7 +243,7 @@ async def test_create_get_list_delete_database(server, sandbox, credentials_dir,
 async def test_create_get_list_delete_redis(server, sandbox, mode):
     async with connect(server, mode) as client:
         c = await checked(client)
-        created = await c.ok("create_redis", dict(REDIS_ARGS, name="cache", version="6"))
+        created = await c.ok("create_redis", dict(CREATE_ARGS, name="cache", version="6"))
         instance = created["instance"]
         assert (instance["kind"], instance["name"], instance["version"]) == ("redis", "cache", "6")
         assert instance["db_name"] is None and instance["db_user"] is None
@@ -240,27 +258,31 @@ async def test_create_get_list_delete_redis(server, sandbox, mode):
         assert listed["kind"] == "redis" and [i["id"] for i in listed["instances"]] == [id]
 
         refused = await c.ok("delete_redis", {"id": id, "confirm_name": "not-cache"})
-        assert refused["deleted"] is False and "does not match" in refused["message"]
+        assert refused["deleted"] is False and "is not the name of" in refused["message"]
         assert sandbox.count("DELETE", f"/v1/redis/{id}") == 0
 
         deleted = await c.ok("delete_redis", {"id": id, "confirm_name": "cache"})
         assert deleted["deleted"] is True and deleted["kind"] == "redis"
-        assert (await c.ok("list_redis"))["count"] == 0
+        assert (await c.ok("list_redis"))["total"] == 0
 
 
-async def test_list_limit_caps_and_reports_truncation(server, sandbox, mode):
+async def test_lists_are_newest_first_and_say_how_to_see_the_rest(server, sandbox, mode):
     async with connect(server, mode) as client:
         c = await checked(client)
         for kind, tool in (("database", "list_databases"), ("redis", "list_redis")):
             ids = [(await create(client, kind, f"{kind}-{n}"))["instance"]["id"] for n in range(3)]
+            newest = list(reversed(ids))
             capped = await c.ok(tool, {"limit": 2})
-            assert capped["count"] == 2 and len(capped["instances"]) == 2
-            assert capped["truncated"] is True
-            assert [i["id"] for i in capped["instances"]] == ids[:2]
+            assert capped["total"] == 3 and [i["id"] for i in capped["instances"]] == newest[:2]
+            assert f"{tool} with offset=2" in capped["next_step"] and "of 3" in capped["next_step"]
+            rest = await c.ok(tool, {"limit": 2, "offset": 2})
+            assert [i["id"] for i in rest["instances"]] == newest[2:] and rest["next_step"] is None
             exact = await c.ok(tool, {"limit": 3})
-            assert exact["count"] == 3 and exact["truncated"] is False
-            default = await c.ok(tool)
-            assert [i["id"] for i in default["instances"]] == ids and default["truncated"] is False
+            assert exact["total"] == 3 and exact["next_step"] is None
+            named = await c.ok(tool, {"name_contains": f"{kind}-1"})
+            assert [i["id"] for i in named["instances"]] == [ids[1]] and named["total"] == 1
+            none = await c.ok(tool, {"status": "error"})
+            assert none["total"] == 0 and "match" in none["next_step"]
 
         before = len(sandbox.requests)
         for bad in (0, 101, "many"):
@@ -275,24 +297,41 @@ async def test_list_limit_caps_and_reports_truncation(server, sandbox, mode):
 async def test_missing_instance_is_a_404_error_with_a_next_step(server, mode):
     async with connect(server, mode) as client:
         c = await checked(client)
-        for tool in ("get_database", "get_redis"):
+        for tool, collection in (("get_database", "list_databases"), ("get_redis", "list_redis")):
             text = await c.error(tool, {"id": 4242})
-            assert "HTTP 404" in text
-            assert "instance 4242 not found" in text  # the API's own message
-            assert "Next step" in text and "list" in text
+            assert "There is no" in text and "id 4242 (HTTP 404)" in text
+            assert f"Next step: call {collection}" in text
 
 
-async def test_unknown_flavor_is_a_422_error_naming_the_field(server, sandbox, mode):
+async def test_an_id_of_the_other_kind_names_the_tool_that_fits(server, mode):
     async with connect(server, mode) as client:
         c = await checked(client)
-        text = await c.error("create_redis", dict(REDIS_ARGS, name="cache", flavor_id="xxl"))
-        assert "HTTP 422" in text
-        assert "flavor_id: unknown flavor 'xxl'" in text
-        assert "Next step" in text and "list_" in text
-        text = await c.error("create_database", dict(DATABASE_ARGS, name="orders", network_id="net-nowhere"))
-        assert "HTTP 422" in text and "network_id" in text
-        assert (await c.ok("list_redis"))["count"] == 0
-        assert (await c.ok("list_databases"))["count"] == 0
+        cache = (await create(client, "redis", "cache"))["instance"]["id"]
+        text = await c.error("get_database", {"id": cache})
+        assert f"Id {cache} is a Redis instance: call get_redis instead." in text
+        text = await c.error("wait_for_ready", {"kind": "database", "id": cache, "timeout_seconds": 5})
+        assert "call wait_for_ready with kind='redis' instead" in text
+        text = await c.error("delete_database", {"id": cache, "confirm_name": "cache"})
+        assert "call delete_redis instead" in text
+        assert (await c.ok("get_redis", {"id": cache}))["name"] == "cache"  # nothing was deleted
+
+
+async def test_an_unknown_look_up_value_is_answered_with_the_valid_ones(server, sandbox, mode):
+    async with connect(server, mode) as client:
+        c = await checked(client)
+        text = await c.error("create_redis", dict(CREATE_ARGS, name="cache", flavor_id="xxl"))
+        assert "flavor_id 'xxl' is not one of: '1' (db.small), '2' (db.medium), 'm1.large'." in text
+        assert "Nothing was created" in text and "call create_redis again" in text
+        text = await c.error("create_database", dict(CREATE_ARGS, name="orders", flavor_id="db.small"))
+        assert "flavor_id 'db.small' is the name, not the id: pass flavor_id='1'." in text
+        text = await c.error("create_database", dict(CREATE_ARGS, name="orders", network_id="private"))
+        assert "pass network_id='net-private'" in text
+        assert "/v1" not in text and "GET " not in text  # tool terms, never HTTP paths
+        assert (await c.ok("list_redis"))["total"] == 0
+        assert (await c.ok("list_databases"))["total"] == 0
+        # A bare number is the same opaque id.
+        created = await c.ok("create_database", dict(CREATE_ARGS, name="orders", flavor_id=1))
+        assert created["created"] is True
 
 
 async def test_wrong_api_key_is_a_401_error_pointing_at_the_key(sandbox, make_settings, mode):
@@ -347,9 +386,7 @@ async def test_wait_reports_status_on_every_poll_and_returns_connection_details(
 
     assert waited["ready"] is True and waited["status"] == "ready"
     # One progress notification per poll, each carrying the status it saw; one GET per poll.
-    assert waited["polls"] >= 2
-    assert len(progress.events) == waited["polls"]
-    assert polled == waited["polls"]
+    assert polled >= 2 and len(progress.events) == polled
     assert all("status: " in m for m in progress.messages)
     assert "status: provisioning" in progress.messages[0]
     assert "status: ready" in progress.messages[-1]
@@ -373,18 +410,17 @@ async def test_wait_reports_status_on_every_poll_and_returns_connection_details(
     assert "Ready" in waited["next_step"]
 
 
-async def test_wait_polls_at_once(slow_server, mode):
+async def test_wait_polls_at_once(slow_sandbox, make_settings, mode):
     """With a poll interval far beyond the deadline, the only poll that can happen is the first."""
-    async with connect(slow_server, mode) as client:
+    server = build_server(make_settings(poll_interval_seconds=120), client=slow_sandbox.client(retry=FAST_RETRY))
+    async with connect(server, mode) as client:
         c = await checked(client)
         id = (await create(client, "redis", "cache"))["instance"]["id"]
         progress = Progress()
         waited = await c.ok(
-            "wait_for_ready",
-            {"kind": "redis", "id": id, "poll_interval_seconds": 120, "timeout_seconds": 0.3},
-            progress_callback=progress,
+            "wait_for_ready", {"kind": "redis", "id": id, "timeout_seconds": 0.3}, progress_callback=progress
         )
-    assert waited["polls"] == 1
+    assert slow_sandbox.count("GET", instance_path("redis", id)) == 1
     assert waited["status"] == "provisioning"
     assert len(progress.events) == 1 and "status: provisioning" in progress.messages[0]
 
@@ -393,16 +429,14 @@ async def test_wait_timeout_returns_not_ready_with_a_next_step(slow_server, slow
     async with connect(slow_server, mode) as client:
         c = await checked(client)
         id = (await create(client, "redis", "cache"))["instance"]["id"]
-        waited = await c.ok(
-            "wait_for_ready", {"kind": "redis", "id": id, "poll_interval_seconds": 0.05, "timeout_seconds": 0.3}
-        )
+        waited = await c.ok("wait_for_ready", {"kind": "redis", "id": id, "timeout_seconds": 0.3})
     assert waited["ready"] is False
     assert waited["status"] == "provisioning"
     assert waited["instance"]["id"] == id and waited["instance"]["ready"] is False
     assert waited["connection"] is None
-    assert waited["polls"] >= 1
-    assert "wait_for_ready again" in waited["next_step"]
-    assert "do not create another" in waited["next_step"]
+    assert 0.3 <= waited["waited_seconds"] < 5 and waited["seconds_since_created"] >= 0
+    assert f"Call wait_for_ready again with kind='redis' and id={id}" in waited["next_step"]
+    assert "since it was created" in waited["next_step"] and "do not create another" in waited["next_step"]
     assert slow_sandbox.count("POST", "/v1/redis") == 1
 
 
@@ -423,8 +457,8 @@ async def test_wait_on_a_deleted_instance_fails_clearly(server, mode):
         await c.ok("delete_database", {"id": id, "confirm_name": "gone"})
         with anyio.fail_after(10):  # a hang is the failure this guards against
             text = await c.error("wait_for_ready", {"kind": "database", "id": id, **FAST_WAIT})
-    assert f"PostgreSQL database {id} does not exist" in text
-    assert "list_databases" in text
+    assert f"There is no PostgreSQL database with id {id}" in text
+    assert "call list_databases" in text
 
 
 async def test_wait_ends_when_the_instance_is_deleted_meanwhile(slow_server, mode):
@@ -438,7 +472,7 @@ async def test_wait_ends_when_the_instance_is_deleted_meanwhile(slow_server, mod
             outcome.append(
                 await c.error(
                     "wait_for_ready",
-                    {"kind": "redis", "id": id, "poll_interval_seconds": 0.05, "timeout_seconds": 60},
+                    {"kind": "redis", "id": id, "timeout_seconds": 45},
                     progress_callback=progress,
                 )
             )
@@ -449,7 +483,7 @@ async def test_wait_ends_when_the_instance_is_deleted_meanwhile(slow_server, mod
                 while not progress.events:
                     await anyio.sleep(0.01)
                 await c.ok("delete_redis", {"id": id, "confirm_name": "short-lived"})
-    assert "does not exist" in outcome[0] and "list_redis" in outcome[0]
+    assert "There is no Redis instance" in outcome[0] and "call list_redis" in outcome[0]
     assert "status: provisioning" in progress.messages[0]
 
 
@@ -462,7 +496,7 @@ async def test_cancelled_wait_stops_polling(slow_server, slow_sandbox, mode):
         with anyio.move_on_after(0.3) as scope:
             await client.call_tool(
                 "wait_for_ready",
-                {"kind": "redis", "id": id, "poll_interval_seconds": 0.05, "timeout_seconds": 60},
+                {"kind": "redis", "id": id, "timeout_seconds": 45},
                 progress_callback=progress,
             )
         assert scope.cancelled_caught
@@ -478,11 +512,12 @@ async def test_cancelled_wait_stops_polling(slow_server, slow_sandbox, mode):
 async def test_concurrent_waits_share_one_poller(make_settings, mode):
     sandbox = Sandbox(provisioning_seconds=0.4)
     server = build_server(make_settings(), client=sandbox.client(retry=FAST_RETRY))
-    args = {"kind": "redis", "poll_interval_seconds": 0.05, "timeout_seconds": 20}
+    args = {"kind": "redis", "timeout_seconds": 20}
     async with connect(server, mode) as client:
         c = await checked(client)
         alone = (await create(client, "redis", "alone"))["instance"]["id"]
-        single = await c.ok("wait_for_ready", dict(args, id=alone))
+        single_progress = Progress()
+        single = await c.ok("wait_for_ready", dict(args, id=alone), progress_callback=single_progress)
         single_gets = sandbox.count("GET", instance_path("redis", alone))
 
         shared = (await create(client, "redis", "shared"))["instance"]["id"]
@@ -497,10 +532,10 @@ async def test_concurrent_waits_share_one_poller(make_settings, mode):
                 tg.start_soon(wait, n)
         shared_gets = sandbox.count("GET", instance_path("redis", shared))
 
-    assert single["ready"] is True and single_gets == single["polls"] >= 2
+    assert single["ready"] is True and single_gets == len(single_progress.events) >= 2
     assert len(results) == 10 and all(r["ready"] for r in results)
     assert all(p.events and "status: ready" in p.messages[-1] for p in progress)  # every waiter got progress
-    total_polls = sum(r["polls"] for r in results)
+    total_polls = sum(len(p.events) for p in progress)  # the polls each waiter saw
     # Ten separate pollers would cost about ten times one wait; one shared poller costs about one.
     assert shared_gets <= 2 * single_gets + 1, (shared_gets, single_gets)
     assert shared_gets * 4 <= total_polls, (shared_gets, total_polls)
@@ -513,7 +548,8 @@ async def test_invalid_wait_arguments_are_refused_before_any_call(server, sandbo
             {"kind": "mysql", "id": 1},
             {"kind": "redis", "id": 0},
             {"kind": "redis", "id": 1, "timeout_seconds": 0},
-            {"kind": "redis", "id": 1, "poll_interval_seconds": 0.001},
+            {"kind": "redis", "id": 1, "timeout_seconds": 46},  # each call stays under a client's 60 s
+            {"kind": "redis", "id": 1, "poll_interval_seconds": 0.05},  # the server decides how often to poll
         ):
             text = await c.error("wait_for_ready", bad)
             assert "Invalid arguments for wait_for_ready" in text, bad

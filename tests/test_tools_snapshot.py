@@ -101,4 +101,4 @@ def test_snapshot_is_deterministic_json():
     listing = json.loads(text)
     assert render(listing) == text
     names = [tool["name"] for tool in listing["tools"]]
-    assert len(names) == len(set(names)) == 14
+    assert len(names) == len(set(names)) == 11

@@ -67,6 +67,7 @@ from redu_mcp.api._models import (
     RedisVersion,
     SecurityGroup,
     SecurityGroupNames,
+    SecurityGroupRule,
     User,
 )
 from redu_mcp.api._retry import RetryPolicy, is_retryable, parse_retry_after, retry_after_of
@@ -128,6 +129,7 @@ __all__ = [
     "RetryPolicy",
     "SecurityGroup",
     "SecurityGroupNames",
+    "SecurityGroupRule",
     "ServerError",
     "TransportError",
     "User",

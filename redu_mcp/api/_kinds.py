@@ -26,9 +26,9 @@ from redu_mcp.api._models import (
 
 KindName = Literal["database", "redis"]
 
-InstanceT = TypeVar("InstanceT", bound=Instance, covariant=True)
-CreatedT = TypeVar("CreatedT", bound=Instance, covariant=True)
-BodyT = TypeVar("BodyT", bound=CreateBody, covariant=True)
+InstanceT_co = TypeVar("InstanceT_co", bound=Instance, covariant=True)
+CreatedT_co = TypeVar("CreatedT_co", bound=Instance, covariant=True)
+BodyT_co = TypeVar("BodyT_co", bound=CreateBody, covariant=True)
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,13 @@ class EnvNames:
 
 
 @dataclass(frozen=True)
-class Kind(Generic[InstanceT, CreatedT, BodyT]):
+class Kind(Generic[InstanceT_co, CreatedT_co, BodyT_co]):
     name: KindName
     collection: str  # the API path segment: /v1/<collection>
     label: str  # how to name one to a human
-    model: type[InstanceT]
-    created_model: type[CreatedT]  # the create response, which alone carries the password
-    create_body: type[BodyT]
+    model: type[InstanceT_co]
+    created_model: type[CreatedT_co]  # the create response, which alone carries the password
+    create_body: type[BodyT_co]
     password_field: str  # the password's name in the create body and response
     version_field: str  # the engine version's name in responses (the request always says "version")
     default_port: int
@@ -82,7 +82,7 @@ class Kind(Generic[InstanceT, CreatedT, BodyT]):
         """The password the caller put in a create body (None: the API generates one)."""
         return _revealed(getattr(body, self.password_field, None))
 
-    def public(self, created: Instance) -> InstanceT:
+    def public(self, created: Instance) -> InstanceT_co:
         """An instance without its password (a create response becomes a plain instance)."""
         return self.model.model_validate(created.model_dump(exclude={self.password_field}))
 

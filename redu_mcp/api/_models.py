@@ -1,17 +1,20 @@
 """Pydantic shapes of the Redu public API (https://docs.redu.cloud/API/managed).
 
-Responses keep fields we do not know (``extra="allow"``) so a newer API never breaks us, except
-anything that looks like a secret: an instance read back from the API can only carry a password in
-the one model that declares it (the create response). Requests are strict (``extra="forbid"``) and
-carry the documented defaults and constraints, so invalid input is refused before any HTTP call.
-The constrained types below are the one definition of each rule; the MCP tools reuse them.
+Responses carry only the fields declared here: anything else the API sends is ignored (a newer API
+never breaks us, and nothing undeclared, such as a nested credential, can travel further). Only the
+create responses declare a password (as ``SecretStr``). Free text from the API (descriptions, names
+of look-ups) is scrubbed of URI passwords. Requests are strict (``extra="forbid"``) and carry the
+documented defaults and constraints, so invalid input is refused before any HTTP call. The
+constrained types below are the one definition of each rule; the MCP tools reuse them.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+
+from redu_mcp.api._scrub import scrub
 
 # --- constraints shared by requests and by the MCP tool arguments -----------------------------
 
@@ -59,22 +62,14 @@ PgIdentifier = Annotated[str, Field(pattern=PG_IDENTIFIER_PATTERN, max_length=63
 # --- responses ---------------------------------------------------------------------------------
 
 
-def _looks_secret(key: str) -> bool:
-    lowered = key.lower()
-    return any(word in lowered for word in ("password", "secret", "token", "api_key"))
+#: Text the API writes freely (a description): any ``scheme://user:password@`` in it is masked.
+FreeText = Annotated[str, AfterValidator(scrub)]
 
 
 class ApiModel(BaseModel):
-    """A response object: unknown fields are kept, undeclared secret-looking fields are dropped."""
+    """A response object: declared fields only (anything else the API sends is ignored)."""
 
-    model_config = ConfigDict(extra="allow")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_undeclared_secrets(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if k in cls.model_fields or not _looks_secret(str(k))}
-        return data
+    model_config = ConfigDict(extra="ignore")
 
 
 class Instance(ApiModel):
@@ -116,15 +111,15 @@ class CreatedRedis(Redis):
 
 class Flavor(ApiModel):
     id: OpaqueId
-    name: str
+    name: FreeText
     vcpus: int | None = None
-    ram: int | None = None
-    disk: int | None = None
+    ram: int | None = Field(default=None, description="MiB (inferred: the docs do not say)")
+    disk: int | None = Field(default=None, description="GB (inferred: the docs do not say)")
 
 
 class Network(ApiModel):
     id: OpaqueId
-    name: str
+    name: FreeText
 
 
 class Keypair(ApiModel):
@@ -133,11 +128,19 @@ class Keypair(ApiModel):
     fingerprint: str | None = None
 
 
+class SecurityGroupRule(ApiModel):
+    direction: str | None = None
+    protocol: str | None = None
+    port_range_min: int | None = None
+    port_range_max: int | None = None
+    remote_ip_prefix: str | None = None
+
+
 class SecurityGroup(ApiModel):
     id: OpaqueId
-    name: str
-    description: str | None = None
-    rules: list[dict[str, Any]] = Field(default_factory=list)
+    name: FreeText
+    description: FreeText | None = None
+    rules: list[SecurityGroupRule] = Field(default_factory=list)
 
 
 class User(ApiModel):

@@ -25,6 +25,7 @@ from redu_mcp.api import (
     ConflictError,
     CreateBody,
     Instance,
+    InvalidRequestError,
     RateLimitedError,
     ReduClient,
     ReduError,
@@ -36,6 +37,7 @@ from redu_mcp.api import (
     share_of_time_left,
     time_left,
 )
+from redu_mcp.provisioning.lookups import REFERENCE_FIELDS, ReferenceField, find_by_name, valid_references
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,16 @@ NotCreatedReason = Literal[
 
 
 @dataclass(frozen=True)
+class UnknownReference:
+    """The API refused a create because a look-up value is not one it knows."""
+
+    field: ReferenceField
+    value: str  # what the caller passed
+    valid: tuple[tuple[str, str], ...]  # (value to pass, its name) for every valid one
+    name_of: str | None = None  # the value is the *name* of this valid value (a model passed a name for an id)
+
+
+@dataclass(frozen=True)
 class NotCreated:
     """Nothing was created: ``error`` is the failure that decided it."""
 
@@ -96,6 +108,7 @@ class NotCreated:
     error: ReduError
     first_failure: ReduError | None = None  # when tried twice: the first attempt's failure
     checked_by_name: bool = False  # a look-up by name showed the first POST was not applied
+    reference: UnknownReference | None = None  # for "rejected": the unknown look-up value, when that was why
 
 
 @dataclass(frozen=True)
@@ -127,13 +140,6 @@ def classify(exc: ReduError) -> PostFailure:
 
 
 # --- the operation ----------------------------------------------------------------------------------
-
-
-async def find_by_name(client: ReduClient, kind: AnyKind, name: str) -> Instance | None:
-    for instance in await client.list_instances(kind):
-        if instance.name == name:
-            return instance
-    return None
 
 
 async def create_instance(client: ReduClient, kind: AnyKind, body: CreateBody) -> CreateOutcome:
@@ -169,7 +175,7 @@ class _Create:
         failure = classify(first)
         log.warning("POST of %s '%s' failed (%s): %s", self.kind.name, self.name, failure, first)
         if failure == "rejected":
-            return NotCreated("rejected", first)
+            return NotCreated("rejected", first, reference=await self._unknown_reference(first))
         if failure == "conflict":
             return await self._taken_meanwhile(first)
         checked = False
@@ -207,6 +213,25 @@ class _Create:
                 return self._answer_lost(found, second)
             return NotCreated("second_not_found", second, first_failure=first, checked_by_name=checked)
         return NotCreated("second_failed", second, first_failure=first, checked_by_name=checked)
+
+    async def _unknown_reference(self, rejection: ReduError) -> UnknownReference | None:
+        """After a 400/422 naming a look-up field: which value was unknown, and the valid ones (one GET)."""
+        text = f"{rejection.code or ''} {rejection.message}"
+        field = next((f for f in REFERENCE_FIELDS if f in text), None)
+        if not isinstance(rejection, InvalidRequestError) or field is None:
+            return None
+        try:
+            valid = await valid_references(self.client, field)
+        except ReduError as exc:
+            log.info("could not look up the valid values of %s: %s", field, exc)
+            return None
+        given = self.body.security_group_names if field == "security_group_names" else [getattr(self.body, field)]
+        known = {value for value, _ in valid}
+        for value in given:
+            if value not in known:
+                name_of = next((v for v, name in valid if name == value), None)
+                return UnknownReference(field, value, tuple(valid), name_of)
+        return None
 
     async def _taken_meanwhile(self, conflict: ReduError) -> CreateOutcome:
         """A 409 to a POST that was the only one applied, if any: another request took the name."""

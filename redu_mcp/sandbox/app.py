@@ -113,11 +113,11 @@ def build_app(sandbox: Sandbox) -> _Gate:
 
     def unknown_reference(body: CreateBody) -> str | None:
         if body.flavor_id not in {f["id"] for f in store.flavors}:
-            return f"flavor_id: unknown flavor '{body.flavor_id}' (see GET /v1/flavors)"
+            return f"flavor_id: unknown flavor '{body.flavor_id}'"
         if body.network_id not in {n["id"] for n in store.networks}:
-            return f"network_id: unknown network '{body.network_id}' (see GET /v1/networks)"
+            return f"network_id: unknown network '{body.network_id}'"
         if body.keypair_name not in {k["name"] for k in store.keypairs}:
-            return f"keypair_name: unknown keypair '{body.keypair_name}' (see GET /v1/keypairs)"
+            return f"keypair_name: unknown keypair '{body.keypair_name}'"
         unknown = set(body.security_group_names) - {g["name"] for g in store.security_groups}
         if unknown:
             return f"security_group_names: unknown security group '{sorted(unknown)[0]}'"

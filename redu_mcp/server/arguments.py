@@ -2,21 +2,20 @@
 
 The types add to the API library's constrained types (``redu_mcp.api``) only what a model needs to
 read: descriptions that say where a value comes from. Each call is checked against the tool's input
-schema exactly as clients see it, then against its pydantic model. A refusal names the argument and
-the rule, never the value: the value may be a password the caller typed. Password arguments are
-also scrubbed from the tool's result.
+schema exactly as clients see it, then against its pydantic model; the refusal says, per argument,
+the rule in words and where a missing value comes from (``wording.rule``), never the value, which
+may be a password the caller typed. Password arguments are also scrubbed from the tool's result.
 """
 
 # No `from __future__ import annotations`: the SDK evaluates the tools' signatures, which use these types.
 
-import json
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, TextContent
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, WithJsonSchema
 
 from redu_mcp import api
 from redu_mcp.api import REDACTED
@@ -30,18 +29,34 @@ log = logging.getLogger(__name__)
 
 # --- the types ----------------------------------------------------------------------------------------
 
-InstanceId = Annotated[int, Field(ge=1, le=2**31 - 1, description="Instance id (from a list_* or create_* result)")]
-Limit = Annotated[int, Field(ge=1, le=100, description="Most instances to return (default 20)")]
+InstanceId = Annotated[
+    int, Field(ge=1, le=2**31 - 1, description="The instance's id (from list_databases, list_redis or a create)")
+]
+Limit = Annotated[int, Field(ge=1, le=100, description="Most instances to return (default 20, at most 100)")]
+Offset = Annotated[int, Field(ge=0, le=100_000, description="Newest instances to skip, for the next page (default 0)")]
+NameContains = Annotated[
+    str | None, Field(min_length=1, max_length=63, description="Only instances whose name contains this")
+]
+StatusFilter = Annotated[
+    str | None,
+    Field(min_length=1, max_length=32, description="Only instances in this status: provisioning, ready or error"),
+]
 Name = Annotated[
     api.InstanceName,
     Field(description="Instance name: lowercase letters, digits and hyphens, starting with a letter (max 63)"),
 ]
-FlavorId = Annotated[api.OpaqueId, Field(description="A flavor id from list_flavors")]
-NetworkId = Annotated[api.OpaqueId, Field(description="A network id from list_networks")]
-KeypairName = Annotated[api.KeypairName, Field(description="A keypair name from list_keypairs")]
+# The API's ids are opaque strings; a bare number means the same id ("1" for 1).
+_OPAQUE_ID_SCHEMA = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 128}, {"type": "integer", "minimum": 0}]}
+FlavorId = Annotated[
+    api.OpaqueId, WithJsonSchema(_OPAQUE_ID_SCHEMA), Field(description="A flavor id from list_create_options")
+]
+NetworkId = Annotated[
+    api.OpaqueId, WithJsonSchema(_OPAQUE_ID_SCHEMA), Field(description="A network id from list_create_options")
+]
+KeypairName = Annotated[api.KeypairName, Field(description="A keypair name from list_create_options")]
 SecurityGroups = Annotated[
     api.SecurityGroupNames | None,
-    Field(description='Security group names from list_security_groups (default ["default"])'),
+    Field(description='Security group names from list_create_options (default ["default"])'),
 ]
 PgIdentifier = api.PgIdentifier
 # The wire type is a plain string marked secret on the property itself (where clients look to mask
@@ -57,32 +72,28 @@ Password = Annotated[
 ]
 ConfirmName = Annotated[
     str | None,
-    Field(
-        max_length=63,
-        description="The instance's current name, to confirm the deletion when the client cannot ask the user",
-    ),
+    Field(max_length=63, description="The instance's exact current name: required to delete it"),
 ]
 
 
 # --- the check ------------------------------------------------------------------------------------------
 
 
-def argument_checker(tools: Mapping[str, Tool]) -> "ServerMiddleware":
+def argument_checker(tools: Mapping[str, Tool]) -> "ServerMiddleware[Any]":
     """Middleware: a tool runs only with arguments its published input schema allows.
 
     Each call is checked first against the tool's JSON Schema exactly as clients see it (types are
     not coerced: "5" is not an integer, true is not a number; unknown argument names are refused),
-    then against the tool's pydantic model. A refusal names the argument and the rule, never the
-    rejected value, which may be a password the caller typed. Nothing reaches the Redu API before
-    the arguments pass. Arguments the schema marks ``writeOnly`` (passwords) are also scrubbed from
-    the tool's result, in case an upstream message ever echoes one.
+    then against the tool's pydantic model. Nothing reaches the Redu API before the arguments pass.
+    Arguments the schema marks ``writeOnly`` (passwords) are also scrubbed from the tool's result,
+    in case an upstream message ever echoes one.
     """
     validators: dict[str, Any] = {}
 
     def refuse(name: str, problems: list[str]) -> CallToolResult:
         log.info("tool %r refused invalid arguments: %s", name, problems)
-        return CallToolResult(content=[TextContent(type="text", text=wording.invalid_arguments(name, problems))],
-                              is_error=True)  # fmt: skip
+        text = wording.invalid_arguments(name, problems)
+        return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
 
     def validator_for(tool: Tool) -> Any:
         if tool.name not in validators:
@@ -103,7 +114,7 @@ def argument_checker(tools: Mapping[str, Tool]) -> "ServerMiddleware":
         if arguments is None:
             arguments = {}
         if not isinstance(arguments, dict):
-            return refuse(tool.name, ["arguments: must be a JSON object"])
+            return refuse(tool.name, ["the arguments must be a JSON object"])
         problems = schema_problems(validator_for(tool), tool.parameters, arguments)
         if not problems:
             try:
@@ -123,67 +134,42 @@ def argument_checker(tools: Mapping[str, Tool]) -> "ServerMiddleware":
 
 
 def schema_problems(validator: Any, schema: dict[str, Any], arguments: dict[str, Any]) -> list[str]:
-    """Every way ``arguments`` break ``schema``, as "where: rule" texts that never quote a value."""
-    problems: list[str] = []
+    """Every way ``arguments`` break ``schema``, one text per argument, never quoting a value."""
+    by_argument: dict[str, str] = {}
     for error in sorted(validator.iter_errors(arguments), key=lambda e: list(map(str, e.absolute_path))):
-        problems.extend(_describe(error, schema, arguments))
-    return problems[:10]
+        for where, text in _describe(error, schema):
+            by_argument.setdefault(where, text)  # the first (most specific) problem of each argument
+    return list(by_argument.values())[:10]
 
 
-def _describe(error: Any, schema: dict[str, Any], instance: Any) -> list[str]:
-    where = ".".join(str(p) for p in error.absolute_path) or "arguments"
+def _describe(error: Any, schema: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(argument, text)`` for one schema error."""
+    properties: dict[str, Any] = schema.get("properties", {})
+    path = [str(p) for p in error.absolute_path]
+    where = ".".join(path) or "arguments"
     rule, value = error.validator, error.validator_value
     if rule in ("anyOf", "oneOf") and error.context:
         # A nullable argument is anyOf[<the type>, null]: report the branch the value was meant for.
         specific = [e for e in error.context if e.validator != "type"]
         if specific:
-            return [p for e in specific for p in _describe(e, schema, instance)]
+            return [pair for e in specific for pair in _describe(e, schema)]
         types = [
             t
             for e in error.context
             for t in ([e.validator_value] if isinstance(e.validator_value, str) else e.validator_value)
         ]
-        return [f"{where}: must be {' or '.join(dict.fromkeys(_type_name(t) for t in types))}"]
+        return [(where, wording.rule(where, "type", list(dict.fromkeys(types))))]
     if rule == "required":
         present = error.instance if isinstance(error.instance, dict) else {}
-        return [f"missing required argument '{name}'" for name in value if name not in present]
+        return [
+            (name, wording.missing(name, properties.get(name, {}).get("description")))
+            for name in value
+            if name not in present
+        ]
     if rule == "additionalProperties":
-        declared = set(schema.get("properties", {}))
-        unknown = [k for k in (error.instance if isinstance(error.instance, dict) else {}) if k not in declared]
-        takes = ", ".join(schema.get("properties", {})) or "no arguments"
-        return [f"unknown argument {_short(k)!r} (this tool takes: {takes})" for k in unknown]
-    texts = {
-        "type": lambda: "must be " + " or ".join(_type_name(t) for t in ([value] if isinstance(value, str) else value)),
-        "minLength": lambda: f"must have at least {value} characters",
-        "maxLength": lambda: f"must have at most {value} characters",
-        "minItems": lambda: f"must have at least {value} items",
-        "maxItems": lambda: f"must have at most {value} items",
-        "minimum": lambda: f"must be at least {value}",
-        "maximum": lambda: f"must be at most {value}",
-        "exclusiveMinimum": lambda: f"must be greater than {value}",
-        "exclusiveMaximum": lambda: f"must be less than {value}",
-        "pattern": lambda: f"must match the pattern {value}",
-        "enum": lambda: "must be one of " + ", ".join(json.dumps(v) for v in value),
-        "const": lambda: f"must be {json.dumps(value)}",
-    }
-    text = texts.get(rule)
-    return [f"{where}: {text() if text else f'is not allowed here ({rule})'}"]
-
-
-def _type_name(json_type: str) -> str:
-    return {
-        "integer": "an integer",
-        "number": "a number",
-        "string": "a string",
-        "boolean": "true or false",
-        "array": "a list",
-        "object": "an object",
-        "null": "null",
-    }.get(json_type, json_type)
-
-
-def _short(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
+        unknown = [k for k in (error.instance if isinstance(error.instance, dict) else {}) if k not in properties]
+        return [(key, wording.unknown_argument(key, list(properties))) for key in unknown]
+    return [(where, wording.rule(where, rule, value))]
 
 
 def secret_arguments(schema: dict[str, Any], arguments: dict[str, Any]) -> list[str]:

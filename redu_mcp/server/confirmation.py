@@ -1,10 +1,11 @@
 """Who may approve a delete, decided before anything is deleted.
 
 Two resolvers run before a delete tool's body (the SDK's ``Resolve``): ``current`` reads the target
-afresh, and ``confirmation`` decides how the deletion is confirmed. A ``confirm_name`` that does not
-match the target's current name is refused outright. Otherwise, a client that can ask its user (form
-elicitation) asks, and only an explicit tick confirms; a client that cannot ask needs the exact
-current name in ``confirm_name``. What the model is told about a refusal is worded in ``wording``.
+afresh (None when it is already gone), and ``confirmation`` decides how the deletion is confirmed. A
+``confirm_name`` that does not match the target's current name is refused outright. Otherwise, a
+client that can ask its user (form elicitation) asks, and only an explicit tick confirms; a client
+that cannot ask needs the exact current name in ``confirm_name``. What the model is told about a
+refusal is worded in ``wording``.
 """
 
 # No `from __future__ import annotations`: the SDK evaluates these signatures (Resolve, Elicit).
@@ -18,8 +19,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ClientCapabilities
 from pydantic import BaseModel, Field
 
-from redu_mcp.api import AnyKind, Instance, ReduError
-from redu_mcp.server import wording
+from redu_mcp.api import AnyKind, Instance, NotFoundError, ReduError
+from redu_mcp.provisioning.lookups import other_kind_of
 from redu_mcp.server.arguments import ConfirmName, InstanceId
 from redu_mcp.server.runtime import runtime_of
 
@@ -31,7 +32,7 @@ class ConfirmDelete(BaseModel):
     confirm: bool = Field(strict=True, description="Delete it permanently, with all its data? This cannot be undone.")
 
 
-NameCheckResult = Literal["matches", "mismatch", "missing"]
+NameCheckResult = Literal["matches", "mismatch", "missing", "gone"]
 
 
 class NameCheck(BaseModel):
@@ -57,7 +58,7 @@ def can_ask_user(capabilities: ClientCapabilities | None) -> bool:
 class Refusal:
     """Why a delete must not go ahead."""
 
-    why: Literal["declined", "cancelled", "unticked", "name_mismatch", "name_missing"]
+    why: Literal["declined", "cancelled", "unticked", "name_mismatch", "name_missing", "gone"]
     given: str | None = None
 
 
@@ -69,28 +70,39 @@ def refusal_of(decision: Decision) -> Refusal | None:
     if isinstance(data, NameCheck):
         if data.result == "matches":
             return None
-        return Refusal("name_mismatch" if data.result == "mismatch" else "name_missing", data.given)
+        if data.result == "mismatch":
+            return Refusal("name_mismatch", data.given)
+        return Refusal("name_missing" if data.result == "missing" else "gone")
     return None if data.confirm is True else Refusal("unticked")
 
 
-def resolvers(kind: AnyKind) -> tuple[Callable[..., Awaitable[Instance]], Callable[..., Awaitable[Any]]]:
+def resolvers(kind: AnyKind) -> tuple[Callable[..., Awaitable[Instance | None]], Callable[..., Awaitable[Any]]]:
     """``(current, confirmation)`` for the delete tool of ``kind``."""
 
-    async def current(id: InstanceId, ctx: Context) -> Instance:
+    async def current(id: InstanceId, ctx: Context) -> Instance | None:
         """A fresh GET of the target: the confirmation is checked against what exists now."""
+        runtime = runtime_of(ctx)
+        client = runtime.client_or_tool_error(f"look up {kind.label} {id} before deleting it")
         try:
-            return await runtime_of(ctx).client().get_instance(kind, id)
+            return await client.get_instance(kind, id)
+        except NotFoundError:
+            other = await other_kind_of(client, kind, id)
+            if other is not None:
+                raise ToolError(runtime.words.not_found(kind, id, other, "delete")) from None
+            return None  # already gone
         except ReduError as exc:
-            raise ToolError(wording.failure(f"look up {kind.label} {id} before deleting it", exc)) from None
+            raise ToolError(runtime.words.failure(f"look up {kind.label} {id} before deleting it", exc)) from None
 
     async def confirmation(
-        ctx: Context, target: Annotated[Instance, Resolve(current)], confirm_name: ConfirmName = None
+        ctx: Context, target: Annotated[Instance | None, Resolve(current)], confirm_name: ConfirmName = None
     ) -> Elicit[ConfirmDelete] | NameCheck:
+        if target is None:
+            return NameCheck(result="gone")
         if confirm_name is not None and confirm_name != target.name:
             # Refused outright, even when the client could ask the user: the caller named another instance.
             return NameCheck(result="mismatch", given=confirm_name)
         if can_ask_user(ctx.client_capabilities):
-            return Elicit(wording.confirmation_question(kind, target), ConfirmDelete)
+            return Elicit(runtime_of(ctx).words.confirmation_question(kind, target), ConfirmDelete)
         if confirm_name is None:
             return NameCheck(result="missing")
         return NameCheck(result="matches", given=confirm_name)

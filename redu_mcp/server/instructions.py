@@ -8,12 +8,12 @@ from redu_mcp.server.tools import tools_for
 INTRO = 'Manage Redu Cloud managed PostgreSQL ("database") and Redis instances.'
 
 CREATE_WORKFLOW = """\
-Workflow to create one:
-1. Look up what the create call needs: list_flavors (size), list_networks, list_keypairs (and optionally
-   list_security_groups). If the right choice is not obvious, ask the user rather than guess.
+To create one:
+1. list_create_options: flavors (sizes), networks, keypairs, security groups, versions, defaults. Pass ids,
+   not names. If the right choice is not obvious, ask the user rather than guess.
 2. create_database or create_redis. It returns at once with status "provisioning". Instances are billed
    while they exist: create only what the user asked for, and never create again because a wait timed out.
-3. wait_for_ready(kind, id): polls with progress for up to ~40 s. If it returns ready=false, call it again.
+3. wait_for_ready(kind, id): up to ~40 s per call, with progress. On ready=false, call it again.
 4. Use the connection details it returns. The one-time password is never shown in the chat: it is saved
    in a private credentials file whose path the create and wait results give."""
 
@@ -22,7 +22,10 @@ Use list_databases / list_redis and get_database / get_redis to inspect instance
 follow one that is still provisioning. Creating and deleting are not possible through this server: if the
 user asks for it, say so rather than look for another way."""
 
-DELETE_NOTE = "Deleting (delete_database / delete_redis) destroys all data and needs the user's confirmation."
+DELETE_NOTE = (
+    "Deleting (delete_database / delete_redis, with confirm_name set to the exact current name) destroys all "
+    "data; only delete what the user asked to delete."
+)
 
 LEVEL_TEXT = {
     "read": "read: you can list and inspect instances, but not create or delete them",

@@ -31,11 +31,11 @@ def _provision_messages(kind: str, label: str, purpose: str, name: str) -> list[
     return [
         UserMessage(
             f"I need a managed {label} on Redu Cloud for {purpose}. {naming}\n"
-            "Steps: 1) call list_flavors, list_networks and list_keypairs, and pick the smallest flavor that "
-            "fits unless I say otherwise; ask me if a choice is ambiguous. "
+            "Steps: 1) call list_create_options and pick the smallest flavor that fits unless I say otherwise; "
+            "ask me if a choice is ambiguous. "
             f"2) call create_{kind} once. 3) call wait_for_ready(kind='{kind}', id=...) until ready=true "
             "(call it again on ready=false; never create a second instance because of a timeout). "
             "4) give me the host, port and the path of the credentials file; do not print the password."
         ),
-        AssistantMessage("I'll start by looking up the available flavors, networks and keypairs."),
+        AssistantMessage("I'll start by looking up the create options."),
     ]

@@ -10,8 +10,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from pydantic import BaseModel
 
 from redu_mcp.api import DATABASE, REDIS, AnyKind, NotFoundError, ReduClient, ReduError
-from redu_mcp.server import wording
-from redu_mcp.server.results import InstanceDetail
+from redu_mcp.server.results import InstanceView
 from redu_mcp.server.runtime import Runtime
 
 MAX_INSTANCE_ID = 2**31 - 1
@@ -27,8 +26,10 @@ def register_resources(server: MCPServer[Runtime], runtime: Runtime) -> None:
             try:
                 items = await fetch(runtime.client())
             except ReduError as exc:
-                raise ResourceError(wording.failure(f"read {title.lower()}", exc)) from None
-            return json.dumps([item.model_dump(mode="json") for item in items], indent=1)
+                raise ResourceError(runtime.words.failure(f"read {title.lower()}", exc)) from None
+            return json.dumps(
+                [item.model_dump(mode="json", exclude_none=True) for item in items], separators=(",", ":")
+            )
 
         read.__name__ = name
         server.resource(uri, name=name, title=title, mime_type="application/json",
@@ -51,8 +52,8 @@ def register_resources(server: MCPServer[Runtime], runtime: Runtime) -> None:
             except NotFoundError:
                 raise ResourceNotFoundError(f"no {kind.label} with id {id}") from None
             except ReduError as exc:
-                raise ResourceError(wording.failure(f"read {kind.label} {id}", exc)) from None
-            return InstanceDetail.of(kind, found).model_dump_json(indent=1)
+                raise ResourceError(runtime.words.failure(f"read {kind.label} {id}", exc)) from None
+            return InstanceView.of(kind, found).model_dump_json(exclude_none=True)
 
         read.__name__ = f"{kind.name}_instance"
         server.resource(f"redu://{kind.collection}/{{id}}", name=read.__name__, title=f"A {kind.label}",

@@ -1,21 +1,42 @@
 """What the tools return. Each tool's output schema and its structured result come from one of
-these models, so the two cannot drift. Views are compact on purpose: they cost the model tokens."""
+these models, so the two cannot drift. Only declared fields leave the server.
+
+The text a model reads is the same result as compact JSON without empty fields
+(``ToolSpec.build`` renders it); ``structuredContent`` keeps every field of the schema.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
-from redu_mcp.api import READY, AnyKind, Flavor, Instance, Keypair, Network, SecurityGroup, User
+from redu_mcp.api import (
+    DEFAULT_DB_NAME,
+    DEFAULT_DB_USER,
+    DEFAULT_POSTGRES_VERSION,
+    DEFAULT_REDIS_VERSION,
+    DEFAULT_SECURITY_GROUPS,
+    READY,
+    AnyKind,
+    Flavor,
+    Instance,
+    Keypair,
+    Network,
+    PostgresVersion,
+    RedisVersion,
+    SecurityGroup,
+    User,
+)
 
+KindName = Literal["database", "redis"]
 PasswordDelivery = Literal["file", "shown_once", "caller_supplied", "not_returned", "unknown"]
 
 
 class InstanceView(BaseModel):
     """One instance, PostgreSQL or Redis, in the same shape."""
 
-    kind: Literal["database", "redis"]
+    kind: KindName
     id: int
     name: str
     status: str = Field(description="provisioning, ready or error; other values mean not ready yet")
@@ -44,24 +65,12 @@ class InstanceView(BaseModel):
         )
 
 
-class InstanceDetail(InstanceView):
-    """One instance with every other (non-secret) field the API returned."""
-
-    other_fields: dict[str, Any] = Field(
-        default_factory=dict, description="Fields the API added beyond the documented ones"
-    )
-
-    @classmethod
-    def of(cls, kind: AnyKind, instance: Instance) -> InstanceDetail:
-        view = InstanceView.of(kind, instance)
-        return cls(**view.model_dump(), other_fields=dict(instance.model_extra or {}))
-
-
 class InstanceList(BaseModel):
-    kind: Literal["database", "redis"]
-    count: int
-    truncated: bool = Field(description="True when more instances exist than were returned (raise limit)")
-    instances: list[InstanceView]
+    kind: KindName
+    total: int = Field(description="Instances matching the filters")
+    offset: int
+    instances: list[InstanceView] = Field(description="Newest first")
+    next_step: str | None = Field(default=None, description="How to see the rest, when more match than are shown")
 
 
 class Connection(BaseModel):
@@ -100,7 +109,7 @@ class CreateResult(BaseModel):
 
 class DeleteResult(BaseModel):
     deleted: bool
-    kind: Literal["database", "redis"]
+    kind: KindName
     id: int
     name: str | None = None
     message: str
@@ -110,27 +119,77 @@ class WaitResult(BaseModel):
     ready: bool
     status: str
     instance: InstanceView
-    elapsed_seconds: float
-    polls: int
+    waited_seconds: float = Field(description="How long this call waited")
+    seconds_since_created: float | None = Field(default=None, description="Age of the instance, when known")
     connection: Connection | None = None
     credentials_file: str | None = None
     next_step: str
 
 
-class FlavorList(BaseModel):
-    flavors: list[Flavor]
+# --- what a create accepts ------------------------------------------------------------------------------
 
 
-class NetworkList(BaseModel):
-    networks: list[Network]
+class FlavorOption(BaseModel):
+    id: str = Field(description="Pass this as flavor_id")
+    name: str
+    vcpus: int | None = None
+    ram_mib: int | None = None
+    disk_gb: int | None = None
+
+    @classmethod
+    def of(cls, flavor: Flavor) -> FlavorOption:
+        return cls(id=flavor.id, name=flavor.name, vcpus=flavor.vcpus, ram_mib=flavor.ram, disk_gb=flavor.disk)
 
 
-class KeypairList(BaseModel):
-    keypairs: list[Keypair]
+class NetworkOption(BaseModel):
+    id: str = Field(description="Pass this as network_id")
+    name: str
+
+    @classmethod
+    def of(cls, network: Network) -> NetworkOption:
+        return cls(id=network.id, name=network.name)
 
 
-class SecurityGroupList(BaseModel):
-    security_groups: list[SecurityGroup]
+class SecurityGroupOption(BaseModel):
+    name: str = Field(description="Pass names in security_group_names")
+    description: str | None = None
+
+    @classmethod
+    def of(cls, group: SecurityGroup) -> SecurityGroupOption:
+        return cls(name=group.name, description=group.description)
+
+
+class DatabaseDefaults(BaseModel):
+    versions: list[PostgresVersion] = Field(default_factory=lambda: list(get_args(PostgresVersion)))
+    version: PostgresVersion = DEFAULT_POSTGRES_VERSION
+    db_name: str = DEFAULT_DB_NAME
+    db_user: str = DEFAULT_DB_USER
+
+
+class RedisDefaults(BaseModel):
+    versions: list[RedisVersion] = Field(default_factory=lambda: list(get_args(RedisVersion)))
+    version: RedisVersion = DEFAULT_REDIS_VERSION
+
+
+class CreateOptions(BaseModel):
+    flavors: list[FlavorOption]
+    networks: list[NetworkOption]
+    keypairs: list[str] = Field(description="Pass one as keypair_name")
+    security_groups: list[SecurityGroupOption]
+    default_security_groups: list[str] = list(DEFAULT_SECURITY_GROUPS)
+    database: DatabaseDefaults = DatabaseDefaults()
+    redis: RedisDefaults = RedisDefaults()
+
+    @classmethod
+    def of(
+        cls, flavors: list[Flavor], networks: list[Network], keypairs: list[Keypair], groups: list[SecurityGroup]
+    ) -> CreateOptions:
+        return cls(
+            flavors=[FlavorOption.of(f) for f in flavors],
+            networks=[NetworkOption.of(n) for n in networks],
+            keypairs=[k.name for k in keypairs],
+            security_groups=[SecurityGroupOption.of(g) for g in groups],
+        )
 
 
 class WhoAmI(BaseModel):

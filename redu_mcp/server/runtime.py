@@ -8,6 +8,7 @@ in-process test client, a stdio process and an HTTP server all manage it the sam
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -15,10 +16,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from redu_mcp.api import NotConfiguredError, ReduClient, RetryPolicy
+from mcp.server.mcpserver.exceptions import ToolError
+
+from redu_mcp.api import NotConfiguredError, ReduClient, ReduError
 from redu_mcp.provisioning.credentials import CredentialStore
 from redu_mcp.provisioning.waiting import StatusBoard
 from redu_mcp.server.settings import Settings
+from redu_mcp.server.wording import Wording
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import Context
@@ -55,6 +59,20 @@ class Runtime:
             if self._sessions == 0:
                 await self._close()
 
+    @functools.cached_property
+    def words(self) -> Wording:
+        """This server's sentences: next steps name only the tools its access level offers."""
+        from redu_mcp.server.tools import tools_for  # the tools module imports this one
+
+        return Wording(offered=frozenset(spec.name for spec in tools_for(self.settings.access)))
+
+    def client_or_tool_error(self, doing: str) -> ReduClient:
+        """``client()``, or a tool error saying why there is none (no API key for this request)."""
+        try:
+            return self.client()
+        except ReduError as exc:
+            raise ToolError(self.words.failure(doing, exc)) from None
+
     def client(self) -> ReduClient:
         """The client for the current request: the caller's own key under pass-through auth."""
         base = self.base_client()
@@ -75,10 +93,6 @@ class Runtime:
             return "server"
         key = current_bearer_token() or ""
         return hashlib.sha256(key.encode()).hexdigest()[:16]
-
-    def poll_client(self) -> ReduClient:
-        """The client for polls: no retries, since the wait loop itself polls again."""
-        return self.client().with_retry(RetryPolicy.none())
 
     def base_client(self) -> ReduClient:
         """The shared client (with the server's own key, if any), opened on first use."""

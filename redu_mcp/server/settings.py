@@ -17,6 +17,10 @@ HttpAuthMode = Literal["none", "token", "passthrough"]
 SECRETS_MODES: Final[tuple[SecretsMode, ...]] = get_args(SecretsMode)
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 MIN_AUTH_TOKEN_LENGTH: Final = 16  # a shorter operator token is refused when serving HTTP
+#: Seconds between polls of an instance: the API's docs ask for one every 15-30 s while it provisions.
+API_POLL_INTERVAL: Final = 15.0
+MIN_API_POLL_INTERVAL: Final = 5.0  # an operator may poll the real API faster, but not faster than this
+SANDBOX_POLL_INTERVAL: Final = 1.0
 
 C = TypeVar("C", bound=str)
 
@@ -55,7 +59,7 @@ class Settings:
     auth_token: str | None = field(default=None, repr=False)  # static operator bearer token for HTTP
     auth_passthrough: bool = False  # each HTTP client sends its own Redu API key as its bearer token
     provisioning_seconds: float = 3.0  # how long sandbox instances take to become ready
-    default_poll_interval: float | None = None  # None: 15 s against the real API, 1 s in the sandbox
+    poll_interval_seconds: float | None = None  # None: 15 s against the real API, 1 s in the sandbox
 
     def __post_init__(self) -> None:
         # Case and surrounding blanks are forgiven ("READ " is read); anything else stops the server:
@@ -68,6 +72,8 @@ class Settings:
             raise ConfigError("--engines only makes sense with --sandbox")
         if not self.path.startswith("/"):
             self.path = "/" + self.path
+        if self.poll_interval_seconds is not None and not self.poll_interval_seconds > 0:
+            raise ConfigError("the poll interval (--poll-interval / REDU_MCP_POLL_INTERVAL) must be a positive number")
 
     @property
     def http_auth(self) -> HttpAuthMode:
@@ -77,9 +83,11 @@ class Settings:
 
     @property
     def poll_interval(self) -> float:
-        if self.default_poll_interval is not None:
-            return self.default_poll_interval
-        return 1.0 if self.sandbox else 15.0
+        """Seconds between polls: the server decides, never the model. Against the real API an
+        operator's setting is honoured down to ``MIN_API_POLL_INTERVAL``."""
+        if self.sandbox:
+            return self.poll_interval_seconds or SANDBOX_POLL_INTERVAL
+        return max(MIN_API_POLL_INTERVAL, self.poll_interval_seconds or API_POLL_INTERVAL)
 
     @property
     def configured(self) -> bool:

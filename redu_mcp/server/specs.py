@@ -8,6 +8,9 @@ The deadline is set here, once per call, around the tool's body: everything the 
 HTTP exchange, retry and poll) is clipped to it (``redu_mcp.api.within``), so a slow or
 rate-limited API cannot keep a call past the ~60 s after which desktop clients give up. The body
 runs after the SDK's resolvers, so the time a person takes to confirm a delete is not counted.
+
+A result reaches the model as compact JSON without empty fields; ``structuredContent`` carries the
+full result model, the same one that drives the tool's ``outputSchema``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, get_args
 
 from mcp.server.mcpserver.tools import Tool
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel
 
 from redu_mcp.api import within
 
@@ -85,7 +89,7 @@ class ToolSpec:
         @functools.wraps(body)  # the SDK reads the signature through it (inspect follows __wrapped__)
         async def within_deadline(*args: Any, **kwargs: Any) -> Any:
             with within(deadline_for(kwargs)):
-                return await body(*args, **kwargs)
+                return as_result(await body(*args, **kwargs))
 
         tool = Tool.from_function(
             within_deadline,
@@ -102,6 +106,17 @@ class ToolSpec:
                 "fn_metadata": tool.fn_metadata.model_copy(update={"output_schema": output}),
             }
         )
+
+
+def as_result(value: Any) -> Any:
+    """A result model as the tool result: compact text without nulls (what the model reads, ~30%
+    shorter than indented JSON), and the whole model as ``structuredContent``."""
+    if not isinstance(value, BaseModel):
+        return value
+    return CallToolResult(
+        content=[TextContent(type="text", text=value.model_dump_json(exclude_none=True))],
+        structured_content=value.model_dump(mode="json"),
+    )
 
 
 _SUBSCHEMA_MAPS = ("properties", "$defs", "patternProperties")

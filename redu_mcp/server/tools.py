@@ -2,8 +2,9 @@
 
 Database and Redis tools that differ only in their kind are made by one factory each, so their
 arguments, checks and wording cannot drift apart. A tool body reads its arguments, calls the API
-library or provisioning, and hands the outcome to ``wording``; it reaches the server's ``Runtime``
-through its ``Context``.
+library or provisioning, and hands the outcome to the server's ``Wording``; it reaches the server's
+``Runtime`` through its ``Context``. Descriptions name only tools offered at every access level
+that has the tool, so no text points at a tool the model cannot call.
 """
 
 # No `from __future__ import annotations`: the SDK must evaluate these signatures, closures included.
@@ -29,10 +30,12 @@ from redu_mcp.api import (
     CreateBody,
     DatabaseCreate,
     Instance,
+    NotFoundError,
     PostgresVersion,
     RedisCreate,
     RedisVersion,
     ReduError,
+    RetryPolicy,
 )
 from redu_mcp.provisioning.create import (
     AlreadyExists,
@@ -44,6 +47,7 @@ from redu_mcp.provisioning.create import (
 )
 from redu_mcp.provisioning.credentials import deliver_password
 from redu_mcp.provisioning.delete import Unverified, delete_instance
+from redu_mcp.provisioning.lookups import create_lookups, list_page, other_kind_of
 from redu_mcp.provisioning.waiting import Poll, wait_until_ready
 from redu_mcp.server import wording
 from redu_mcp.server.arguments import (
@@ -53,22 +57,21 @@ from redu_mcp.server.arguments import (
     KeypairName,
     Limit,
     Name,
+    NameContains,
     NetworkId,
+    Offset,
     Password,
     PgIdentifier,
     SecurityGroups,
+    StatusFilter,
 )
 from redu_mcp.server.confirmation import Decision, refusal_of, resolvers
 from redu_mcp.server.results import (
+    CreateOptions,
     CreateResult,
     DeleteResult,
-    FlavorList,
-    InstanceDetail,
     InstanceList,
     InstanceView,
-    KeypairList,
-    NetworkList,
-    SecurityGroupList,
     WaitResult,
     WhoAmI,
 )
@@ -76,55 +79,79 @@ from redu_mcp.server.runtime import Runtime, runtime_of
 from redu_mcp.server.specs import CREATES, DESTROYS, READS, AccessLevel, ToolSpec, level_allows
 
 DEFAULT_WAIT_SECONDS: Final = 40.0
+MAX_WAIT_SECONDS: Final = 45.0  # each call ends well before the ~60 s after which desktop clients give up
 
 
 @contextmanager
-def reported_as_tool_error(doing: str, note: str = "") -> Iterator[None]:
+def reported_as_tool_error(runtime: Runtime, doing: str, note: str = "") -> Iterator[None]:
     """Turn an API failure into an error result a model can act on: what failed, why, what next."""
     try:
         yield
     except ReduError as exc:
-        raise ToolError(wording.failure(doing, exc, note)) from None
+        raise ToolError(runtime.words.failure(doing, exc, note)) from None
+
+
+async def not_found_error(runtime: Runtime, kind: AnyKind, id: int, tool: Literal["get", "wait"]) -> ToolError:
+    """A 404, worded with the tool that fits when the id is the other kind's (one more GET)."""
+    other = await other_kind_of(runtime.client(), kind, id)
+    return ToolError(runtime.words.not_found(kind, id, other, tool))
 
 
 # --- instances: list, get --------------------------------------------------------------------------
 
 
 def list_tool(kind: AnyKind) -> ToolSpec:
-    async def list_instances(ctx: Context, limit: Limit = 20) -> InstanceList:
-        with reported_as_tool_error(f"list {kind.label}s"):
-            found = await runtime_of(ctx).client().list_instances(kind, limit=limit + 1)
-        shown = found[:limit]
+    async def list_instances(
+        ctx: Context,
+        limit: Limit = 20,
+        offset: Offset = 0,
+        name_contains: NameContains = None,
+        status: StatusFilter = None,
+    ) -> InstanceList:
+        runtime = runtime_of(ctx)
+        client = runtime.client_or_tool_error(f"list {kind.label}s")
+        with reported_as_tool_error(runtime, f"list {kind.label}s"):
+            page = await list_page(client, kind, offset=offset, limit=limit, name_contains=name_contains, status=status)
+        filtered = bool(name_contains or status)
         return InstanceList(
             kind=kind.name,
-            count=len(shown),
-            truncated=len(found) > limit,
-            instances=[InstanceView.of(kind, i) for i in shown],
+            total=page.total,
+            offset=offset,
+            instances=[InstanceView.of(kind, i) for i in page.instances],
+            next_step=runtime.words.list_next_step(kind, page.total, offset, len(page.instances), filtered),
         )
 
     return ToolSpec(
         name=f"list_{kind.collection}",
         title=f"List {kind.label}s",
-        description=f"List your {kind.label}s (id, name, status, host, port), newest last. Read-only.",
+        description=(
+            f"List your {kind.label}s, newest first (id, name, status, host, port). Optional: name_contains, "
+            "status, and offset to page past the first limit. Read-only."
+        ),
         profile=READS,
         fn=list_instances,
     )
 
 
 def get_tool(kind: AnyKind) -> ToolSpec:
-    async def get_instance(id: InstanceId, ctx: Context) -> InstanceDetail:
+    async def get_instance(id: InstanceId, ctx: Context) -> InstanceView:
         runtime = runtime_of(ctx)
-        with reported_as_tool_error(f"get {kind.label} {id}"):
-            instance = await runtime.client().get_instance(kind, id)
+        client = runtime.client_or_tool_error(f"get {kind.label} {id}")
+        try:
+            instance = await client.get_instance(kind, id)
+        except NotFoundError:
+            raise await not_found_error(runtime, kind, id, "get") from None
+        except ReduError as exc:
+            raise ToolError(runtime.words.failure(f"get {kind.label} {id}", exc)) from None
         runtime.credentials.complete(kind, instance)
-        return InstanceDetail.of(kind, instance)
+        return InstanceView.of(kind, instance)
 
     return ToolSpec(
         name=f"get_{kind.name}",
         title=f"Get a {kind.label}",
         description=(
-            f"Get one {kind.label} by id: status, host, port, version. Read-only. To wait for it to become "
-            "ready, use wait_for_ready instead of calling this repeatedly."
+            f"Get one {kind.label} by id: status, host, port, version. To wait until it is ready, call "
+            "wait_for_ready instead of repeating this. Read-only."
         ),
         profile=READS,
         fn=get_instance,
@@ -140,28 +167,31 @@ def delete_tool(kind: AnyKind) -> ToolSpec:
     async def delete(
         id: InstanceId,
         ctx: Context,
-        target: Annotated[Instance, Resolve(current)],
+        target: Annotated[Instance | None, Resolve(current)],
         decision: Annotated[Decision, Resolve(confirmation)],
         confirm_name: ConfirmName = None,
     ) -> DeleteResult:
+        runtime = runtime_of(ctx)
+        words = runtime.words
+        if target is None:
+            return DeleteResult(deleted=False, kind=kind.name, id=id, message=words.already_gone(kind, id))
         refusal = refusal_of(decision)
         if refusal is not None:
-            return DeleteResult(
-                deleted=False, kind=kind.name, id=id, name=target.name, message=wording.refused(kind, target, refusal)
-            )
-        with reported_as_tool_error(wording.deleting(kind, target.id)):
-            outcome = await delete_instance(runtime_of(ctx).client(), kind, target)
+            message = words.refused(kind, target, refusal)
+            return DeleteResult(deleted=False, kind=kind.name, id=id, name=target.name, message=message)
+        with reported_as_tool_error(runtime, f"delete {kind.label} {target.id}"):
+            outcome = await delete_instance(runtime.client(), kind, target)
         if isinstance(outcome, Unverified):
-            raise ToolError(wording.delete_unverified(kind, target, outcome))
-        return wording.delete_result(kind, target, outcome)
+            raise ToolError(words.delete_unverified(kind, target, outcome))
+        return words.delete_result(kind, target, outcome)
 
     return ToolSpec(
         name=f"delete_{kind.name}",
         title=f"Delete a {kind.label}",
         description=(
-            f"Permanently delete a {kind.label} and all its data. Irreversible. The user is asked to confirm "
-            "when the client supports it; otherwise pass confirm_name equal to the instance's current name "
-            f"(check it with get_{kind.name} first). Without a valid confirmation nothing is deleted."
+            f"Permanently delete a {kind.label} and all its data (irreversible). Pass id and confirm_name, the "
+            f"instance's exact current name (from list_{kind.collection} or get_{kind.name}); if the client can "
+            "ask the user, the user must also confirm. Without both, nothing is deleted."
         ),
         profile=DESTROYS,
         fn=delete,
@@ -173,29 +203,28 @@ def delete_tool(kind: AnyKind) -> ToolSpec:
 
 async def create(runtime: Runtime, kind: AnyKind, body: CreateBody) -> CreateResult:
     """Create one instance (never two) and hand its password over as the server is configured to."""
+    words = runtime.words
     try:
         client = runtime.client()
     except ReduError as exc:
-        outcome: object = NotCreated("lookup_failed", exc)
-    else:
-        outcome = await create_instance(client, kind, body)
+        raise ToolError(words.not_created(kind, body.name, NotCreated("lookup_failed", exc))) from None
+    outcome = await create_instance(client, kind, body)
     match outcome:
         case Created(instance=instance, password=password, supplied=supplied):
             settings = runtime.settings
             delivery = deliver_password(runtime.credentials, settings.secrets, kind, instance, password, supplied)
-            return wording.created_result(kind, outcome, delivery)
+            return words.created_result(kind, outcome, delivery)
         case CreatedAnswerLost(instance=instance, password=password) if password is not None:
             delivery = deliver_password(runtime.credentials, runtime.settings.secrets, kind, instance, password, True)
-            return wording.created_result(kind, outcome, delivery)
+            return words.created_result(kind, outcome, delivery)
         case CreatedAnswerLost():
-            return wording.created_result(kind, outcome, None)
+            return words.created_result(kind, outcome, None)
         case AlreadyExists():
-            return wording.already_exists_result(kind, outcome)
+            return words.already_exists_result(kind, outcome)
         case NotCreated():
-            raise ToolError(wording.not_created(kind, body.name, outcome))
+            raise ToolError(words.not_created(kind, body.name, outcome))
         case OutcomeUnknown():
-            raise ToolError(wording.outcome_unknown(kind, body.name, outcome))
-    raise AssertionError(f"unexpected create outcome {outcome!r}")
+            raise ToolError(words.outcome_unknown(kind, body.name, outcome))
 
 
 def secret(password: str | None) -> SecretStr | None:
@@ -250,6 +279,15 @@ async def create_redis(
     return await create(runtime_of(ctx), REDIS, body)
 
 
+def create_description(what: str) -> str:
+    return (
+        f"Create a managed {what} (billed while it exists). Take flavor_id, network_id and keypair_name from "
+        "list_create_options; ask the user when the choice is not obvious. Returns at once with status "
+        "'provisioning': then call wait_for_ready. The one-time password goes to a private credentials file "
+        "(its path is returned). An existing name is reported, never duplicated."
+    )
+
+
 # --- wait ------------------------------------------------------------------------------------------
 
 
@@ -258,16 +296,14 @@ async def wait_for_ready(
     id: InstanceId,
     ctx: Context,
     timeout_seconds: Annotated[
-        float, Field(gt=0, le=300, description="Give up after this many seconds (default 40)")
+        float,
+        Field(gt=0, le=MAX_WAIT_SECONDS, description="Seconds this call may wait (default 40, at most 45)"),
     ] = DEFAULT_WAIT_SECONDS,
-    poll_interval_seconds: Annotated[
-        float | None, Field(ge=0.05, le=120, description="Seconds between polls (default: the server's)")
-    ] = None,
 ) -> WaitResult:
     runtime = runtime_of(ctx)
     target = KINDS[kind]
-    with reported_as_tool_error(f"wait for {target.label} {id}"):
-        client = runtime.poll_client()
+    # No retries for polls: the wait polls again at its interval anyway.
+    client = runtime.client_or_tool_error(f"wait for {target.label} {id}").with_retry(RetryPolicy.none())
 
     async def progress(poll: Poll) -> None:
         await ctx.report_progress(min(poll.elapsed, timeout_seconds), timeout_seconds, wording.poll_progress(poll))
@@ -276,14 +312,16 @@ async def wait_for_ready(
         runtime.board,
         (runtime.caller_identity(), kind, id),
         lambda: client.get_instance(target, id),
-        interval=poll_interval_seconds or runtime.settings.poll_interval,
+        interval=runtime.settings.poll_interval,
         on_poll=progress,
     )
-    problem = wording.wait_failure(target, id, outcome, timeout_seconds)
+    if isinstance(outcome.error, NotFoundError):
+        raise await not_found_error(runtime, target, id, "wait")
+    problem = runtime.words.wait_failure(target, id, outcome, timeout_seconds)
     if problem is not None:
         raise ToolError(problem)
     path = runtime.credentials.complete(target, outcome.instance) if outcome.ready and outcome.instance else None
-    return wording.wait_result(target, outcome, str(path) if path else None)
+    return runtime.words.wait_result(target, outcome, str(path) if path else None)
 
 
 def wait_deadline(arguments: Mapping[str, Any]) -> float:
@@ -292,33 +330,22 @@ def wait_deadline(arguments: Mapping[str, Any]) -> float:
     return float(timeout) if isinstance(timeout, (int, float)) else DEFAULT_WAIT_SECONDS
 
 
-# --- lookups and identity ----------------------------------------------------------------------------
+# --- look-ups and identity ----------------------------------------------------------------------------
 
 
-async def list_flavors(ctx: Context) -> FlavorList:
-    with reported_as_tool_error("list flavors"):
-        return FlavorList(flavors=await runtime_of(ctx).client().list_flavors())
-
-
-async def list_networks(ctx: Context) -> NetworkList:
-    with reported_as_tool_error("list networks"):
-        return NetworkList(networks=await runtime_of(ctx).client().list_networks())
-
-
-async def list_keypairs(ctx: Context) -> KeypairList:
-    with reported_as_tool_error("list keypairs"):
-        return KeypairList(keypairs=await runtime_of(ctx).client().list_keypairs())
-
-
-async def list_security_groups(ctx: Context) -> SecurityGroupList:
-    with reported_as_tool_error("list security groups"):
-        return SecurityGroupList(security_groups=await runtime_of(ctx).client().list_security_groups())
+async def list_create_options(ctx: Context) -> CreateOptions:
+    runtime = runtime_of(ctx)
+    client = runtime.client_or_tool_error("list the create options")
+    with reported_as_tool_error(runtime, "list the create options"):
+        found = await create_lookups(client)
+    return CreateOptions.of(found.flavors, found.networks, found.keypairs, found.security_groups)
 
 
 async def whoami(ctx: Context) -> WhoAmI:
     runtime = runtime_of(ctx)
-    with reported_as_tool_error("check the API key"):
-        user = await runtime.client().me()
+    client = runtime.client_or_tool_error("check the API key")
+    with reported_as_tool_error(runtime, "check the API key"):
+        user = await client.me()
     settings = runtime.settings
     return WhoAmI(user=user, api_url=settings.api_url, sandbox=settings.sandbox, access=settings.access)
 
@@ -333,25 +360,14 @@ TOOLS: Final[tuple[ToolSpec, ...]] = (
     ToolSpec(
         name="create_database",
         title="Create a PostgreSQL database",
-        description=(
-            "Create a managed PostgreSQL instance (billed while it exists). First look up flavor_id "
-            "(list_flavors), network_id (list_networks) and keypair_name (list_keypairs), and ask the user "
-            "if the choice is not obvious. Returns at once with status 'provisioning'; then call "
-            "wait_for_ready. The one-time password is saved to a private credentials file whose path is "
-            "returned, not shown. A name that already exists is reported, never duplicated."
-        ),
+        description=create_description("PostgreSQL database"),
         profile=CREATES,
         fn=create_database,
     ),
     ToolSpec(
         name="create_redis",
         title="Create a Redis instance",
-        description=(
-            "Create a managed Redis instance (billed while it exists). First look up flavor_id (list_flavors), "
-            "network_id (list_networks) and keypair_name (list_keypairs). Returns at once with status "
-            "'provisioning'; then call wait_for_ready. The one-time password is saved to a private credentials "
-            "file whose path is returned, not shown. A name that already exists is reported, never duplicated."
-        ),
+        description=create_description("Redis instance"),
         profile=CREATES,
         fn=create_redis,
     ),
@@ -359,42 +375,23 @@ TOOLS: Final[tuple[ToolSpec, ...]] = (
         name="wait_for_ready",
         title="Wait until an instance is ready",
         description=(
-            "Wait for a database or redis instance to finish provisioning, reporting progress, for at most "
-            "timeout_seconds (default 40). Returns ready=true with connection details, or ready=false with "
-            "the last status: then call it again (provisioning can take several minutes). Fails if "
-            "provisioning failed or the instance no longer exists. Read-only."
+            "Wait while a database or redis instance provisions, with progress, for up to timeout_seconds. "
+            "ready=true: connection details. ready=false: call it again (provisioning can take minutes); never "
+            "create another instance because of it. Read-only."
         ),
         profile=READS,
         fn=wait_for_ready,
         deadline=wait_deadline,
     ),
     ToolSpec(
-        name="list_flavors",
-        title="List flavors",
-        description="List instance sizes (flavor id, vCPUs, RAM, disk) for create_*. Read-only.",
+        name="list_create_options",
+        title="List what instances can be created with",
+        description=(
+            "Everything a create needs, in one call: flavors (sizes), networks, SSH keypairs, security groups, "
+            "the versions of each kind, and the defaults. Read-only."
+        ),
         profile=READS,
-        fn=list_flavors,
-    ),
-    ToolSpec(
-        name="list_networks",
-        title="List networks",
-        description="List networks (id, name) an instance can join, for create_*. Read-only.",
-        profile=READS,
-        fn=list_networks,
-    ),
-    ToolSpec(
-        name="list_keypairs",
-        title="List keypairs",
-        description="List SSH keypairs (name) for the keypair_name of create_*. Read-only.",
-        profile=READS,
-        fn=list_keypairs,
-    ),
-    ToolSpec(
-        name="list_security_groups",
-        title="List security groups",
-        description="List security groups (name, rules) for the security_group_names of create_*. Read-only.",
-        profile=READS,
-        fn=list_security_groups,
+        fn=list_create_options,
     ),
     ToolSpec(
         name="whoami",
