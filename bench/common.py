@@ -25,6 +25,9 @@ HOST = "127.0.0.1"
 SANDBOX_KEY = "sandbox-key"  # redu_mcp.sandbox.DEFAULT_API_KEY (not imported: keep this module light)
 
 OURS_STDIO = [PY, "-m", "redu_mcp"]
+#: The bearer token HTTP servers under test require (HTTP always wants one: see child_env).
+BENCH_TOKEN = "bench-token-not-a-secret-0123456789"
+AUTH = {"Authorization": f"Bearer {BENCH_TOKEN}"}
 FLOOR_STDIO = [PY, str(BENCH / "floor_server.py")]
 
 
@@ -58,6 +61,7 @@ def child_env(**extra: str) -> dict[str, str]:
     """
     env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TERM", "USER") if k in os.environ}
     env["XDG_STATE_HOME"] = _STATE_DIR
+    env["REDU_MCP_AUTH_TOKEN"] = BENCH_TOKEN  # our HTTP server requires it; clients send AUTH (the floor ignores it)
     env.update(extra)
     return env
 

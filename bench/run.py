@@ -27,6 +27,7 @@ BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 def benches(quick: bool) -> dict[str, Callable[[], list[Row]]]:
     import cold_start
+    import http_flood
     import per_call
     import startup_profile
     import throughput
@@ -40,6 +41,7 @@ def benches(quick: bool) -> dict[str, Callable[[], list[Row]]]:
         "waits": lambda: waits.run(instances=20 if quick else 100, per_instance=10),
         "throughput": lambda: throughput.run(seconds=2 if quick else 5, clients=50),
         "tokens": tokens.run,
+        "http_flood": lambda: http_flood.run(count=2000 if quick else 10_000),
     }
 
 

@@ -22,6 +22,7 @@ import argparse
 import time
 
 from common import (
+    AUTH,
     BENCH,
     FLOOR_STDIO,
     HOST,
@@ -62,7 +63,10 @@ async def _check_with_mcp_client(url: str, tool: str, arguments: dict) -> None:
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
 
-    async with httpx2.AsyncClient(timeout=30) as http, Client(streamable_http_client(url, http_client=http)) as client:
+    async with (
+        httpx2.AsyncClient(timeout=30, headers=AUTH) as http,
+        Client(streamable_http_client(url, http_client=http)) as client,
+    ):
         result = await client.call_tool(tool, arguments)
         assert not result.is_error, result.content
 
@@ -81,6 +85,7 @@ async def _load(
         "mcp-protocol-version": "2026-07-28",
         "mcp-method": "tools/call",
         "mcp-name": tool,
+        **AUTH,
     }
     latencies: list[float] = []
     errors = 0

@@ -21,6 +21,7 @@ import collections
 import time
 
 from common import (
+    AUTH,
     HOST,
     OURS_STDIO,
     SANDBOX_KEY,
@@ -63,7 +64,7 @@ async def measure(instances: int, per_instance: int, progress: bool = True) -> l
             url = f"http://{HOST}:{port}/mcp"
             async with httpx2.AsyncClient(base_url=base + "/", headers={"x-api-key": SANDBOX_KEY}, timeout=30) as api:
                 async with (
-                    httpx2.AsyncClient(timeout=30) as http,
+                    httpx2.AsyncClient(timeout=30, headers=AUTH) as http,
                     Client(streamable_http_client(url, http_client=http)) as client,
                 ):
                     warm = await client.call_tool("list_flavors", {})  # first-call imports, client pool
@@ -97,7 +98,7 @@ async def measure(instances: int, per_instance: int, progress: bool = True) -> l
                     n_calls = len(my_ids) * per_instance
                     limits = httpx2.Limits(max_connections=n_calls + 8, max_keepalive_connections=n_calls + 8)
                     async with (
-                        httpx2.AsyncClient(limits=limits, timeout=httpx2.Timeout(CALL_TIMEOUT)) as http,
+                        httpx2.AsyncClient(limits=limits, timeout=httpx2.Timeout(CALL_TIMEOUT), headers=AUTH) as http,
                         Client(
                             streamable_http_client(url, http_client=http), read_timeout_seconds=CALL_TIMEOUT
                         ) as client,

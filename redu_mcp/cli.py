@@ -25,6 +25,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--engines", action="store_true", help="with --sandbox: run real PostgreSQL/Redis servers")
     parser.add_argument("--access", help="read | create | full (env REDU_MCP_ACCESS; default full)")
     parser.add_argument("--secrets", help="file | reveal (env REDU_MCP_SECRETS; default file)")
+    parser.add_argument("--confirm", help="auto | human: who may approve a delete (env REDU_MCP_CONFIRM; default auto)")
+    parser.add_argument(
+        "--audit-log", help="audit trail: file path(s) and/or 'stderr', comma-separated (env REDU_MCP_AUDIT_LOG)"
+    )
     parser.add_argument("--credentials-dir", type=Path, help="where --secrets file saves passwords")
     parser.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
@@ -33,7 +37,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--auth",
         choices=["none", "token", "passthrough"],
-        help="HTTP auth: token (REDU_MCP_AUTH_TOKEN), passthrough (each client's own Redu API key)",
+        help="HTTP auth: token (default: REDU_MCP_AUTH_TOKEN, or on loopback a generated one), "
+        "passthrough (each client's own Redu API key), none (loopback only)",
+    )
+    parser.add_argument(
+        "--public-url",
+        help="the MCP endpoint's URL as clients reach it, e.g. behind a proxy (env REDU_MCP_PUBLIC_URL)",
+    )
+    parser.add_argument(
+        "--allowed-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="a browser origin allowed to call the server, e.g. https://app.example.com; repeatable or "
+        "comma-separated (env REDU_MCP_ALLOWED_ORIGINS)",
     )
     parser.add_argument("--provisioning-seconds", type=float, help="sandbox: seconds until instances are ready")
     parser.add_argument(
@@ -87,28 +103,43 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    from redu_mcp.config import ConfigError, settings_from_env
+    from redu_mcp.config import ConfigError, settings_from_env, split_list
 
+    env = dict(os.environ)
+    if args.auth == "none":
+        env.pop("REDU_MCP_AUTH_TOKEN", None)  # the flag is explicit: it wins over the environment
+    origins = tuple(o for value in args.allowed_origin or () for o in split_list(value)) or None
     try:
         settings = settings_from_env(
+            env,
             api_url=args.api_url,
             sandbox=args.sandbox or None,
             engines=args.engines or None,
             access=args.access,
             secrets=args.secrets,
+            confirm=args.confirm,
+            audit_log=args.audit_log,
             credentials_dir=args.credentials_dir,
             transport=args.transport,
             host=args.host,
             port=args.port,
             path=args.path,
             auth_passthrough=(args.auth == "passthrough") or None,
+            auth_none=(args.auth == "none") or None,
+            public_url=args.public_url,
+            allowed_origins=origins,
             provisioning_seconds=args.provisioning_seconds,
             poll_interval_seconds=args.poll_interval,
         )
-        if args.auth == "token" and not settings.auth_token:
-            raise ConfigError("--auth token needs REDU_MCP_AUTH_TOKEN in the environment")
-        if args.auth == "none":
-            settings.auth_token = None
+        if settings.transport == "http" and settings.http_auth == "token" and not settings.auth_token:
+            if settings.loopback:
+                # Any account on this machine can reach a loopback port: it still needs a token.
+                from redu_mcp.server.local_token import load_or_create_token
+
+                local = load_or_create_token(settings.state_dir)
+                settings.auth_token, settings.auth_token_file = local.token, local.path
+            elif args.auth == "token":
+                raise ConfigError("--auth token needs REDU_MCP_AUTH_TOKEN in the environment")
         settings.check_http_exposure()
     except ConfigError as exc:
         print(f"redu-mcp: {exc}", file=sys.stderr)

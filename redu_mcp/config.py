@@ -8,9 +8,43 @@ from pathlib import Path
 from typing import Any
 
 from redu_mcp.api import DEFAULT_BASE_URL
-from redu_mcp.server.settings import ConfigError, Settings
+from redu_mcp.server.settings import ConfigError, HttpLimits, Settings
 
-__all__ = ["ConfigError", "settings_from_env"]
+__all__ = ["LIMIT_ENV", "ConfigError", "settings_from_env"]
+
+#: ``HttpLimits`` fields and the environment variables that set them.
+LIMIT_ENV = {
+    "max_sessions": "REDU_MCP_MAX_SESSIONS",
+    "max_sessions_per_principal": "REDU_MCP_MAX_SESSIONS_PER_PRINCIPAL",
+    "new_sessions_per_minute": "REDU_MCP_NEW_SESSIONS_PER_MINUTE",
+    "session_idle_seconds": "REDU_MCP_SESSION_IDLE_SECONDS",
+    "key_checks_per_minute": "REDU_MCP_KEY_CHECKS_PER_MINUTE",
+    "rejected_key_seconds": "REDU_MCP_REJECTED_KEY_SECONDS",
+}
+
+
+def _limits_from_env(env: Mapping[str, str]) -> HttpLimits:
+    values: dict[str, Any] = {}
+    for name, variable in LIMIT_ENV.items():
+        raw = (env.get(variable) or "").strip()
+        if not raw:
+            continue
+        kind = float if name.endswith("_seconds") else int
+        try:
+            values[name] = kind(raw)
+        except ValueError:
+            unit = "a number of seconds" if kind is float else "a whole number"
+            raise ConfigError(f"invalid {variable}={raw!r}: use {unit}") from None
+    try:
+        return HttpLimits(**values)
+    except ConfigError as exc:
+        names = ", ".join(f"{field}: {variable}" for field, variable in LIMIT_ENV.items())
+        raise ConfigError(f"{exc} ({names})") from None
+
+
+def split_list(value: str | None) -> tuple[str, ...]:
+    """``a, b,c`` → ("a", "b", "c"): comma-separated, blanks dropped."""
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
 
 
 def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -23,7 +57,12 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "api_url": env.get("REDU_API_URL") or DEFAULT_BASE_URL,
         "access": env.get("REDU_MCP_ACCESS") or "full",
         "secrets": env.get("REDU_MCP_SECRETS") or "file",
+        "confirm": env.get("REDU_MCP_CONFIRM") or "auto",
+        "audit_log": env.get("REDU_MCP_AUDIT_LOG") or None,
         "auth_token": env.get("REDU_MCP_AUTH_TOKEN") or None,
+        "public_url": env.get("REDU_MCP_PUBLIC_URL") or None,
+        "allowed_origins": split_list(env.get("REDU_MCP_ALLOWED_ORIGINS")),
+        "http_limits": _limits_from_env(env),
     }
     if env.get("REDU_MCP_POLL_INTERVAL"):
         try:

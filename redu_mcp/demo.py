@@ -127,7 +127,9 @@ async def _demo(engines: bool) -> int:
                 ready[kind] = await call(
                     client, "wait_for_ready", {"kind": kind, "id": id}, progress_callback=on_progress
                 )
-                out.progress(f"{kind:<8}", 1.0, f"{ready[kind]['status']} after {ready[kind]['waited_seconds']} s")
+                out.progress(
+                    f"{kind:<8}", 1.0, f"{ready[kind]['instance']['status']} after {ready[kind]['waited_seconds']} s"
+                )
                 print()
             out.result(ready["database"], keep=("ready", "connection", "credentials_file"))
 

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 import uvicorn
 from mcp import Client
 
 from redu_mcp.api import KINDS, KindName, RetryPolicy
-from redu_mcp.sandbox import Sandbox
+from redu_mcp.sandbox import Account, Sandbox
 from redu_mcp.server import Settings
 from redu_mcp.server.http import build_http_app
 from redu_mcp.server.runtime import Runtime
@@ -69,6 +73,37 @@ def missing_engines() -> str | None:
 
 
 # --- serving over HTTP ----------------------------------------------------------------------------
+
+#: Two Redu users of a pass-through server (``two_users()``): their API keys.
+ALICE = "sk-live-alice-1f2e3d4c5b6a7988"
+BOB = "sk-live-bob-9a8b7c6d5e4f3021"
+#: A handshake-era ``initialize``: the request that opens a session.
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
+}
+MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+
+
+def two_users(**options: Any) -> Sandbox:
+    """A sandbox that knows two API keys, ALICE's and BOB's."""
+    return Sandbox(
+        api_keys={
+            ALICE: Account("usr_alice", "alice", "alice@example.com"),
+            BOB: Account("usr_bob", "bob", "bob@example.com"),
+        },
+        **{"provisioning_seconds": 0.3, **options},
+    )
+
+
+async def raw_post(
+    url: str, headers: dict[str, str] | None = None, body: dict[str, Any] | None = None
+) -> httpx2.Response:
+    """One POST of ``body`` (default: an ``initialize``) with the MCP headers plus ``headers``."""
+    async with httpx2.AsyncClient() as http:
+        return await http.post(url, headers={**MCP_HEADERS, **(headers or {})}, content=json.dumps(body or INITIALIZE))
 
 
 def listening_socket() -> socket.socket:
@@ -129,15 +164,67 @@ def cli_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "redu_mcp"]
 
 
+#: How the start-up banner shows a generated token (the claude line's --header).
+BANNER_TOKEN = re.compile(r'--header "Authorization: Bearer ([^"\s]+)"')
+
+
+@dataclass
+class CliServer:
+    """A ``redu-mcp --transport http`` child process: where it listens and what it printed."""
+
+    url: str
+    log_path: Path
+    state: Path  # its XDG_STATE_HOME
+    process: subprocess.Popen[bytes]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    @property
+    def token(self) -> str | None:
+        """The bearer token its banner printed (None when it printed none: --auth none, an operator token)."""
+        match = BANNER_TOKEN.search(self.log())
+        return match.group(1) if match else None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def client(self, mode: str = "auto", bearer: str | None = None) -> Any:
+        """``async with``: an ``mcp.Client`` over HTTP sending the printed token (or ``bearer``)."""
+        return http_client(self.url, mode, bearer or self.token)
+
+
+@asynccontextmanager
+async def http_client(
+    url: str, mode: str = "auto", bearer: str | None = None, **http_options: Any
+) -> AsyncIterator[Client]:
+    """An ``mcp.Client`` on a streamable HTTP endpoint, sending ``Authorization: Bearer <bearer>``."""
+    from mcp.client.streamable_http import streamable_http_client
+
+    headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+    http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60), **http_options)
+    async with http, Client(streamable_http_client(url, http_client=http), mode=mode) as client:
+        yield client
+
+
 @contextmanager
-def cli_http_server(tmp_path: Path, *extra: str) -> Iterator[str]:
-    """``redu-mcp --transport http --sandbox`` on a free port; yields its URL once it accepts connections."""
+def cli_http_server(
+    tmp_path: Path, *extra: str, env: dict[str, str] | None = None, host: str = "127.0.0.1", umask: int | None = None
+) -> Iterator[CliServer]:
+    """``redu-mcp --transport http --sandbox`` on a free port (state in ``tmp_path/cli-state``); yields
+    it once it accepts connections. ``env`` is added to this process's environment (minus REDU_*)."""
     port = free_port()
-    log = (tmp_path / f"redu-mcp-{port}.log").open("w+")
-    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "cli-state"))
+    log_path = tmp_path / f"redu-mcp-{port}.log"
+    log = log_path.open("w+")
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("REDU_")}
+    child_env.update({"XDG_STATE_HOME": str(tmp_path / "cli-state"), **(env or {})})
+    state = Path(child_env["XDG_STATE_HOME"])
     process = subprocess.Popen(
-        [*cli_command(), "--transport", "http", "--sandbox", "--port", str(port), "--provisioning-seconds", "0.2", *extra],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO,
+        [*cli_command(), "--transport", "http", "--sandbox", "--host", host, "--port", str(port),
+         "--provisioning-seconds", "0.2", *extra],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=child_env, cwd=REPO,
+        umask=-1 if umask is None else umask,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -152,7 +239,7 @@ def cli_http_server(tmp_path: Path, *extra: str) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     pytest.fail(f"redu-mcp did not listen on port {port} within {STARTUP_TIMEOUT}s")
                 time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/mcp"
+        yield CliServer(f"http://127.0.0.1:{port}/mcp", log_path, state, process)
     finally:
         process.terminate()
         try:

@@ -222,10 +222,10 @@ async def test_claude_code_stdio_line(find_links: Path, claude_home: Path, tmp_p
 
 
 @needs_claude
-def test_claude_code_http_line_with_a_header(claude_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_claude_code_http_line_with_a_header(claude_home: Path, tmp_path: Path):
     token = "operator-token-0123456789abcdef"
-    monkeypatch.setenv("REDU_MCP_AUTH_TOKEN", token)  # the server requires it: --auth token
-    with cli_http_server(tmp_path) as url:
+    with cli_http_server(tmp_path, env={"REDU_MCP_AUTH_TOKEN": token}) as server:  # requires the token
+        url = server.url
         add = readme_claude_command("claude-code-http", **{"https://redu-mcp.example.com/mcp": url})
         claude(claude_home, add, {})
         stored = json.loads((claude_home / ".claude.json").read_text())["mcpServers"]["redu"]

@@ -25,32 +25,13 @@ from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 
 from redu_mcp.config import ConfigError
-from redu_mcp.sandbox import Account, Sandbox
+from redu_mcp.sandbox import Sandbox
 from redu_mcp.server import Settings
 from redu_mcp.server.http import VERIFIED_KEY_TTL, build_http_app
-from tests.helpers import CREATE_ARGS, serving_mcp_http
+from tests.helpers import ALICE, BOB, CREATE_ARGS, raw_post, serving_mcp_http, two_users
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "operator-token-5d0c1a7e9b3f"
-ALICE = "sk-live-alice-1f2e3d4c5b6a7988"
-BOB = "sk-live-bob-9a8b7c6d5e4f3021"
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
-}
-MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
-
-
-def two_users() -> Sandbox:
-    return Sandbox(
-        api_keys={
-            ALICE: Account("usr_alice", "alice", "alice@example.com"),
-            BOB: Account("usr_bob", "bob", "bob@example.com"),
-        },
-        provisioning_seconds=0.3,
-    )
 
 
 class Statuses:
@@ -70,11 +51,6 @@ async def mcp_client(url: str, mode: str, bearer: str | None = None, statuses: S
     http = httpx2.AsyncClient(headers=headers, event_hooks=hooks, timeout=httpx2.Timeout(30, read=60))
     async with http, Client(streamable_http_client(url, http_client=http), mode=mode) as client:
         yield client
-
-
-async def raw_post(url: str, headers: dict[str, str] | None = None) -> httpx2.Response:
-    async with httpx2.AsyncClient() as http:
-        return await http.post(url, headers={**MCP_HEADERS, **(headers or {})}, content=json.dumps(INITIALIZE))
 
 
 async def connection_refused(url: str, mode: str, bearer: str | None) -> list[int]:
@@ -99,7 +75,7 @@ def http_settings(make_settings, **overrides: Any) -> Settings:
 
 
 async def test_loopback_without_auth_serves_with_dns_rebinding_protection(make_settings, mode):
-    async with serving_mcp_http(http_settings(make_settings), Sandbox()) as (url, _):
+    async with serving_mcp_http(http_settings(make_settings, auth_none=True), Sandbox()) as (url, _):
         async with mcp_client(url, mode) as client:
             assert (await client.call_tool("whoami", {})).structured_content["user"]["username"] == "sandbox"
         port = url.split(":")[2].split("/")[0]
@@ -288,7 +264,11 @@ def test_the_cli_refuses_a_public_bind_without_auth():
 
 @pytest.mark.parametrize("auth", ["none", "token", "passthrough"])
 async def test_credentials_in_the_query_string_are_refused(make_settings, auth):
-    overrides = {"token": dict(auth_token=TOKEN), "passthrough": dict(auth_passthrough=True), "none": {}}[auth]
+    overrides = {
+        "token": dict(auth_token=TOKEN),
+        "passthrough": dict(auth_passthrough=True),
+        "none": dict(auth_none=True),
+    }[auth]
     sandbox = two_users()
     bearer = {
         "none": {},

@@ -136,44 +136,75 @@ def test_stdio_call_create_redis(home: Path, tmp_path: Path):
 
 
 @pytest.fixture(scope="module")
-def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, str]]:
+    """The default command, which requires the bearer token it prints: the Inspector sends it as a header."""
     directory = tmp_path_factory.mktemp("inspector-http")
-    with cli_http_server(directory) as url:
-        yield url, directory / "cli-state"
+    with cli_http_server(directory) as server:
+        assert server.token
+        yield server.url, server.state, server.token
 
 
-def test_http_tools_list(home: Path, http_server: tuple[str, Path]):
-    url, _ = http_server
-    run = inspector(home, url, "--method", "tools/list")  # the Inspector's default era here: 2025-11-25
+def with_token(url: str, token: str) -> tuple[str, ...]:
+    return (url, "--header", f"Authorization: Bearer {token}")
+
+
+def test_http_without_the_token_is_refused(home: Path, http_server: tuple[str, Path, str]):
+    url, _, _ = http_server
+    run = inspector(home, url, "--method", "tools/list")
+    assert run.code != 0 and run.output is None
+    assert "auth_required" in run.stderr, run.stderr  # the Inspector's word for the 401 it got
+
+
+def test_http_tools_list(home: Path, http_server: tuple[str, Path, str]):
+    url, _, token = http_server
+    run = inspector(
+        home, *with_token(url, token), "--method", "tools/list"
+    )  # the Inspector's default era here: 2025-11-25
     assert run.code == 0, run.stderr
     assert run.result["tools"] == snapshot_tools()
 
 
-def test_http_modern_era_call_list_create_options(home: Path, http_server: tuple[str, Path]):
-    url, _ = http_server
+def test_http_modern_era_call_list_create_options(home: Path, http_server: tuple[str, Path, str]):
+    url, _, token = http_server
     run = inspector(
-        home, url, "--protocol-era", "modern", "--method", "tools/call", "--tool-name", "list_create_options"
+        home,
+        *with_token(url, token),
+        "--protocol-era",
+        "modern",
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "list_create_options",
     )
     check_create_options(run)
     # Every 2026-07-28 result is stamped with the server's identity.
     assert run.result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "redu-mcp"
 
 
-def test_http_call_create_redis_then_again(home: Path, http_server: tuple[str, Path]):
-    url, state = http_server
+def test_http_call_create_redis_then_again(home: Path, http_server: tuple[str, Path, str]):
+    url, state, token = http_server
     args = json.dumps(dict(CREATE_ARGS, name="over-http"))
     call = ("--method", "tools/call", "--tool-name", "create_redis", "--tool-args-json", args)
-    check_created(inspector(home, url, *call), "over-http", state)
+    check_created(inspector(home, *with_token(url, token), *call), "over-http", state)
     # The server outlives each Inspector process: the same create again reports the existing instance.
-    again = inspector(home, url, *call)
+    again = inspector(home, *with_token(url, token), *call)
     assert again.code == 0, again.stderr
     assert again.result["structuredContent"]["created"] is False
     assert "already exists" in again.result["structuredContent"]["message"]
 
 
-def test_http_tool_error_exits_5_with_the_error_result(home: Path, http_server: tuple[str, Path]):
-    url, _ = http_server
-    run = inspector(home, url, "--method", "tools/call", "--tool-name", "get_redis", "--tool-args-json", '{"id": 4242}')
+def test_http_tool_error_exits_5_with_the_error_result(home: Path, http_server: tuple[str, Path, str]):
+    url, _, token = http_server
+    run = inspector(
+        home,
+        *with_token(url, token),
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "get_redis",
+        "--tool-args-json",
+        '{"id": 4242}',
+    )
     assert run.code == 5, run.stderr
     assert run.result["isError"] is True
     text = run.result["content"][0]["text"]

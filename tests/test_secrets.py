@@ -85,7 +85,7 @@ async def test_the_password_goes_to_a_private_file_not_the_result(make, wire, cr
         assert result["password_delivery"] == "file" and result["password"] is None
         path = Path(result["credentials_file"])
         assert path.parent == credentials_dir
-        assert str(path) in result["message"] and "not shown here" in result["message"]
+        assert "credentials_file" in result["message"] and "not shown here" in result["message"]
         assert password not in everything(created)
 
         # The file: new, 0600, in a 0700 directory, an env file holding the real password.
@@ -93,10 +93,11 @@ async def test_the_password_goes_to_a_private_file_not_the_result(make, wire, cr
         assert stat.S_IMODE(credentials_dir.stat().st_mode) == 0o700
         values = read_env(path)
         assert values["PGPASSWORD" if kind == "database" else "REDIS_PASSWORD"] == password
-        # Non-secret connection details are in the result.
-        assert result["connection"]["port"] == (5432 if kind == "database" else 6379)
+        # Non-secret connection details are in the result (the connection itself once there is a host).
+        assert result["instance"]["port"] == (5432 if kind == "database" else 6379)
+        assert result["connection"] is None
         if kind == "database":
-            assert result["connection"]["user"] == "appuser" and result["connection"]["database"] == "app"
+            assert result["instance"]["db_user"] == "appuser" and result["instance"]["db_name"] == "app"
 
         # Once ready, the same file is completed with the host and a full connection URI.
         id = result["instance"]["id"]

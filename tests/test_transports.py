@@ -22,8 +22,9 @@ import pytest
 from mcp import Client, MCPError, StdioServerParameters
 
 from redu_mcp.sandbox import Sandbox
-from tests.helpers import CREATE_ARGS, REPO, cli_command, cli_http_server, free_port, serving_http
+from tests.helpers import CREATE_ARGS, REPO, cli_command, cli_http_server, free_port, http_client, serving_http
 
+TOKEN = "transport-test-token-7c1d9e2f4a"
 ALL_TOOLS = {
     "list_databases", "get_database", "create_database", "delete_database",
     "list_redis", "get_redis", "create_redis", "delete_redis",
@@ -111,8 +112,8 @@ async def test_stdio_subprocess_round_trip(tmp_path: Path, mode: str):
 
 async def test_streamable_http_round_trip_with_progress_over_sse(make_settings, mode: str):
     sandbox = Sandbox(provisioning_seconds=0.2)
-    settings = make_settings(transport="http")
-    async with serving_http(settings, sandbox) as url, Client(url, mode=mode) as client:
+    settings = make_settings(transport="http", auth_token=TOKEN)
+    async with serving_http(settings, sandbox) as url, http_client(url, mode, TOKEN) as client:
         assert client.protocol_version == ("2026-07-28" if mode == "auto" else "2025-11-25")
         seen = await round_trip(client, "redis", f"http-{mode}")
     assert len(seen["progress"]) >= 2  # several polls, each streamed as it happened
@@ -122,10 +123,12 @@ async def test_streamable_http_round_trip_with_progress_over_sse(make_settings, 
 
 async def test_streamable_http_refuses_a_foreign_host_header(make_settings):
     """DNS-rebinding protection is on for a loopback bind: a page on evil.example cannot drive it."""
-    async with serving_http(make_settings(transport="http"), Sandbox()) as url, httpx2.AsyncClient() as http:
+    settings = make_settings(transport="http", auth_token=TOKEN)
+    async with serving_http(settings, Sandbox()) as url, httpx2.AsyncClient() as http:
         response = await http.post(
             url,
             headers={
+                "authorization": f"Bearer {TOKEN}",
                 "host": "evil.example",
                 "content-type": "application/json",
                 "accept": "application/json, text/event-stream",
@@ -133,7 +136,7 @@ async def test_streamable_http_refuses_a_foreign_host_header(make_settings):
             content=json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}),
         )
         assert response.status_code == 421
-        async with Client(url) as client:  # while the right Host works
+        async with http_client(url, bearer=TOKEN) as client:  # while the right Host works
             assert len((await client.list_tools()).tools) == len(ALL_TOOLS)
 
 
@@ -141,9 +144,11 @@ async def test_streamable_http_refuses_a_foreign_host_header(make_settings):
 
 
 async def test_cli_serves_streamable_http(tmp_path: Path):
-    with cli_http_server(tmp_path) as url:
+    """The default command: a generated token, printed at start-up, which the client then sends."""
+    with cli_http_server(tmp_path) as server:
+        assert server.token
         for mode in ("auto", "legacy"):
-            async with Client(url, mode=mode) as client:
+            async with server.client(mode) as client:
                 assert client.protocol_version == ("2026-07-28" if mode == "auto" else "2025-11-25")
                 assert {t.name for t in (await client.list_tools()).tools} == ALL_TOOLS
                 flavors = await client.call_tool("list_create_options", {})
@@ -151,7 +156,7 @@ async def test_cli_serves_streamable_http(tmp_path: Path):
                 assert [f["id"] for f in flavors.structured_content["flavors"]] == ["1", "2", "m1.large"]
                 me = await client.call_tool("whoami", {})
                 assert me.structured_content["sandbox"] is True
-        async with Client(url, mode="legacy") as client:
+        async with server.client("legacy") as client:
             seen = await round_trip(client, "redis", "cli-http")
     assert Path(seen["created"]["credentials_file"]).is_relative_to(tmp_path / "cli-state")
 

@@ -1,8 +1,10 @@
 """Keep one-time passwords out of the chat transcript: save them to private env files instead.
 
 Each create writes a new file, mode 0600, in a 0700 directory (by default
-``~/.local/state/redu-mcp/credentials/``). An existing file is never overwritten: a clash gets a
-numbered name. Once the instance has a host, the same process completes its own file with the host
+``~/.local/state/redu-mcp/credentials/``), whatever the umask, through a directory descriptor opened
+without following a symlink: a link planted in the way is never written through. An existing file
+is never overwritten: a clash gets a numbered name. A value holding a control character is refused
+(it could add a variable for readers that ignore shell quoting). Once the instance has a host, the same process completes its own file with the host
 and a full connection URI (see ``complete``). ``deliver_password`` is the policy that decides where
 a password goes: a file (default), or the caller, once, when asked to or when the file cannot be
 written (a password is never lost).
@@ -10,10 +12,12 @@ written (a password is never lost).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import re
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +30,10 @@ log = logging.getLogger(__name__)
 SecretsMode = Literal["file", "reveal"]
 
 
+class UnsafeValue(ValueError):
+    """A value for the env file holds a control character: written, it could add a variable."""
+
+
 class CredentialStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -35,23 +43,26 @@ class CredentialStore:
         self._incomplete: dict[tuple[str, int], str] = {}
 
     def save(self, kind: AnyKind, instance: Instance, password: str) -> Path:
-        """Write a new env file for this instance. Raises ``OSError`` if it cannot."""
-        self._ensure_private_dir()
+        """Write a new env file for this instance. Raises ``OSError`` (or ``UnsafeValue``) if it cannot."""
+        text = render_env(kind, instance, password)  # refuses unsafe values before anything is created
         stem = f"{kind.name}-{_safe_name(instance.name)}-{int(instance.id)}"
-        for n in range(1, 1000):
-            path = self.directory / (f"{stem}.env" if n == 1 else f"{stem}-{n}.env")
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                continue
-            with os.fdopen(fd, "w") as handle:
-                handle.write(render_env(kind, instance, password))
-            key = (kind.name, instance.id)
-            self._paths[key] = path
-            if not instance.floating_ip:
-                self._incomplete[key] = password
-            log.info("saved credentials for %s %d to %s", kind.name, instance.id, path)
-            return path
+        directory = self._open_private_dir()
+        try:
+            for n in range(1, 1000):
+                name = f"{stem}.env" if n == 1 else f"{stem}-{n}.env"
+                try:
+                    _write_new(directory, name, text)
+                except FileExistsError:  # also a planted symlink: O_EXCL never follows one
+                    continue
+                path = self.directory / name
+                key = (kind.name, instance.id)
+                self._paths[key] = path
+                if not instance.floating_ip:
+                    self._incomplete[key] = password
+                log.info("saved credentials for %s %d to %s", kind.name, instance.id, path)
+                return path
+        finally:
+            os.close(directory)
         raise FileExistsError(f"too many credential files named {stem}*.env in {self.directory}")
 
     def complete(self, kind: AnyKind, instance: Instance) -> Path | None:
@@ -64,27 +75,67 @@ class CredentialStore:
         path = self._paths.get(key)
         if path is None or password is None or not instance.floating_ip:
             return path
-        temporary = path.with_name(path.name + ".tmp")
+        temporary = path.name + ".tmp"
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(render_env(kind, instance, password))
-            os.replace(temporary, path)
-        except OSError as exc:
-            log.warning("could not complete %s with the host: %s", path, exc.strerror or type(exc).__name__)
-            temporary.unlink(missing_ok=True)
+            text = render_env(kind, instance, password)
+            directory = self._open_private_dir()
+        except (OSError, UnsafeValue) as exc:
+            log.warning("could not complete %s with the host: %s", path, _reason(exc))
             return path
+        try:
+            _write_new(directory, temporary, text)
+            os.replace(temporary, path.name, src_dir_fd=directory, dst_dir_fd=directory)
+        except OSError as exc:
+            log.warning("could not complete %s with the host: %s", path, _reason(exc))
+            with contextlib.suppress(OSError):
+                os.unlink(temporary, dir_fd=directory)
+            return path
+        finally:
+            os.close(directory)
         del self._incomplete[key]
         return path
 
-    def _ensure_private_dir(self) -> None:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = self.directory.stat()
+    def _open_private_dir(self) -> int:
+        """The credentials directory, opened without following a symlink: ours, and 0700.
+
+        Missing directories are made 0700 whatever the umask (mkdir's mode is filtered by it; an
+        explicit chmod is not)."""
+        missing = []
+        for parent in [self.directory, *self.directory.parents]:
+            if parent.exists() or parent.is_symlink():
+                break
+            missing.append(parent)
+        for directory in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(directory, 0o700)
+                os.chmod(directory, 0o700, follow_symlinks=False)
+        try:
+            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # a symlink where the directory should be
+                raise PermissionError(errno.EPERM, "the credentials directory is a symlink") from None
+            raise
+        info = os.fstat(fd)
         if hasattr(os, "getuid") and info.st_uid != os.getuid():
             # Someone else's directory (e.g. pre-created in a shared /tmp): they could read our files.
+            os.close(fd)
             raise PermissionError(errno.EPERM, "the credentials directory belongs to another user")
-        if info.st_mode & 0o077:
-            os.chmod(self.directory, 0o700)
+        if stat.S_IMODE(info.st_mode) != 0o700:
+            os.fchmod(fd, 0o700)
+        return fd
+
+
+def _write_new(directory: int, name: str, text: str) -> None:
+    """Create ``name`` in ``directory`` (fails if anything, a symlink included, is there), mode 0600."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(name, flags, 0o600, dir_fd=directory)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def _reason(exc: BaseException) -> str:
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
 
 
 # --- where a password goes ---------------------------------------------------------------------------
@@ -129,8 +180,8 @@ def deliver_password(
         return Revealed(password)
     try:
         path = store.save(kind, instance, password)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
+    except (OSError, UnsafeValue) as exc:
+        reason = _reason(exc)
         return SuppliedNotSaved(reason) if supplied else Revealed(password, save_error=reason)
     return SavedToFile(path, supplied)
 
@@ -150,7 +201,13 @@ def render_env(kind: AnyKind, instance: Instance, password: str) -> str:
     ]
     if not instance.floating_ip:
         lines.append("# No host yet: wait_for_ready completes this file once the instance is ready.")
-    lines += [f"{name}={_quote(value)}" for name, value in kind.env_values(instance, password)]
+    values = kind.env_values(instance, password)
+    for name, value in values:
+        if any(not character.isprintable() for character in value):
+            # A line break would end the value and start a variable of the API's choosing for
+            # dotenv and `docker --env-file` readers, which do not honour shell quoting.
+            raise UnsafeValue(f"the value of {name} holds a control character")
+    lines += [f"{name}={_quote(value)}" for name, value in values]
     return "\n".join(lines) + "\n"
 
 

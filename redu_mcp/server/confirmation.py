@@ -1,11 +1,11 @@
 """Who may approve a delete, decided before anything is deleted.
 
 Two resolvers run before a delete tool's body (the SDK's ``Resolve``): ``current`` reads the target
-afresh (None when it is already gone), and ``confirmation`` decides how the deletion is confirmed. A
-``confirm_name`` that does not match the target's current name is refused outright. Otherwise, a
-client that can ask its user (form elicitation) asks, and only an explicit tick confirms; a client
-that cannot ask needs the exact current name in ``confirm_name``. What the model is told about a
-refusal is worded in ``wording``.
+afresh (None when it is already gone), and ``confirmation`` decides how the deletion is confirmed.
+A ``confirm_name`` that does not match the target's current name is refused outright. Otherwise a
+client that can ask its user (form elicitation) asks, and only an explicit tick confirms. A client
+that cannot ask needs the exact current name in ``confirm_name`` (``--confirm auto``), or is refused
+(``--confirm human``: only a person can approve). What the model is told is worded in ``wording``.
 """
 
 # No `from __future__ import annotations`: the SDK evaluates these signatures (Resolve, Elicit).
@@ -32,17 +32,18 @@ class ConfirmDelete(BaseModel):
     confirm: bool = Field(strict=True, description="Delete it permanently, with all its data? This cannot be undone.")
 
 
-NameCheckResult = Literal["matches", "mismatch", "missing", "gone"]
+NameCheckResult = Literal["matches", "mismatch", "missing", "gone", "person_required"]
 
 
 class NameCheck(BaseModel):
-    """The confirmation when the client cannot ask the user: ``confirm_name`` against a fresh GET."""
+    """The decision made without asking anyone: ``confirm_name`` against a fresh GET, or a refusal."""
 
     result: NameCheckResult
     given: str | None = None  # the confirm_name the caller passed
 
 
 Decision = ElicitationResult[ConfirmDelete | NameCheck]
+RefusalReason = Literal["declined", "cancelled", "unticked", "name_mismatch", "name_missing", "gone", "person_required"]
 
 
 def can_ask_user(capabilities: ClientCapabilities | None) -> bool:
@@ -58,8 +59,16 @@ def can_ask_user(capabilities: ClientCapabilities | None) -> bool:
 class Refusal:
     """Why a delete must not go ahead."""
 
-    why: Literal["declined", "cancelled", "unticked", "name_mismatch", "name_missing", "gone"]
+    why: RefusalReason
     given: str | None = None
+
+
+_REFUSALS: dict[NameCheckResult, RefusalReason] = {
+    "mismatch": "name_mismatch",
+    "missing": "name_missing",
+    "gone": "gone",
+    "person_required": "person_required",
+}
 
 
 def refusal_of(decision: Decision) -> Refusal | None:
@@ -68,12 +77,14 @@ def refusal_of(decision: Decision) -> Refusal | None:
         return Refusal("declined" if decision.action == "decline" else "cancelled")
     data = decision.data
     if isinstance(data, NameCheck):
-        if data.result == "matches":
-            return None
-        if data.result == "mismatch":
-            return Refusal("name_mismatch", data.given)
-        return Refusal("name_missing" if data.result == "missing" else "gone")
+        return None if data.result == "matches" else Refusal(_REFUSALS[data.result], data.given)
     return None if data.confirm is True else Refusal("unticked")
+
+
+def confirmed_by(decision: Decision) -> Literal["the user", "confirm_name"]:
+    """Who approved a confirmed delete (for the audit trail)."""
+    confirmed_by_name = isinstance(decision, AcceptedElicitation) and isinstance(decision.data, NameCheck)
+    return "confirm_name" if confirmed_by_name else "the user"
 
 
 def resolvers(kind: AnyKind) -> tuple[Callable[..., Awaitable[Instance | None]], Callable[..., Awaitable[Any]]]:
@@ -96,13 +107,16 @@ def resolvers(kind: AnyKind) -> tuple[Callable[..., Awaitable[Instance | None]],
     async def confirmation(
         ctx: Context, target: Annotated[Instance | None, Resolve(current)], confirm_name: ConfirmName = None
     ) -> Elicit[ConfirmDelete] | NameCheck:
+        runtime = runtime_of(ctx)
         if target is None:
             return NameCheck(result="gone")
         if confirm_name is not None and confirm_name != target.name:
             # Refused outright, even when the client could ask the user: the caller named another instance.
             return NameCheck(result="mismatch", given=confirm_name)
         if can_ask_user(ctx.client_capabilities):
-            return Elicit(runtime_of(ctx).words.confirmation_question(kind, target), ConfirmDelete)
+            return Elicit(runtime.words.confirmation_question(kind, target), ConfirmDelete)
+        if runtime.settings.confirm == "human":
+            return NameCheck(result="person_required")
         if confirm_name is None:
             return NameCheck(result="missing")
         return NameCheck(result="matches", given=confirm_name)

@@ -2,31 +2,61 @@
 
 Three modes (see ``Settings.http_auth``):
 
-* ``none``: only on a loopback address, with the SDK's DNS-rebinding protection.
-* ``token``: every request must carry ``Authorization: Bearer $REDU_MCP_AUTH_TOKEN``.
+* ``token`` (the default): every request carries ``Authorization: Bearer <token>``; the token is
+  ``REDU_MCP_AUTH_TOKEN``, or on loopback one the ``redu-mcp`` command generates and prints
+  (``redu_mcp.server.local_token``). Every client acts with the server's own API key.
 * ``passthrough``: every request carries the caller's own Redu API key as its bearer token. The key
-  is checked with ``GET /v1/me`` (cached briefly), so a bad key gets HTTP 401 from the MCP endpoint,
-  and tools use that key for that request only.
+  is checked with ``GET /v1/me`` (answers cached briefly, refusals too; checks rate-limited per
+  client address), a bad key gets HTTP 401, an API outage 503 with ``Retry-After``, and tools use
+  that key for that request only.
+* ``none``: the explicit opt-out, on a loopback address only.
 
-Keys in query strings are refused with 400 in every mode: URLs end up in logs.
+What a request passes through, outermost first (each layer answers on its own when it refuses):
+
+1. ``RejectCredentialsInQuery``: 400 for credentials in the URL (they end up in logs);
+2. ``CheckHostAndOrigin``: 421 for a foreign ``Host``, 403 for a foreign ``Origin`` (DNS rebinding,
+   browsers), before any credential is looked at;
+3. ``Authenticate``: 401 with an RFC 6750 challenge (``WWW-Authenticate: Bearer realm=...``), 429
+   when key checks are over their rate, 503 when the API cannot say; sets the principal;
+4. ``PerPrincipalSessions``: 429 when a principal has too many sessions open or opens them too fast
+   (``redu_mcp.server.limits``);
+5. the SDK's app (``AuthContextMiddleware`` makes ``get_access_token()`` work in tools), with its own
+   global session cap (503) and idle timeout as a backstop.
+
+Nothing OAuth-shaped is advertised: there is no authorization server, so there is no protected
+resource metadata document (the well-known paths answer 404) and the challenge names none.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
+import math
+import socket
+import sys
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-from mcp.server.auth.provider import AccessToken, TokenVerifier
-from mcp.server.auth.settings import AuthSettings
-from pydantic import AnyHttpUrl
-from starlette.responses import JSONResponse
+import anyio
+from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from starlette.authentication import AuthCredentials
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse, Response
 
-from redu_mcp.api import AuthenticationError, PermissionDeniedError, ReduError
+from redu_mcp.api import AuthenticationError, PermissionDeniedError, ReduError, RetryPolicy
 from redu_mcp.server.assembly import build_server
+from redu_mcp.server.limits import Limits, LocalLimits, Refusal, Reservation
 from redu_mcp.server.runtime import Runtime
-from redu_mcp.server.settings import LOOPBACK_HOSTS, Settings
+from redu_mcp.server.settings import WILDCARD_HOSTS, Settings, well_formed_bearer
 
 log = logging.getLogger(__name__)
 
@@ -35,52 +65,200 @@ log = logging.getLogger(__name__)
 #: query parameters at all, so refusing broadly costs nothing.
 CREDENTIAL_WORDS = ("key", "token", "auth", "bearer", "secret", "passw", "credential")
 VERIFIED_KEY_TTL = 60.0  # seconds a key verified with GET /v1/me is trusted without asking again
-MAX_VERIFIED_KEYS = 10_000  # verified keys remembered at once
+MAX_REMEMBERED_KEYS = 10_000  # verified (and refused) keys remembered at once, each
+MAX_VERIFIED_KEYS = MAX_REMEMBERED_KEYS
+UNAVAILABLE_RETRY_AFTER = 5  # seconds a client is told to wait when the API could not check its key
+REALM = "redu-mcp"
+#: Paths served without authentication: only the well-known discovery paths, which answer 404 (no
+#: OAuth metadata exists), so a client probing for an authorization server learns there is none.
+UNAUTHENTICATED_PREFIXES = ("/.well-known/",)
+PRINCIPAL = "redu_mcp.principal"  # the ASGI scope key carrying who the request authenticated as
+ANONYMOUS = "anonymous"  # the principal of every request under --auth none
+LOOPBACK_ALLOWED_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
+LOOPBACK_ALLOWED_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
 
 
-class StaticTokenVerifier(TokenVerifier):
+# --- verdicts on a bearer token --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Accepted:
+    access: AccessToken
+    principal: str
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """The token is not one we accept (malformed, wrong, unknown to the API)."""
+
+
+@dataclass(frozen=True)
+class Throttled:
+    refusal: Refusal
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """The API could not say whether the key is good (outage, timeout, its own rate limit)."""
+
+    retry_after: int
+
+
+Verdict = Accepted | Rejected | Throttled | Unavailable
+
+
+class BearerVerifier(ABC):
+    @abstractmethod
+    async def check(self, token: str, client: str) -> Verdict:
+        """Decide on a well-formed ``token`` presented by ``client`` (its address)."""
+
+
+class StaticTokenVerifier(BearerVerifier):
     """Accepts exactly the operator's token (compared in constant time)."""
 
     def __init__(self, token: str, resource: str) -> None:
         self._token = token.encode()
         self._resource = resource
 
-    async def verify_token(self, token: str) -> AccessToken | None:
+    async def check(self, token: str, client: str) -> Verdict:
         if hmac.compare_digest(token.encode(), self._token):
-            return AccessToken(token=token, client_id="operator", scopes=[], resource=self._resource)
-        return None
+            return Accepted(
+                AccessToken(token=token, client_id="operator", scopes=[], resource=self._resource), "operator"
+            )
+        return Rejected()
 
 
-class ReduKeyVerifier(TokenVerifier):
-    """Accepts a bearer token that is a working Redu API key, checked with ``GET /v1/me``."""
+class ReduKeyVerifier(BearerVerifier):
+    """Accepts a bearer token that is a working Redu API key, checked with ``GET /v1/me``.
 
-    def __init__(self, runtime: Runtime, resource: str, ttl: float = VERIFIED_KEY_TTL) -> None:
+    Answers are remembered by the key's SHA-256: a good key for ``ttl`` seconds, a refused one for
+    ``rejected_ttl``; concurrent requests with the same unknown key share one check. A check that
+    has to ask the API first takes one of the client address's key checks (``Limits``); an API
+    that cannot answer is ``Unavailable`` (never cached, never a 401)."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        limits: Limits,
+        resource: str,
+        ttl: float = VERIFIED_KEY_TTL,
+        rejected_ttl: float = 30.0,
+    ) -> None:
         self._runtime = runtime
+        self._limits = limits
         self._resource = resource
         self._ttl = ttl
+        self._rejected_ttl = rejected_ttl
         self._verified: dict[str, tuple[float, str]] = {}  # sha256(key) -> (expiry, user id)
+        self._rejected: dict[str, float] = {}  # sha256(key) -> expiry
+        self._checking: dict[str, anyio.Event] = {}  # sha256(key) -> set when its check is over
 
-    async def verify_token(self, token: str) -> AccessToken | None:
+    def _accepted(self, token: str, user_id: str) -> Accepted:
+        return Accepted(AccessToken(token=token, client_id=user_id, scopes=[], resource=self._resource), user_id)
+
+    def _remembered(self, digest: str, token: str, now: float) -> Verdict | None:
+        verified = self._verified.get(digest)
+        if verified is not None and verified[0] >= now:
+            return self._accepted(token, verified[1])
+        rejected = self._rejected.get(digest)
+        if rejected is not None and rejected >= now:
+            return Rejected()
+        return None
+
+    async def check(self, token: str, client: str) -> Verdict:
         digest = hashlib.sha256(token.encode()).hexdigest()
-        now = self._runtime.clock()
-        if len(self._verified) > MAX_VERIFIED_KEYS:  # expired entries go first; the cache stays bounded
-            self._verified = {k: v for k, v in self._verified.items() if v[0] >= now}
-            if len(self._verified) > MAX_VERIFIED_KEYS:
-                self._verified.clear()
-        cached = self._verified.get(digest)
-        if cached is None or cached[0] < now:
-            try:
-                user = await self._runtime.base_client().with_api_key(token).me()
-            except (AuthenticationError, PermissionDeniedError):
-                self._verified.pop(digest, None)
-                log.info("refused a request: its Redu API key was rejected by GET /v1/me")
-                return None
-            except ReduError as exc:
-                log.warning("could not verify a Redu API key (%s); refusing the request", type(exc).__name__)
-                return None
-            cached = (now + self._ttl, str(user.id))
-            self._verified[digest] = cached
-        return AccessToken(token=token, client_id=cached[1], scopes=[], resource=self._resource)
+        allowed = False
+        while True:
+            remembered = self._remembered(digest, token, self._runtime.clock())
+            if remembered is not None:
+                return remembered
+            running = self._checking.get(digest)
+            if running is not None:
+                await running.wait()  # someone is asking about this key: use their answer (or ask again)
+                continue
+            if allowed:
+                break
+            refusal = await self._limits.allow_key_check(client)
+            if refusal is not None:
+                log.debug("key check refused for a client: %d per minute", refusal.limit)
+                return Throttled(refusal)
+            allowed = True  # look again: another check of this key may have started meanwhile
+        done = self._checking[digest] = anyio.Event()
+        try:
+            return await self._ask(digest, token)
+        finally:
+            if self._checking.get(digest) is done:
+                del self._checking[digest]
+            done.set()
+
+    async def _ask(self, digest: str, token: str) -> Verdict:
+        client = self._runtime.base_client().with_api_key(token).with_retry(RetryPolicy.none())
+        try:
+            user = await client.me()
+        except (AuthenticationError, PermissionDeniedError):
+            self._remember(self._rejected, digest, self._runtime.clock() + self._rejected_ttl)
+            log.info("refused a request: its Redu API key was rejected by GET /v1/me")
+            return Rejected()
+        except ReduError as exc:
+            log.warning("could not verify a Redu API key (%s); answering 503", type(exc).__name__)
+            advised = exc.retry_after
+            return Unavailable(max(1, min(60, round(advised))) if advised is not None else UNAVAILABLE_RETRY_AFTER)
+        except Exception as exc:  # never a 500 with a traceback (and never the key in a log line)
+            log.error("could not verify a Redu API key: unexpected %s; answering 503", type(exc).__name__)
+            return Unavailable(UNAVAILABLE_RETRY_AFTER)
+        user_id = str(user.id)
+        self._remember(self._verified, digest, (self._runtime.clock() + self._ttl, user_id))
+        self._rejected.pop(digest, None)
+        return self._accepted(token, user_id)
+
+    def _remember(self, cache: dict[str, Any], digest: str, entry: Any) -> None:
+        if len(cache) >= MAX_REMEMBERED_KEYS:  # expired entries go first; the cache stays bounded
+            now = self._runtime.clock()
+            live = {k: v for k, v in cache.items() if (v[0] if isinstance(v, tuple) else v) >= now}
+            cache.clear()
+            if len(live) < MAX_REMEMBERED_KEYS:
+                cache.update(live)
+        cache[digest] = entry
+
+
+# --- ASGI layers -------------------------------------------------------------------------------------------------
+
+
+class QuietWarnings:
+    """A warning per ``key`` at most once a minute, with the count of those held back: a flood of
+    refused requests must not become a flood of log lines."""
+
+    EVERY = 60.0
+    MAX_KEYS = 10_000
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[float, int]] = {}  # key -> (when last logged, held back since)
+
+    def warn(self, key: str, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        last, held = self._last.get(key, (-math.inf, 0))
+        if now - last < self.EVERY:
+            self._last[key] = (last, held + 1)
+            return
+        if len(self._last) >= self.MAX_KEYS:
+            self._last.clear()
+        self._last[key] = (now, 0)
+        suffix = f" ({held} more since the last such warning)" if held else ""
+        log.warning(message + suffix, *args)
+
+
+def _refusal_body(status: int, message: str, retry_after: int | None = None, **extra_headers: str) -> Response:
+    """A JSON-RPC-shaped error body (no request id), as the SDK's own refusals look."""
+    headers = dict(extra_headers)
+    if retry_after is not None:
+        headers["retry-after"] = str(retry_after)
+    body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _client_address(scope: dict[str, Any]) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 class RejectCredentialsInQuery:
@@ -106,51 +284,338 @@ class RejectCredentialsInQuery:
         await self.app(scope, receive, send)
 
 
-def resource_url(settings: Settings) -> str:
-    host = settings.host if settings.host not in ("0.0.0.0", "::") else "127.0.0.1"
+@dataclass(frozen=True)
+class HostRules:
+    """Which ``Host`` and ``Origin`` headers a request may carry (the SDK's matching: exact, or ``x:*``)."""
+
+    check_host: bool  # off for a non-loopback bind without --public-url: the names it is reached by are unknown
+    hosts: tuple[str, ...]
+    origins: tuple[str, ...]
+
+    @staticmethod
+    def _matches(value: str, allowed: tuple[str, ...]) -> bool:
+        return value in allowed or any(a.endswith(":*") and value.startswith(a[:-1]) for a in allowed)
+
+    def host_allowed(self, host: str | None) -> bool:
+        return not self.check_host or (bool(host) and self._matches(host or "", self.hosts))
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        return not origin or self._matches(origin, self.origins)  # no Origin: not a browser
+
+    def for_sdk(self) -> TransportSecuritySettings:
+        return TransportSecuritySettings(
+            enable_dns_rebinding_protection=self.check_host,
+            allowed_hosts=list(self.hosts),
+            allowed_origins=list(self.origins),
+        )
+
+
+def host_rules(settings: Settings) -> HostRules:
+    """Hosts: loopback names with any port, the public URL's host (as a proxy forwards it: with its
+    port, default or not, and without) and a specific bind address. Origins: loopback pages, the public URL's origin,
+    and ``allowed_origins``."""
+    hosts: list[str] = list(LOOPBACK_ALLOWED_HOSTS)
+    origins: list[str] = list(LOOPBACK_ALLOWED_ORIGINS)
+    if settings.public_url and settings.host not in WILDCARD_HOSTS and not settings.loopback:
+        hosts.append(f"[{settings.host}]:*" if ":" in settings.host else f"{settings.host}:*")  # direct checks
+    if settings.public_url:
+        parts = urlsplit(settings.public_url)
+        hostname = parts.hostname or ""
+        shown = f"[{hostname}]" if ":" in hostname else hostname
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        hosts += [parts.netloc, shown, f"{shown}:{port}"]
+        origins.append(f"{parts.scheme}://{parts.netloc}")
+    origins += settings.allowed_origins
+    check_host = settings.loopback or settings.public_url is not None
+    return HostRules(check_host, tuple(dict.fromkeys(hosts)), tuple(dict.fromkeys(origins)))
+
+
+class CheckHostAndOrigin:
+    """ASGI middleware: 421 for a ``Host`` not served here, 403 for a browser ``Origin`` not allowed.
+
+    The SDK checks the same rules again (and only on its endpoint); checking first means a
+    rebinding page costs nothing, not even a key check."""
+
+    def __init__(self, app: Any, rules: HostRules) -> None:
+        self.app = app
+        self.rules = rules
+        self._warnings = QuietWarnings()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = Headers(scope=scope)
+            if not self.rules.host_allowed(headers.get("host")):
+                # Often a proxy forwarding another name than --public-url: say which (it is no secret).
+                host = (headers.get("host") or "")[:100]
+                self._warnings.warn("host", "421 for Host header %r: not one this server answers to", host)
+                await Response("Invalid Host header", status_code=421)(scope, receive, send)
+                return
+            if not self.rules.origin_allowed(headers.get("origin")):
+                origin = (headers.get("origin") or "")[:100]
+                self._warnings.warn("origin", "403 for browser origin %r: not allowed (--allowed-origin)", origin)
+                await Response("Invalid Origin header", status_code=403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _challenge(error: str | None = None, description: str | None = None) -> str:
+    """An RFC 6750 §3 challenge: no ``error`` when no credentials came, ``invalid_token`` otherwise."""
+    parts = [f'realm="{REALM}"']
+    if error:
+        parts.append(f'error="{error}"')
+    if description:
+        parts.append(f'error_description="{description}"')
+    return "Bearer " + ", ".join(parts)
+
+
+class Authenticate:
+    """ASGI middleware: a bearer token the verifier accepts, or a refusal that says what to do.
+
+    * no ``Authorization: Bearer`` (or another scheme): 401, challenge without an error;
+    * a malformed token (not printable ASCII, blanks, over-long): 401 ``invalid_token``, unread;
+    * a refused token: 401 ``invalid_token``;
+    * too many key checks from this address: 429 with ``Retry-After``;
+    * the API could not say: 503 with ``Retry-After`` (the key may be fine: try again).
+    """
+
+    def __init__(self, app: Any, verifier: BearerVerifier) -> None:
+        self.app = app
+        self.verifier = verifier
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(UNAUTHENTICATED_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        verdict = await self._verdict(scope)
+        if isinstance(verdict, Accepted):
+            scope["user"] = AuthenticatedUser(verdict.access)
+            scope["auth"] = AuthCredentials(verdict.access.scopes)
+            scope[PRINCIPAL] = verdict.principal
+            await self.app(scope, receive, send)
+            return
+        await self._refusal(verdict)(scope, receive, send)
+
+    async def _verdict(self, scope: dict[str, Any]) -> Verdict | None:
+        """None: no bearer credentials at all."""
+        authorization = Headers(scope=scope).get("authorization")  # latin-1: any byte is some character
+        if authorization is None or authorization[:7].lower() != "bearer ":
+            return None
+        token = authorization[7:]
+        if not well_formed_bearer(token):
+            return Rejected()
+        return await self.verifier.check(token, _client_address(scope))
+
+    @staticmethod
+    def _refusal(verdict: Verdict | None) -> Response:
+        if verdict is None:
+            body = {"error": "unauthorized", "error_description": "Send Authorization: Bearer <token>"}
+            return JSONResponse(body, status_code=401, headers={"www-authenticate": _challenge()})
+        if isinstance(verdict, Throttled):
+            return _refusal_body(
+                429,
+                f"Too many credential checks from this address (at most {verdict.refusal.limit} a minute): "
+                "retry later with a valid token",
+                verdict.refusal.retry_after,
+            )
+        if isinstance(verdict, Unavailable):
+            return _refusal_body(
+                503, "The Redu API could not verify this key right now: retry later", verdict.retry_after
+            )
+        description = "The bearer token is not valid"
+        body = {"error": "invalid_token", "error_description": description}
+        return JSONResponse(
+            body, status_code=401, headers={"www-authenticate": _challenge("invalid_token", description)}
+        )
+
+
+class PerPrincipalSessions:
+    """ASGI middleware: each principal's sessions within ``Limits`` (count, rate), learnt from the traffic.
+
+    Only handshake-era requests can open a session: one without ``Mcp-Session-Id`` and without a
+    2026-era ``Mcp-Protocol-Version``. Its slot is reserved before the SDK sees it and kept if the
+    answer carries a session id; a 2xx DELETE or a 404 from the session's owner closes it."""
+
+    def __init__(self, app: Any, limits: Limits, path: str) -> None:
+        self.app = app
+        self.limits = limits
+        self.path = path
+        self._warnings = QuietWarnings()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        version = headers.get("mcp-protocol-version")
+        if version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS:
+            await self.app(scope, receive, send)  # the 2026-07-28 era has no sessions
+            return
+        principal = str(scope.get(PRINCIPAL, ANONYMOUS))
+        session_id = headers.get("mcp-session-id")
+        if session_id is None:
+            await self._opening(principal, scope, receive, send)
+        else:
+            await self._within(principal, session_id, scope, receive, send)
+
+    async def _opening(self, principal: str, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        reserved = await self.limits.reserve_session(principal)
+        if isinstance(reserved, Refusal):
+            self._warnings.warn(
+                principal,
+                "refused new sessions for principal %r: at its %s limit (%d)",
+                principal,
+                reserved.reason,
+                reserved.limit,
+            )
+            await self._refused(reserved)(scope, receive, send)
+            return
+        reservation: Reservation | None = reserved
+        opened: str | None = None
+
+        async def watch(message: dict[str, Any]) -> None:
+            nonlocal reservation, opened
+            if message["type"] == "http.response.start" and reservation is not None:
+                if message["status"] < 400:
+                    opened = Headers(raw=message.get("headers", [])).get("mcp-session-id")
+                held, reservation = reservation, None
+                await self.limits.session_opened(held, opened)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            with anyio.CancelScope(shield=True):
+                if reservation is not None:  # no answer at all: nothing was opened
+                    await self.limits.session_opened(reservation, None)
+                elif opened is not None:
+                    await self.limits.request_ended(principal, opened)
+
+    async def _within(self, principal: str, session_id: str, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        status: int | None = None
+
+        async def watch(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await self.limits.request_started(principal, session_id)
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.limits.request_ended(principal, session_id)
+                deleted = scope["method"] == "DELETE" and status is not None and 200 <= status < 300
+                if deleted or status == 404:
+                    await self.limits.session_closed(principal, session_id)
+
+    @staticmethod
+    def _refused(refusal: Refusal) -> Response:
+        if refusal.reason == "sessions":
+            message = (
+                f"Too many open sessions for this credential (at most {refusal.limit}): end unused ones "
+                "(HTTP DELETE with their Mcp-Session-Id) or wait for them to expire"
+            )
+        else:
+            message = f"Too many new sessions for this credential (at most {refusal.limit} a minute): retry later"
+        return _refusal_body(429, message, refusal.retry_after)
+
+
+# --- the app --------------------------------------------------------------------------------------------------
+
+
+def advertised_url(settings: Settings) -> str:
+    """The MCP endpoint's URL as clients should use it: ``--public-url``, else the bind address
+    (for a wildcard bind, this machine's name: never a loopback address)."""
+    if settings.public_url:
+        return settings.public_url
+    host = socket.gethostname() if settings.host in WILDCARD_HOSTS else settings.host
     host = f"[{host}]" if ":" in host else host
     return f"http://{host}:{settings.port}{settings.path}"
 
 
-def build_http_app(settings: Settings, **runtime_options: Any) -> tuple[Any, Runtime]:
-    """The ASGI app serving MCP over streamable HTTP with the configured auth, and its runtime.
+def resource_url(settings: Settings) -> str:
+    """Kept for callers of the old name: the advertised URL."""
+    return advertised_url(settings)
 
-    ``runtime_options`` (``sandbox=``, ``client=``) replace the upstream, for tests."""
+
+def build_http_app(settings: Settings, *, limits: Limits | None = None, **runtime_options: Any) -> tuple[Any, Runtime]:
+    """The ASGI app serving MCP over streamable HTTP with the configured auth and limits, and its runtime.
+
+    ``limits`` replaces the in-process books (e.g. shared ones); ``runtime_options`` (``sandbox=``,
+    ``client=``) replace the upstream, for tests."""
     settings.check_http_exposure(serving_http=True)  # also for apps built outside the CLI
     runtime = Runtime(settings, **runtime_options)
-    resource = resource_url(settings)
-    auth_options: dict[str, Any] = {}
-    if settings.http_auth != "none":
-        auth_options["auth"] = AuthSettings(
-            issuer_url=AnyHttpUrl(resource),
-            resource_server_url=AnyHttpUrl(resource),
-            validate_token_resource=True,
-        )
-    if settings.http_auth == "token":
-        auth_options["token_verifier"] = StaticTokenVerifier(settings.auth_token or "", resource)
-    elif settings.http_auth == "passthrough":
-        auth_options["token_verifier"] = ReduKeyVerifier(runtime, resource)
-    server = build_server(settings, runtime=runtime, **auth_options)
-
-    transport_security = None
-    if settings.host not in LOOPBACK_HOSTS:
-        from mcp.server.transport_security import TransportSecuritySettings
-
-        # Authenticated and reachable by name: the Host header is not a trust boundary here.
-        transport_security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
-    app = server.streamable_http_app(
+    resource = advertised_url(settings)
+    numbers = settings.http_limits
+    limits = limits or LocalLimits(numbers)
+    server = build_server(settings, runtime=runtime)
+    rules = host_rules(settings)
+    app: Any = server.streamable_http_app(
         streamable_http_path=settings.path,
         host=settings.host,
-        transport_security=transport_security,
+        transport_security=rules.for_sdk(),
+        max_sessions=numbers.max_sessions,
+        session_idle_timeout=numbers.session_idle_seconds,
     )
-    return RejectCredentialsInQuery(app), runtime
+    app = PerPrincipalSessions(AuthContextMiddleware(app), limits, settings.path)
+    verifier: BearerVerifier | None = None
+    if settings.http_auth == "token":
+        verifier = StaticTokenVerifier(settings.auth_token or "", resource)
+    elif settings.http_auth == "passthrough":
+        verifier = ReduKeyVerifier(runtime, limits, resource, rejected_ttl=numbers.rejected_key_seconds)
+    if verifier is not None:
+        app = Authenticate(app, verifier)
+    return RejectCredentialsInQuery(CheckHostAndOrigin(app, rules)), runtime
+
+
+def client_setup(settings: Settings) -> str:
+    """What the start-up banner says: the URL, and a client configuration that works with it.
+
+    Only a token this server generated is shown (once, like a notebook server's): an operator's
+    ``REDU_MCP_AUTH_TOKEN`` is referred to by name, a pass-through key by a placeholder."""
+    url = advertised_url(settings)
+    lines = [f"redu-mcp: serving MCP over streamable HTTP at {url}"]
+    header: str | None
+    if settings.http_auth == "token" and settings.auth_token_file is not None:
+        header = f"Bearer {settings.auth_token}"
+        lines.append(f"  auth: a bearer token generated for this user, kept in {settings.auth_token_file} (mode 0600)")
+    elif settings.http_auth == "token":
+        header = "Bearer ${REDU_MCP_AUTH_TOKEN}"  # the shell expands it; so do JSON configs that support ${VAR}
+        lines.append("  auth: the bearer token in REDU_MCP_AUTH_TOKEN")
+    elif settings.http_auth == "passthrough":
+        header = "Bearer ${REDU_API_KEY}"
+        lines.append("  auth: each client sends its own Redu API key as its bearer token")
+    else:
+        header = None
+        lines.append("  auth: NONE (--auth none): every local user and program can use it")
+    name = "redu"
+    add = f"claude mcp add --transport http {name} {url}"
+    entry: dict[str, Any] = {"type": "http", "url": url}
+    if header is not None:
+        add += f' --header "Authorization: {header}"'
+        entry["headers"] = {"Authorization": header}
+    lines += [
+        "  Claude Code:",
+        f"    {add}",
+        "  mcpServers entry (JSON client configuration):",
+        "    " + json.dumps({"mcpServers": {name: entry}}),
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def run_http(settings: Settings) -> None:
     import uvicorn
 
     app, _ = build_http_app(settings)
-    log.info(
-        "serving MCP on http://%s:%d%s (auth: %s)", settings.host, settings.port, settings.path, settings.http_auth
-    )
+    if settings.http_auth == "none":
+        log.warning(
+            "serving HTTP on %s WITHOUT authentication (--auth none): every user and program on this machine "
+            "can use this server, with its API key at access '%s'",
+            settings.host,
+            settings.access,
+        )
+    sys.stderr.write(client_setup(settings))  # the one place a generated token is shown
+    sys.stderr.flush()
+    log.info("serving MCP on %s (auth: %s)", advertised_url(settings), settings.http_auth)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", lifespan="on")

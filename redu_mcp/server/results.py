@@ -96,7 +96,7 @@ class Connection(BaseModel):
 class CreateResult(BaseModel):
     created: bool = Field(description="False when an instance with this name already existed and is reported instead")
     instance: InstanceView
-    connection: Connection
+    connection: Connection | None = Field(default=None, description="Once the instance has a host")
     password_delivery: PasswordDelivery = Field(
         description="file: saved to credentials_file; shown_once: in `password` below; caller_supplied: the one "
         "you passed; not_returned/unknown: not available"
@@ -117,7 +117,6 @@ class DeleteResult(BaseModel):
 
 class WaitResult(BaseModel):
     ready: bool
-    status: str
     instance: InstanceView
     waited_seconds: float = Field(description="How long this call waited")
     seconds_since_created: float | None = Field(default=None, description="Age of the instance, when known")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from mcp.server.mcpserver.exceptions import ToolError
 
 from redu_mcp.api import NotConfiguredError, ReduClient, ReduError
+from redu_mcp.provisioning.audit import AuditLog
 from redu_mcp.provisioning.credentials import CredentialStore
 from redu_mcp.provisioning.waiting import StatusBoard
 from redu_mcp.server.settings import Settings
@@ -40,6 +41,7 @@ class Runtime:
         self._client: ReduClient | None = None
         self._sessions = 0
         self.credentials = CredentialStore(settings.credentials_dir)
+        self.audit = AuditLog(settings.audit_log)
         self.board = StatusBoard()
         #: The clock of the server's caches (verified keys); tests move it forward.
         self.clock: Callable[[], float] = time.monotonic
@@ -87,6 +89,16 @@ class Runtime:
             raise NotConfiguredError("no Redu API key is configured")
         return base
 
+    def principal(self) -> str:
+        """Who is acting, for the audit trail: the pass-through user's id, ``operator`` (the operator's
+        token), or ``local`` (stdio, or HTTP on loopback without authentication)."""
+        from mcp.server.auth.middleware.auth_context import get_access_token
+
+        token = get_access_token()
+        if token is None:
+            return "local"
+        return f"user:{token.client_id}" if self.settings.auth_passthrough else "operator"
+
     def caller_identity(self) -> str:
         """Who is asking, as a non-reversible tag, so shared state never crosses users."""
         if not self.settings.auth_passthrough:
@@ -119,6 +131,7 @@ class Runtime:
         return self._sandbox
 
     async def _close(self) -> None:
+        self.audit.close()
         client, self._client = self._client, None
         if client is not None and client is not self._given_client:
             await client.aclose()

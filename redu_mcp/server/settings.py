@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal, TypeVar, get_args
+from urllib.parse import urlsplit
 
 from redu_mcp.api import DEFAULT_BASE_URL
 from redu_mcp.provisioning.credentials import SecretsMode
 from redu_mcp.server.specs import ACCESS_LEVELS, AccessLevel
 
 Transport = Literal["stdio", "http"]
+#: auto: the user is asked where the client can ask, else confirm_name suffices; human: only a
+#: person answering the client's question can approve a delete (a client that cannot ask is refused).
+ConfirmMode = Literal["auto", "human"]
 HttpAuthMode = Literal["none", "token", "passthrough"]
 
 SECRETS_MODES: Final[tuple[SecretsMode, ...]] = get_args(SecretsMode)
+CONFIRM_MODES: Final[tuple[ConfirmMode, ...]] = get_args(ConfirmMode)
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+WILDCARD_HOSTS: Final = frozenset({"0.0.0.0", "::", ""})  # "every address": no name to advertise
 MIN_AUTH_TOKEN_LENGTH: Final = 16  # a shorter operator token is refused when serving HTTP
+MAX_BEARER_LENGTH: Final = 512  # a longer bearer token is refused unread (401), whatever the mode
+#: What a well-formed bearer token is made of: visible ASCII, no blanks (RFC 6750's b64token is
+#: stricter; this is "printable ASCII, sane length", so any operator token a shell can pass works).
+BEARER_CHARS: Final = re.compile(r"[\x21-\x7e]+")
+#: An allowed browser origin: scheme://host[:port], where the port may be ``*`` (any port).
+ORIGIN_SHAPE: Final = re.compile(r"https?://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:(\d{1,5}|\*))?")
 #: Seconds between polls of an instance: the API's docs ask for one every 15-30 s while it provisions.
 API_POLL_INTERVAL: Final = 15.0
 MIN_API_POLL_INTERVAL: Final = 5.0  # an operator may poll the real API faster, but not faster than this
@@ -37,6 +51,75 @@ def _choice(value: object, allowed: tuple[C, ...], what: str, where: str) -> C:
     raise ConfigError(f"invalid {what} {value!r} (set by {where}): use one of {', '.join(allowed)}")
 
 
+def well_formed_bearer(token: str) -> bool:
+    """Printable ASCII without blanks or control characters, 1 to ``MAX_BEARER_LENGTH`` long."""
+    return 0 < len(token) <= MAX_BEARER_LENGTH and BEARER_CHARS.fullmatch(token) is not None
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """How much of the HTTP server one caller can take (env names in ``redu_mcp.config``).
+
+    A *principal* is who a request authenticated as: everyone holding the operator's token is one
+    principal; under pass-through each Redu user is one (all their keys together). Sessions are the
+    handshake-era (2025-11-25 and older) sessions; 2026-07-28 requests open none."""
+
+    max_sessions: int = 1000  # open sessions, all principals together (the SDK's own cap: 503 beyond)
+    max_sessions_per_principal: int = 20  # open sessions of one principal (429 beyond)
+    new_sessions_per_minute: int = 30  # sessions one principal may open per minute (429 beyond)
+    session_idle_seconds: float = 1800.0  # a session with no request in flight this long is closed
+    key_checks_per_minute: int = 30  # pass-through: GET /v1/me checks one client address may cause
+    rejected_key_seconds: float = 30.0  # pass-through: how long a key the API refused is refused unasked
+
+    def __post_init__(self) -> None:
+        for name in ("max_sessions", "max_sessions_per_principal", "new_sessions_per_minute", "key_checks_per_minute"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"invalid HTTP limit {name}={value!r}: use a whole number of at least 1")
+        for name in ("session_idle_seconds", "rejected_key_seconds"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not (math.isfinite(value) and value > 0)
+            ):
+                raise ConfigError(f"invalid HTTP limit {name}={value!r}: use a positive number of seconds")
+
+
+def check_public_url(url: str) -> str:
+    """``url`` if it is an absolute http(s) URL naming a host (no credentials, query or fragment)."""
+    try:
+        parts = urlsplit(url.strip())
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:
+        parts, port_ok = None, False
+    if (
+        parts is None
+        or not port_ok
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.username is not None
+        or parts.query
+        or parts.fragment
+    ):
+        raise ConfigError(
+            f"invalid public URL {url!r} (set by --public-url / REDU_MCP_PUBLIC_URL): use the address clients "
+            "reach the MCP endpoint at, e.g. https://mcp.example.com/mcp"
+        )
+    return parts.geturl()
+
+
+def check_origin(origin: str) -> str:
+    """A browser origin as a browser sends it: ``scheme://host[:port]`` (``:*``: any port)."""
+    cleaned = origin.strip().removesuffix("/")
+    if not ORIGIN_SHAPE.fullmatch(cleaned):
+        raise ConfigError(
+            f"invalid allowed origin {origin!r} (set by --allowed-origin / REDU_MCP_ALLOWED_ORIGINS): use "
+            "scheme://host[:port] as a browser sends it, e.g. https://app.example.com or http://localhost:*"
+        )
+    return cleaned
+
+
 def default_state_dir() -> Path:
     """``$XDG_STATE_HOME/redu-mcp`` (default ``~/.local/state/redu-mcp``)."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
@@ -51,6 +134,8 @@ class Settings:
     engines: bool = False
     access: AccessLevel = "full"
     secrets: SecretsMode = "file"
+    confirm: ConfirmMode = "auto"
+    audit_log: str | None = None  # where audit records go: file paths and/or "stderr", comma-separated
     credentials_dir: Path = field(default_factory=lambda: default_state_dir() / "credentials")
     transport: Transport = "stdio"
     host: str = "127.0.0.1"
@@ -58,6 +143,12 @@ class Settings:
     path: str = "/mcp"
     auth_token: str | None = field(default=None, repr=False)  # static operator bearer token for HTTP
     auth_passthrough: bool = False  # each HTTP client sends its own Redu API key as its bearer token
+    auth_none: bool = False  # HTTP without authentication: the explicit, loopback-only opt-out
+    auth_token_file: Path | None = None  # where a generated token is kept (set by the CLI, for its banner)
+    public_url: str | None = None  # the MCP endpoint's URL as clients reach it (behind a proxy)
+    allowed_origins: tuple[str, ...] = ()  # browser origins allowed besides the defaults
+    http_limits: HttpLimits = field(default_factory=HttpLimits)
+    state_dir: Path = field(default_factory=default_state_dir)  # the generated HTTP token lives here
     provisioning_seconds: float = 3.0  # how long sandbox instances take to become ready
     poll_interval_seconds: float | None = None  # None: 15 s against the real API, 1 s in the sandbox
 
@@ -66,8 +157,14 @@ class Settings:
         # a mistyped restriction must never fall back to a wider level.
         self.access = _choice(self.access, ACCESS_LEVELS, "access level", "--access / REDU_MCP_ACCESS")
         self.secrets = _choice(self.secrets, SECRETS_MODES, "secrets mode", "--secrets / REDU_MCP_SECRETS")
+        self.confirm = _choice(self.confirm, CONFIRM_MODES, "confirmation mode", "--confirm / REDU_MCP_CONFIRM")
         if self.auth_token and self.auth_passthrough:
             raise ConfigError("choose one HTTP auth mode: REDU_MCP_AUTH_TOKEN or --auth passthrough, not both")
+        if self.auth_none and (self.auth_token or self.auth_passthrough):
+            raise ConfigError("--auth none cannot be combined with a token or with pass-through")
+        if self.public_url is not None:
+            self.public_url = check_public_url(self.public_url)
+        self.allowed_origins = tuple(dict.fromkeys(check_origin(o) for o in self.allowed_origins))
         if self.engines and not self.sandbox:
             raise ConfigError("--engines only makes sense with --sandbox")
         if not self.path.startswith("/"):
@@ -77,9 +174,13 @@ class Settings:
 
     @property
     def http_auth(self) -> HttpAuthMode:
+        """``token`` unless pass-through or the explicit ``none`` was chosen: HTTP always wants a
+        bearer token by default (the CLI generates one on loopback when none is configured)."""
         if self.auth_passthrough:
             return "passthrough"
-        return "token" if self.auth_token else "none"
+        if self.auth_none:
+            return "none"
+        return "token"
 
     @property
     def poll_interval(self) -> float:
@@ -94,20 +195,38 @@ class Settings:
         """Can tools reach an API at all (a key, the sandbox, or keys passed through per request)?"""
         return bool(self.api_key) or self.sandbox or self.auth_passthrough
 
+    @property
+    def loopback(self) -> bool:
+        return self.host in LOOPBACK_HOSTS
+
     def check_http_exposure(self, *, serving_http: bool | None = None) -> None:
         """Refuse to serve a non-loopback address to anyone who asks, or behind a guessable token.
 
         Checked when ``transport`` is http, or whenever ``serving_http`` says so (``build_http_app``
         checks it for every app it builds, whatever ``transport`` says)."""
         serving = self.transport == "http" if serving_http is None else serving_http
-        if serving and self.http_auth == "token" and len(self.auth_token or "") < MIN_AUTH_TOKEN_LENGTH:
+        if not serving:
+            return
+        if not self.loopback and (self.auth_none or (self.http_auth == "token" and not self.auth_token)):
+            explicit = " (--auth none is for loopback only)" if self.auth_none else ""
+            raise ConfigError(
+                f"refusing to serve HTTP on {self.host} without authentication{explicit}: set REDU_MCP_AUTH_TOKEN "
+                "(a bearer token clients must send) or use --auth passthrough (each client sends its own "
+                "Redu API key), or bind 127.0.0.1"
+            )
+        if self.http_auth == "token" and not self.auth_token:
+            raise ConfigError(
+                "no bearer token for HTTP: set REDU_MCP_AUTH_TOKEN (the redu-mcp command generates one on "
+                "loopback when it is not set), or choose --auth passthrough or, on loopback only, --auth none"
+            )
+        if self.http_auth == "token" and len(self.auth_token or "") < MIN_AUTH_TOKEN_LENGTH:
             raise ConfigError(
                 f"REDU_MCP_AUTH_TOKEN is too short to guard a server: use at least {MIN_AUTH_TOKEN_LENGTH} "
                 "random characters, e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
-        if serving and self.host not in LOOPBACK_HOSTS and self.http_auth == "none":
+        if self.http_auth == "token" and not well_formed_bearer(self.auth_token or ""):
             raise ConfigError(
-                f"refusing to serve HTTP on {self.host} without authentication: set REDU_MCP_AUTH_TOKEN "
-                "(a bearer token clients must send) or use --auth passthrough (each client sends its own "
-                "Redu API key), or bind 127.0.0.1"
+                f"REDU_MCP_AUTH_TOKEN cannot be sent as a bearer token: use printable ASCII without blanks, at "
+                f"most {MAX_BEARER_LENGTH} characters, e.g. from: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'"
             )

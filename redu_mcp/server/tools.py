@@ -37,6 +37,7 @@ from redu_mcp.api import (
     ReduError,
     RetryPolicy,
 )
+from redu_mcp.provisioning.audit import AuditRecord, Outcome
 from redu_mcp.provisioning.create import (
     AlreadyExists,
     Created,
@@ -46,7 +47,7 @@ from redu_mcp.provisioning.create import (
     create_instance,
 )
 from redu_mcp.provisioning.credentials import deliver_password
-from redu_mcp.provisioning.delete import Unverified, delete_instance
+from redu_mcp.provisioning.delete import Deleted, Unverified, delete_instance
 from redu_mcp.provisioning.lookups import create_lookups, list_page, other_kind_of
 from redu_mcp.provisioning.waiting import Poll, wait_until_ready
 from redu_mcp.server import wording
@@ -65,7 +66,7 @@ from redu_mcp.server.arguments import (
     SecurityGroups,
     StatusFilter,
 )
-from redu_mcp.server.confirmation import Decision, refusal_of, resolvers
+from redu_mcp.server.confirmation import Decision, confirmed_by, refusal_of, resolvers
 from redu_mcp.server.results import (
     CreateOptions,
     CreateResult,
@@ -89,6 +90,23 @@ def reported_as_tool_error(runtime: Runtime, doing: str, note: str = "") -> Iter
         yield
     except ReduError as exc:
         raise ToolError(runtime.words.failure(doing, exc, note)) from None
+
+
+def audit(
+    ctx: Context,
+    tool: str,
+    kind: AnyKind,
+    outcome: Outcome,
+    *,
+    id: int | None = None,
+    name: str | None = None,
+    detail: str | None = None,
+) -> None:
+    """One line in the audit trail (when one is configured): who did what to which instance."""
+    runtime = runtime_of(ctx)
+    request_id = str(ctx.request_id) if ctx.request_id is not None else None
+    record = AuditRecord(runtime.principal(), tool, kind.name, outcome, id, name, request_id, detail)
+    runtime.audit.record(record)
 
 
 async def not_found_error(runtime: Runtime, kind: AnyKind, id: int, tool: Literal["get", "wait"]) -> ToolError:
@@ -172,17 +190,25 @@ def delete_tool(kind: AnyKind) -> ToolSpec:
         confirm_name: ConfirmName = None,
     ) -> DeleteResult:
         runtime = runtime_of(ctx)
-        words = runtime.words
+        words, tool = runtime.words, f"delete_{kind.name}"
         if target is None:
+            audit(ctx, tool, kind, "already_gone", id=id)
             return DeleteResult(deleted=False, kind=kind.name, id=id, message=words.already_gone(kind, id))
         refusal = refusal_of(decision)
         if refusal is not None:
+            audit(ctx, tool, kind, "refused", id=id, name=target.name, detail=refusal.why)
             message = words.refused(kind, target, refusal)
             return DeleteResult(deleted=False, kind=kind.name, id=id, name=target.name, message=message)
-        with reported_as_tool_error(runtime, f"delete {kind.label} {target.id}"):
+        audit(ctx, tool, kind, "confirmed", id=id, name=target.name, detail=f"by {confirmed_by(decision)}")
+        try:
             outcome = await delete_instance(runtime.client(), kind, target)
+        except ReduError as exc:
+            audit(ctx, tool, kind, "delete_failed", id=id, name=target.name, detail=type(exc).__name__)
+            raise ToolError(words.failure(f"delete {kind.label} {target.id}", exc)) from None
         if isinstance(outcome, Unverified):
+            audit(ctx, tool, kind, "delete_failed", id=id, name=target.name, detail="unverified")
             raise ToolError(words.delete_unverified(kind, target, outcome))
+        audit(ctx, tool, kind, "deleted" if isinstance(outcome, Deleted) else "not_deleted", id=id, name=target.name)
         return words.delete_result(kind, target, outcome)
 
     return ToolSpec(
@@ -201,30 +227,34 @@ def delete_tool(kind: AnyKind) -> ToolSpec:
 # --- create ----------------------------------------------------------------------------------------
 
 
-async def create(runtime: Runtime, kind: AnyKind, body: CreateBody) -> CreateResult:
+async def create(ctx: Context, kind: AnyKind, body: CreateBody) -> CreateResult:
     """Create one instance (never two) and hand its password over as the server is configured to."""
-    words = runtime.words
+    runtime = runtime_of(ctx)
+    words, tool, name = runtime.words, f"create_{kind.name}", body.name
     try:
         client = runtime.client()
     except ReduError as exc:
-        raise ToolError(words.not_created(kind, body.name, NotCreated("lookup_failed", exc))) from None
+        raise ToolError(words.not_created(kind, name, NotCreated("lookup_failed", exc))) from None
     outcome = await create_instance(client, kind, body)
+    secrets, store = runtime.settings.secrets, runtime.credentials
     match outcome:
         case Created(instance=instance, password=password, supplied=supplied):
-            settings = runtime.settings
-            delivery = deliver_password(runtime.credentials, settings.secrets, kind, instance, password, supplied)
-            return words.created_result(kind, outcome, delivery)
-        case CreatedAnswerLost(instance=instance, password=password) if password is not None:
-            delivery = deliver_password(runtime.credentials, runtime.settings.secrets, kind, instance, password, True)
-            return words.created_result(kind, outcome, delivery)
-        case CreatedAnswerLost():
-            return words.created_result(kind, outcome, None)
-        case AlreadyExists():
+            delivered = deliver_password(store, secrets, kind, instance, password, supplied)
+            audit(ctx, tool, kind, "created", id=instance.id, name=name, detail=type(delivered).__name__)
+            return words.created_result(kind, outcome, delivered)
+        case CreatedAnswerLost(instance=instance, password=password):
+            recovered = deliver_password(store, secrets, kind, instance, password, True) if password else None
+            audit(ctx, tool, kind, "created_answer_lost", id=instance.id, name=name)
+            return words.created_result(kind, outcome, recovered)
+        case AlreadyExists(instance=existing):
+            audit(ctx, tool, kind, "already_exists", id=existing.id, name=name)
             return words.already_exists_result(kind, outcome)
-        case NotCreated():
-            raise ToolError(words.not_created(kind, body.name, outcome))
+        case NotCreated(reason=reason):
+            audit(ctx, tool, kind, "not_created", name=name, detail=reason)
+            raise ToolError(words.not_created(kind, name, outcome))
         case OutcomeUnknown():
-            raise ToolError(words.outcome_unknown(kind, body.name, outcome))
+            audit(ctx, tool, kind, "unknown", name=name)
+            raise ToolError(words.outcome_unknown(kind, name, outcome))
 
 
 def secret(password: str | None) -> SecretStr | None:
@@ -254,7 +284,7 @@ async def create_database(
         db_password=secret(db_password),
         version=version,
     )
-    return await create(runtime_of(ctx), DATABASE, body)
+    return await create(ctx, DATABASE, body)
 
 
 async def create_redis(
@@ -276,7 +306,7 @@ async def create_redis(
         password=secret(password),
         version=version,
     )
-    return await create(runtime_of(ctx), REDIS, body)
+    return await create(ctx, REDIS, body)
 
 
 def create_description(what: str) -> str:

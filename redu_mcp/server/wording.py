@@ -107,6 +107,11 @@ def poll_progress(poll: Poll) -> str:
     return f"status: {status} (poll {poll.number}, {seconds(poll.elapsed)})"
 
 
+def _connection(kind: AnyKind, instance: Instance) -> Connection | None:
+    """How to connect, once there is a host to connect to."""
+    return Connection.of(kind, instance) if instance.floating_ip else None
+
+
 def _described(kind: AnyKind, instance: Instance) -> str:
     return f"{kind.label} '{instance.name}' (id {instance.id})"
 
@@ -208,7 +213,7 @@ class Wording:
             return CreateResult(
                 created=True,
                 instance=InstanceView.of(kind, instance),
-                connection=Connection.of(kind, instance),
+                connection=_connection(kind, instance),
                 password_delivery="not_returned",
                 message=(
                     f"Created {_described(kind, instance)}, but the answer was lost ({describe(outcome.lost)}) and "
@@ -231,15 +236,15 @@ class Wording:
         base = CreateResult(
             created=True,
             instance=InstanceView.of(kind, instance),
-            connection=Connection.of(kind, instance),
+            connection=_connection(kind, instance),
             password_delivery="not_returned",
             message=f"Created {label}. The API returned no password.",
             next_step=f"Call wait_for_ready with kind='{kind.name}' and id={instance.id}.",
         )
         match delivery:
             case SavedToFile(path=path, supplied=supplied):
-                what = "The password you supplied" if supplied else "Its one-time password"
-                message = f"Created {label}. {what} is saved in {path} (mode 0600), not shown here."
+                what = "the password you supplied" if supplied else "its one-time password"
+                message = f"Created {label}; {what} is in credentials_file (mode 0600), not shown here."
                 delivered = "caller_supplied" if supplied else "file"
                 return base.model_copy(
                     update={"password_delivery": delivered, "credentials_file": str(path), "message": message}
@@ -269,7 +274,7 @@ class Wording:
         return CreateResult(
             created=False,
             instance=InstanceView.of(kind, existing),
-            connection=Connection.of(kind, existing),
+            connection=_connection(kind, existing),
             password_delivery="unknown",
             message=(
                 f"Nothing was created: {_described(kind, existing)} already exists (status {existing.status}).{meanwhile} "
@@ -364,6 +369,12 @@ class Wording:
                 )
             case "gone":
                 return self.already_gone(kind, target.id)
+            case "person_required":
+                return (
+                    "Nothing was deleted: on this server only a person may approve a delete (--confirm human), and "
+                    f"this client cannot ask one. Tell the user: delete {described} in the Redu console, or ask the "
+                    "operator to use a client that can ask, or to run the server with --confirm auto."
+                )
 
     def already_gone(self, kind: AnyKind, id: int) -> str:
         return f"Nothing to delete: there is no {kind.label} with id {id} (already deleted, or never created)."
@@ -420,7 +431,7 @@ class Wording:
         assert instance is not None  # wait_failure covers a wait that saw no instance
         age = _age(instance)
         if outcome.ready:
-            where = f"; the password is in {credentials_file}" if credentials_file else ""
+            where = "; the password is in credentials_file" if credentials_file else ""
             connection: Connection | None = Connection.of(kind, instance)
             next_step = f"Ready. Connect with `connection`{where}."
         else:
@@ -433,7 +444,6 @@ class Wording:
             )
         return WaitResult(
             ready=outcome.ready,
-            status=outcome.status,
             instance=InstanceView.of(kind, instance),
             waited_seconds=round(outcome.elapsed, 1),
             seconds_since_created=None if age is None else round(age, 1),

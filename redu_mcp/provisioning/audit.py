@@ -1,0 +1,98 @@
+"""The audit trail: who created or deleted what, and every decision about a delete.
+
+One JSON object per line: ``time`` (UTC), ``principal`` (the pass-through user's id, ``operator``
+for the operator's token, ``local`` for stdio or an unauthenticated loopback), ``tool``, ``kind``,
+``id``, ``name``, ``outcome``, ``request_id``, and a short ``detail`` where it helps. Records are
+built from declared fields only, so no password or key can be in one.
+
+Targets (``REDU_MCP_AUDIT_LOG``, comma-separated): a file path (appended, created 0600 without
+following a symlink, rotated at ``ROTATE_BYTES`` keeping ``KEEP_FILES`` old files), or ``stderr``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import logging
+import logging.handlers
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Final, Literal
+
+ROTATE_BYTES: Final = 10 * 1024 * 1024
+KEEP_FILES: Final = 5
+
+Outcome = Literal[
+    "created",  # a new instance (its password delivered as configured)
+    "created_answer_lost",  # created, but the answer (and a generated password) was lost
+    "already_exists",  # nothing created: the name was taken
+    "not_created",  # refused or failed: nothing created
+    "unknown",  # could not tell whether it was created
+    "confirmed",  # a delete was confirmed (by a person, or by confirm_name)
+    "refused",  # a delete was refused before anything was sent
+    "deleted",
+    "already_gone",
+    "not_deleted",  # the API's answer was odd and the instance is still there
+    "delete_failed",  # the DELETE failed or its outcome could not be checked
+]
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    principal: str
+    tool: str
+    kind: str
+    outcome: Outcome
+    id: int | None = None
+    name: str | None = None
+    request_id: str | None = None
+    detail: str | None = None  # e.g. how a delete was confirmed, or why it was refused
+
+
+class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
+    """A rotating file that is created 0600 and never opened through a symlink."""
+
+    def _open(self) -> io.TextIOWrapper:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        stream = os.fdopen(os.open(self.baseFilename, flags, 0o600), "a", encoding="utf-8")
+        assert isinstance(stream, io.TextIOWrapper)  # what open() in text mode returns
+        return stream
+
+
+class AuditLog:
+    """Writes audit records to the configured targets; does nothing when there are none."""
+
+    def __init__(self, targets: str | None) -> None:
+        self._log = logging.getLogger(f"redu_mcp.audit.{id(self)}")
+        self._log.propagate = False  # audit lines go to their own targets, not the operator's log
+        self._log.setLevel(logging.INFO)
+        self.targets = [t.strip() for t in (targets or "").split(",") if t.strip()]
+        for target in self.targets:
+            handler: logging.Handler
+            if target == "stderr":
+                handler = logging.StreamHandler(sys.stderr)
+            else:
+                path = Path(target).expanduser()
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                handler = _PrivateRotatingFile(path, maxBytes=ROTATE_BYTES, backupCount=KEEP_FILES, encoding="utf-8")
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            self._log.addHandler(handler)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.targets)
+
+    def record(self, record: AuditRecord) -> None:
+        if not self.enabled:
+            return
+        line: dict[str, object] = {"time": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")}
+        line.update({key: value for key, value in asdict(record).items() if value is not None})
+        self._log.info(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
+
+    def close(self) -> None:
+        """Close the open files (a later record opens them again)."""
+        for handler in self._log.handlers:
+            handler.close()

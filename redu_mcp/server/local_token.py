@@ -1,0 +1,141 @@
+"""The bearer token a loopback HTTP server generates when none is configured (as notebook servers do).
+
+Any account on the machine can reach a loopback port, so "local" is not "mine": without
+``REDU_MCP_AUTH_TOKEN`` the ``redu-mcp`` command makes a token, keeps it in
+``$XDG_STATE_HOME/redu-mcp/http-token`` and prints it once at start-up with a client configuration
+that uses it. The file is the owner's alone:
+
+* the directory is created 0700 whatever the umask, and an existing one is made 0700; one that is a
+  symbolic link, or belongs to another user, is refused (a ``ConfigError``: the server does not start);
+* the file is read only if it is a regular file of ours, mode 0600, holding a well-formed token: then
+  it is reused, so a restart keeps every client configuration working;
+* anything else at that name (a symbolic link, a file another user could read, junk) is replaced,
+  atomically and without following links: the new token is written to a fresh ``O_EXCL`` file in the
+  same directory, which is then renamed over the old name (a rename replaces a link, never its target).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import secrets
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from redu_mcp.server.settings import MIN_AUTH_TOKEN_LENGTH, ConfigError, well_formed_bearer
+
+log = logging.getLogger(__name__)
+
+TOKEN_FILE_NAME = "http-token"
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+
+
+@dataclass(frozen=True)
+class LocalToken:
+    token: str
+    path: Path
+    created: bool  # False: an existing token file was reused
+
+
+def _my_uid() -> int | None:
+    return os.geteuid() if hasattr(os, "geteuid") else None
+
+
+def load_or_create_token(state_dir: Path) -> LocalToken:
+    """The token kept in ``state_dir/http-token``: reused when valid, otherwise made anew (see module doc).
+
+    Raises ``ConfigError`` when the directory cannot be trusted or written."""
+    try:
+        dir_fd = _open_private_dir(state_dir)
+    except OSError as exc:
+        raise ConfigError(f"cannot use {state_dir} for the HTTP token: {exc.strerror or exc}") from None
+    path = state_dir / TOKEN_FILE_NAME
+    try:
+        existing = _read_ours(dir_fd, path)
+        if existing is not None:
+            return LocalToken(existing, path, created=False)
+        token = secrets.token_urlsafe(32)
+        _write_replacing(dir_fd, token)
+        return LocalToken(token, path, created=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot keep the HTTP token in {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(dir_fd)
+
+
+def _open_private_dir(state_dir: Path) -> int:
+    """An fd on ``state_dir`` (created 0700 if missing): ours, not a symbolic link, mode 0700."""
+    state_dir.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(state_dir, 0o700)
+    try:
+        fd = os.open(state_dir, os.O_RDONLY | _DIRECTORY | _NOFOLLOW)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise ConfigError(
+                f"refusing to keep the HTTP token in {state_dir}: it is a symbolic link or not a directory "
+                "(remove it, or set REDU_MCP_AUTH_TOKEN)"
+            ) from None
+        raise
+    info = os.fstat(fd)
+    uid = _my_uid()
+    if uid is not None and info.st_uid != uid:
+        os.close(fd)
+        raise ConfigError(
+            f"refusing to keep the HTTP token in {state_dir}: the directory belongs to another user "
+            "(remove it, or set REDU_MCP_AUTH_TOKEN)"
+        )
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        os.fchmod(fd, 0o700)  # whatever the umask made of it, or what it was before
+    return fd
+
+
+def _read_ours(dir_fd: int, path: Path) -> str | None:
+    """The token in the file if it is ours and private and well-formed; None if it must be (re)made."""
+    try:
+        fd = os.open(TOKEN_FILE_NAME, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0), dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            log.warning("%s is a symbolic link: not following it, replacing it with a new token file", path)
+            return None
+        raise
+    try:
+        info = os.fstat(fd)
+        uid = _my_uid()
+        if not stat.S_ISREG(info.st_mode) or (uid is not None and info.st_uid != uid):
+            log.warning("%s is not a regular file of ours: replacing it with a new token file", path)
+            return None
+        if stat.S_IMODE(info.st_mode) & 0o077:
+            log.warning("%s was readable by others: its token may be known, replacing it with a new one", path)
+            return None
+        content = os.read(fd, 4096).decode("ascii", errors="replace").strip()
+    finally:
+        os.close(fd)
+    if len(content) < MIN_AUTH_TOKEN_LENGTH or not well_formed_bearer(content):
+        log.warning("%s does not hold a usable token: replacing it with a new one", path)
+        return None
+    return content
+
+
+def _write_replacing(dir_fd: int, token: str) -> None:
+    """Write ``token`` to a new private file and rename it over the token file's name."""
+    temporary = f".{TOKEN_FILE_NAME}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600, dir_fd=dir_fd)
+    try:
+        try:
+            os.fchmod(fd, 0o600)  # O_CREAT's mode is filtered by the umask; this is not
+            os.write(fd, (token + "\n").encode("ascii"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, TOKEN_FILE_NAME, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary, dir_fd=dir_fd)
+        raise
