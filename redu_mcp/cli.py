@@ -161,11 +161,15 @@ def _serve(args: argparse.Namespace) -> None:
 
     configure_from_env()  # OpenTelemetry export, only when OTEL_* variables ask for it
 
-    if settings.transport == "http":
-        from redu_mcp.server.http import run_http
+    try:
+        if settings.transport == "http":
+            from redu_mcp.server.http import run_http
 
-        run_http(settings)
-    else:
-        from redu_mcp.server import build_server
+            run_http(settings)
+        else:
+            from redu_mcp.server import build_server
 
-        build_server(settings, log_level=args.log_level.upper()).run()
+            build_server(settings, log_level=args.log_level.upper()).run()
+    except ConfigError as exc:  # found while building (e.g. an audit log that cannot be opened)
+        print(f"redu-mcp: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -38,9 +38,9 @@ from redu_mcp.api import _client as client_module
 from redu_mcp.sandbox import Account, Fault, ListStyle, Sandbox
 from redu_mcp.sandbox.faults import MalformedBody
 from redu_mcp.sandbox.serve import running_sandbox
+from tests.helpers import FAST_RETRY
 
 #: Retries in milliseconds: tests assert on counts, never on time.
-FAST = RetryPolicy(attempts=4, backoff_initial=0.01, backoff_max=0.05, retry_after_max=0.05, total_seconds=10)
 NO_RETRY = RetryPolicy.none()
 
 KEY = "sk-live-SECRETKEY-123"
@@ -71,12 +71,12 @@ async def sandbox() -> Any:
 
 @pytest.fixture
 async def redu(sandbox: Sandbox) -> Any:
-    async with sandbox.client(retry=FAST) as client:
+    async with sandbox.client(retry=FAST_RETRY) as client:
         yield client
 
 
 def mock_client(handler: Callable[[httpx2.Request], httpx2.Response], **kwargs: Any) -> ReduClient:
-    kwargs.setdefault("retry", FAST)
+    kwargs.setdefault("retry", FAST_RETRY)
     return ReduClient(
         "mock-key", base_url="https://api.example.test/v1", transport=httpx2.MockTransport(handler), **kwargs
     )
@@ -198,7 +198,7 @@ async def test_unknown_statuses_are_kept_and_unknown_fields_ignored(redu: ReduCl
 async def test_with_api_key_shares_the_pool_and_switches_user() -> None:
     alice_account, bob_account = Account("usr_a", "alice", "a@x.test"), Account("usr_b", "bob", "b@x.test")
     sandbox = Sandbox(api_keys={"key-a": alice_account, "key-b": bob_account})
-    async with sandbox.client("key-a", retry=FAST) as alice:
+    async with sandbox.client("key-a", retry=FAST_RETRY) as alice:
         bob = alice.with_api_key("key-b")
         assert (await alice.me()).username == "alice"
         assert (await bob.me()).username == "bob"
@@ -219,7 +219,7 @@ async def test_no_api_key_fails_before_any_request(sandbox: Sandbox) -> None:
 
 async def test_pagination_follows_next_cursor() -> None:
     sandbox = Sandbox(provisioning_seconds=0, page_size=2)
-    async with sandbox.client(retry=FAST) as redu:
+    async with sandbox.client(retry=FAST_RETRY) as redu:
         names = [f"db-{i}" for i in range(7)]
         for name in names:
             await redu.create_database(pg(name))
@@ -237,7 +237,7 @@ async def test_pagination_follows_next_cursor() -> None:
 @pytest.mark.parametrize("style", ["items", "plural", "bare"])
 async def test_every_list_style(style: ListStyle) -> None:
     sandbox = Sandbox(provisioning_seconds=0, page_size=2, list_style=style)
-    async with sandbox.client(retry=FAST) as redu:
+    async with sandbox.client(retry=FAST_RETRY) as redu:
         for i in range(5):
             await redu.create_database(pg(f"db-{i}"))
             await redu.create_redis(rd(f"cache-{i}"))
@@ -306,7 +306,7 @@ async def test_a_list_of_the_wrong_shape_is_a_format_error() -> None:
 
 
 async def test_401_bad_key(sandbox: Sandbox) -> None:
-    async with sandbox.client("not-a-key", retry=FAST) as redu:
+    async with sandbox.client("not-a-key", retry=FAST_RETRY) as redu:
         with pytest.raises(errors.AuthenticationError) as info:
             await redu.me()
     exc = info.value
@@ -323,7 +323,7 @@ async def test_403_read_only_account() -> None:
             "ro": Account("usr_rw", "viewer", "v@example.com", read_only=True),  # a read-only key, same user
         },
     )
-    async with sandbox.client("rw", retry=FAST) as owner, sandbox.client("ro", retry=FAST) as viewer:
+    async with sandbox.client("rw", retry=FAST_RETRY) as owner, sandbox.client("ro", retry=FAST_RETRY) as viewer:
         created = await owner.create_database(pg())
         assert (await viewer.me()).roles == ["viewer"]
         assert [d.id for d in await viewer.list_databases()] == [created.id]  # reads are fine
@@ -446,7 +446,7 @@ async def test_connection_refused() -> None:
     ids=["me", "flavors", "list", "get", "create"],
 )
 async def test_malformed_bodies(sandbox: Sandbox, body: MalformedBody, method: str, path: str, call: Any) -> None:
-    async with sandbox.client(retry=FAST) as redu:
+    async with sandbox.client(retry=FAST_RETRY) as redu:
         await redu.create_redis(rd())  # id 1 exists, so only the fault can fail the GET
         sandbox.faults.add(Fault(method=method, path=path, body=body))
         with pytest.raises(errors.ResponseFormatError) as info:

@@ -13,14 +13,14 @@ import httpx2
 import pytest
 
 from redu_mcp import api as errors
-from redu_mcp.api import DatabaseCreate, RedisCreate, ReduClient, RetryPolicy
+from redu_mcp.api import DatabaseCreate, RedisCreate, ReduClient
 from redu_mcp.sandbox import DEFAULT_API_KEY, Account, Fault, FaultPlan, ListStyle, Sandbox
 from redu_mcp.sandbox.faults import MalformedBody
 from redu_mcp.sandbox.serve import banner, base_url, running_sandbox
+from tests.helpers import FAST_RETRY
 
 UNAUTHORIZED = {"error": {"code": "unauthorized", "message": "Invalid API key"}}
 REFS = {"flavor_id": "1", "network_id": "net-private", "keypair_name": "default-key"}
-FAST = RetryPolicy(attempts=3, backoff_initial=0.01, backoff_max=0.02, retry_after_max=0.02)
 
 
 class Clock:
@@ -176,7 +176,7 @@ async def test_instances_are_scoped_per_api_key() -> None:
         provisioning_seconds=0,
         api_keys={"key-a": Account("usr_a", "alice", "a@x.test"), "key-b": Account("usr_b", "bob", "b@x.test")},
     )
-    async with sandbox.client("key-a", retry=FAST) as alice, sandbox.client("key-b", retry=FAST) as bob:
+    async with sandbox.client("key-a", retry=FAST_RETRY) as alice, sandbox.client("key-b", retry=FAST_RETRY) as bob:
         mine = await alice.create_database(DatabaseCreate(name="shared-name", **REFS))
         assert await bob.list_databases() == []
         with pytest.raises(errors.NotFoundError):
@@ -396,7 +396,7 @@ async def test_running_sandbox_serves_the_api_on_loopback() -> None:
             # Driven over HTTP as a test in another process would: a fault, then what was received.
             fault = {"method": "GET", "path": "/v1/networks", "status": 503}
             assert (await http.post(f"{root}/_sandbox/faults", json=fault)).status_code == 201
-            async with ReduClient(sandbox.default_key, base_url=url, retry=FAST, timeout=0.25) as redu:
+            async with ReduClient(sandbox.default_key, base_url=url, retry=FAST_RETRY, timeout=0.25) as redu:
                 assert len(await redu.list_flavors()) == 3
                 assert len(await redu.list_networks()) == 2  # retried past the 503
                 sandbox.faults.add(Fault(path="/v1/me", drop=True))

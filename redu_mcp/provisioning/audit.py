@@ -7,6 +7,8 @@ built from declared fields only, so no password or key can be in one.
 
 Targets (``REDU_MCP_AUDIT_LOG``, comma-separated): a file path (appended, created 0600 without
 following a symlink, rotated at ``ROTATE_BYTES`` keeping ``KEEP_FILES`` old files), or ``stderr``.
+A file that cannot be opened stops the start (``OSError``): running unaudited when a trail was
+asked for would be worse than not running.
 """
 
 from __future__ import annotations

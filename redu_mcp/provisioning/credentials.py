@@ -112,9 +112,9 @@ class CredentialStore:
         try:
             fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as exc:
-            if exc.errno == errno.ELOOP:  # a symlink where the directory should be
+            if self.directory.is_symlink():  # Linux says ENOTDIR (or ELOOP): say what it is
                 raise PermissionError(errno.EPERM, "the credentials directory is a symlink") from None
-            raise
+            raise exc
         info = os.fstat(fd)
         if hasattr(os, "getuid") and info.st_uid != os.getuid():
             # Someone else's directory (e.g. pre-created in a shared /tmp): they could read our files.

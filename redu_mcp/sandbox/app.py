@@ -233,7 +233,7 @@ class _Gate:
         if fault.status is not None:
             headers = {"retry-after": fault.retry_after} if fault.retry_after else None
             code = STATUS_CODES.get(fault.status, "error")
-            message = f"sandbox fault: HTTP {fault.status}"
+            message = fault.message or f"sandbox fault: HTTP {fault.status}"
             await error(fault.status, code, message, headers)(scope, receive, send)
             return
         if fault.apply:  # applied, then answered normally after the delay (the body is already read)

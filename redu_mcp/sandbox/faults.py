@@ -28,6 +28,7 @@ class Fault:
     times: int = 1  # how many matching requests it affects; -1 means every one
     status: int | None = None  # answer with this status and the API's error envelope
     retry_after: str | None = None  # sent as Retry-After with the status
+    message: str | None = None  # the error envelope's message (default: "sandbox fault: HTTP <status>")
     delay: float = 0.0  # seconds to wait before answering (or before failing)
     drop: bool = False  # cut the connection without an answer
     timeout: bool = False  # never answer: the client's read timeout fires

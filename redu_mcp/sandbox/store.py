@@ -12,7 +12,7 @@ import itertools
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -63,10 +63,11 @@ class Account:
     username: str
     email: str
     read_only: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # more fields GET /v1/me answers (a hostile API's)
 
     def as_json(self) -> dict[str, Any]:
         roles = ["viewer"] if self.read_only else ["user"]
-        return {"id": self.id, "username": self.username, "email": self.email, "roles": roles}
+        return {"id": self.id, "username": self.username, "email": self.email, "roles": roles, **self.extra}
 
 
 @dataclass

@@ -22,7 +22,7 @@ from redu_mcp.api import NotConfiguredError, ReduClient, ReduError
 from redu_mcp.provisioning.audit import AuditLog
 from redu_mcp.provisioning.credentials import CredentialStore
 from redu_mcp.provisioning.waiting import StatusBoard
-from redu_mcp.server.settings import Settings
+from redu_mcp.server.settings import ConfigError, Settings
 from redu_mcp.server.wording import Wording
 
 if TYPE_CHECKING:
@@ -41,7 +41,13 @@ class Runtime:
         self._client: ReduClient | None = None
         self._sessions = 0
         self.credentials = CredentialStore(settings.credentials_dir)
-        self.audit = AuditLog(settings.audit_log)
+        try:
+            self.audit = AuditLog(settings.audit_log)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot open the audit log ({settings.audit_log}): {exc.strerror or exc}; fix the path "
+                "(--audit-log / REDU_MCP_AUDIT_LOG), which must not be a symlink"
+            ) from None
         self.board = StatusBoard()
         #: The clock of the server's caches (verified keys); tests move it forward.
         self.clock: Callable[[], float] = time.monotonic
