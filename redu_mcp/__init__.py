@@ -2,8 +2,8 @@
 
 Three layers, dependencies pointing down only (checked by import-linter, see pyproject.toml):
 
-* ``redu_mcp.server``: the MCP face (tools, wording, resources, HTTP); ``cli``, ``config`` and
-  ``demo`` sit on top of it;
+* ``redu_mcp.server``: the MCP face (tools, wording, resources, HTTP); ``cli``, ``config``,
+  ``demo`` and ``telemetry`` (OpenTelemetry export from ``OTEL_*``) sit on top of it;
 * ``redu_mcp.provisioning``: create with reconciliation, delete, waiting, credential files;
 * ``redu_mcp.api``: the Redu API library (``from redu_mcp.api import ReduClient``).
 

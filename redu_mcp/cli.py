@@ -157,6 +157,10 @@ def _serve(args: argparse.Namespace) -> None:
             print(f"redu-mcp: {exc}", file=sys.stderr)
             sys.exit(2)
 
+    from redu_mcp.telemetry import configure_from_env
+
+    configure_from_env()  # OpenTelemetry export, only when OTEL_* variables ask for it
+
     try:
         if settings.transport == "http":
             from redu_mcp.server.http import run_http

@@ -15,6 +15,7 @@ import pytest
 from redu_mcp.api import RetryPolicy
 from redu_mcp.sandbox import Sandbox
 from redu_mcp.server import Settings, build_server
+from tests import artifacts
 from tests.helpers import FAST_RETRY, MODES
 
 
@@ -64,3 +65,34 @@ def make_server(sandbox: Sandbox, make_settings: Callable[..., Settings]):
 @pytest.fixture
 def server(make_server):
     return make_server()
+
+
+# --- built artifacts (see tests/artifacts.py) ---------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def python_dists(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The wheel and the sdist: from ``$REDU_MCP_DIST_DIR`` (CI), else built now with ``uv build``."""
+    directory = artifacts.dist_dir_from_ci()
+    if directory is None:
+        if artifacts.uv_bin() is None:
+            pytest.skip("uv is not installed: pip install uv")
+        directory = tmp_path_factory.mktemp("dist")
+        artifacts.build_python_dists(directory)
+    wheel, sdist = directory / artifacts.WHEEL_NAME, directory / artifacts.SDIST_NAME
+    assert wheel.is_file() and sdist.is_file(), f"{directory} lacks {wheel.name} or {sdist.name}"
+    return wheel, sdist
+
+
+@pytest.fixture(scope="session")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The MCP Bundle: from ``$REDU_MCP_DIST_DIR`` (CI), else built now with the mcpb CLI."""
+    directory = artifacts.dist_dir_from_ci()
+    if directory is not None:
+        path = directory / artifacts.BUNDLE_NAME
+        assert path.is_file(), f"{directory} lacks {path.name}"
+        return path
+    mcpb = artifacts.npm_tool("mcpb", "MCPB_BIN")
+    if mcpb is None:
+        pytest.skip("the mcpb CLI is not installed: .ci/install-npm-tool.sh @anthropic-ai/mcpb 2.1.2 mcpb")
+    return artifacts.build_bundle(tmp_path_factory.mktemp("bundle"), mcpb)

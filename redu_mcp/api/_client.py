@@ -22,6 +22,7 @@ import httpx2
 from pydantic import BaseModel, ValidationError
 
 from redu_mcp.api import _errors as errors
+from redu_mcp.api import _telemetry as telemetry
 from redu_mcp.api._deadlines import time_left
 from redu_mcp.api._kinds import DATABASE, REDIS, Kind
 from redu_mcp.api._models import (
@@ -79,6 +80,9 @@ class ReduClient:
             headers={"accept": "application/json", "user-agent": "redu-mcp"},
             follow_redirects=False,  # never carry the key to wherever a redirect points
         )
+        url = self._http.base_url
+        #: Where requests go, as telemetry names it (host and port: never the full URL).
+        self._server = (url.host, url.port or (443 if url.scheme == "https" else 80))
 
     def __repr__(self) -> str:
         return f"ReduClient(base_url={self.base_url!r}, api_key={'set' if self._api_key else 'unset'})"
@@ -149,7 +153,7 @@ class ReduClient:
 
         async def attempt(n: int) -> int:
             try:
-                response = await self._send("DELETE", path)
+                response = await self._send("DELETE", path, attempt=n)
             except errors.NotFoundError:
                 if n == 1:
                     raise
@@ -187,8 +191,8 @@ class ReduClient:
     # --- plumbing -----------------------------------------------------------------------------------
 
     async def _get_json(self, path: str, params: dict[str, str] | None = None) -> tuple[Any, httpx2.Response]:
-        async def attempt(_: int) -> tuple[Any, httpx2.Response]:
-            response = await self._send("GET", path, params=params)
+        async def attempt(n: int) -> tuple[Any, httpx2.Response]:
+            response = await self._send("GET", path, attempt=n, params=params)
             return _json_of(response, _endpoint("GET", path), required=True), response
 
         return await call_with_retries(self.retry, attempt, describe=f"GET /{path}")
@@ -218,10 +222,11 @@ class ReduClient:
         return items
 
     async def _send(
-        self, method: str, path: str, *, secrets: tuple[str | None, ...] = (), **kwargs: Any
+        self, method: str, path: str, *, attempt: int = 1, secrets: tuple[str | None, ...] = (), **kwargs: Any
     ) -> httpx2.Response:
         """One HTTP exchange, mapped to our exceptions. Never logs or raises the key, nor ``secrets``
-        (the passwords in the request body), should the API's error text echo them.
+        (the passwords in the request body), should the API's error text echo them. ``attempt``
+        (1, 2, … under a retry) is for telemetry: each exchange is one span (``_telemetry.Exchange``).
 
         Under a deadline (``redu_mcp.api._deadlines.within``) the exchange is clipped to the time left: its
         timeouts shrink to fit, and whatever still runs at the deadline is cut off."""
@@ -234,32 +239,40 @@ class ReduClient:
                 raise errors.TransportError("not sent: this call has no time left", endpoint=endpoint)
             kwargs["timeout"] = _clipped(self._http.timeout, left)
         started = time.perf_counter()
-        try:
-            with anyio.fail_after(left):
-                response = await self._http.request(method, path, headers={"x-api-key": self._api_key}, **kwargs)
-        except httpx2.TimeoutException as exc:
-            # A connect or pool timeout means nothing was sent; a read/write timeout may have been applied.
-            sent = not isinstance(exc, (httpx2.ConnectTimeout, httpx2.PoolTimeout))
-            raise errors.TransportError(
-                f"timed out ({type(exc).__name__}){_cut_note(self._http.timeout, left)}",
-                endpoint=endpoint,
-                maybe_applied=sent,
-            ) from None
-        except TimeoutError:  # our own deadline (anyio), not an httpx2 timeout
-            within_ = "in time" if left is None else f"within the {left:.1f} s this call had left"
-            raise errors.TransportError(f"no answer {within_}", endpoint=endpoint, maybe_applied=True) from None
-        except httpx2.ConnectError:
-            raise errors.TransportError("could not connect to the Redu API", endpoint=endpoint) from None
-        except httpx2.TransportError as exc:
-            raise errors.TransportError(
-                f"the connection failed before a complete answer ({type(exc).__name__})",
-                endpoint=endpoint,
-                maybe_applied=True,
-            ) from None
-        except httpx2.RequestError as exc:  # e.g. a body that cannot be decoded: an answer came, unusable
-            raise errors.TransportError(
-                f"unusable answer ({type(exc).__name__})", endpoint=endpoint, maybe_applied=True
-            ) from None
+        host, port = self._server
+        with telemetry.Exchange(method, path, attempt=attempt, host=host, port=port) as exchange:
+            try:
+                with anyio.fail_after(left):
+                    response = await self._http.request(method, path, headers={"x-api-key": self._api_key}, **kwargs)
+            except httpx2.TimeoutException as exc:
+                exchange.failed(exc)
+                # A connect or pool timeout means nothing was sent; a read/write timeout may have been applied.
+                sent = not isinstance(exc, (httpx2.ConnectTimeout, httpx2.PoolTimeout))
+                raise errors.TransportError(
+                    f"timed out ({type(exc).__name__}){_cut_note(self._http.timeout, left)}",
+                    endpoint=endpoint,
+                    maybe_applied=sent,
+                ) from None
+            except TimeoutError as exc:  # our own deadline (anyio), not an httpx2 timeout
+                exchange.failed(exc)
+                within_ = "in time" if left is None else f"within the {left:.1f} s this call had left"
+                raise errors.TransportError(f"no answer {within_}", endpoint=endpoint, maybe_applied=True) from None
+            except httpx2.ConnectError as exc:
+                exchange.failed(exc)
+                raise errors.TransportError("could not connect to the Redu API", endpoint=endpoint) from None
+            except httpx2.TransportError as exc:
+                exchange.failed(exc)
+                raise errors.TransportError(
+                    f"the connection failed before a complete answer ({type(exc).__name__})",
+                    endpoint=endpoint,
+                    maybe_applied=True,
+                ) from None
+            except httpx2.RequestError as exc:  # e.g. a body that cannot be decoded: an answer came, unusable
+                exchange.failed(exc)
+                raise errors.TransportError(
+                    f"unusable answer ({type(exc).__name__})", endpoint=endpoint, maybe_applied=True
+                ) from None
+            exchange.answered(response.status_code)
         elapsed_ms = (time.perf_counter() - started) * 1000
         log.debug("%s -> %d (%.0f ms)", endpoint, response.status_code, elapsed_ms)
         if response.is_success:

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypeVar
 
+from redu_mcp.api import _telemetry as telemetry
 from redu_mcp.api._deadlines import time_left, within
 from redu_mcp.api._errors import GiveUpReason, RateLimitedError, ReduError, RetryFacts, ServerError, TransportError
 
@@ -162,8 +163,11 @@ async def _retry(
         raise exc.with_retry(facts) from None
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
+        exc = failure(state)
         log.info("retrying %s after attempt %d failed (%s); waiting %.2fs", describe, state.attempt_number,
-                 type(failure(state)).__name__, state.upcoming_sleep)  # fmt: skip
+                 type(exc).__name__, state.upcoming_sleep)  # fmt: skip
+        error_type = str(exc.status) if exc.status is not None else type(exc).__name__
+        telemetry.retried(describe, error_type, state.upcoming_sleep, rate_limited=exc.status == 429)
 
     retrying = tenacity.AsyncRetrying(
         retry=tenacity.retry_if_exception(is_retryable),

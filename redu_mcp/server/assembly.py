@@ -16,6 +16,7 @@ from redu_mcp.server.prompts import register_prompts
 from redu_mcp.server.resources import register_resources
 from redu_mcp.server.runtime import Runtime
 from redu_mcp.server.settings import Settings
+from redu_mcp.server.telemetry import operation_metrics
 from redu_mcp.server.tools import tools_for
 
 if TYPE_CHECKING:
@@ -48,7 +49,8 @@ def build_server(
         website_url="https://docs.redu.cloud/API/managed",
         lifespan=lifespan,
         tools=list(tools.values()),
-        middleware=[argument_checker(tools)],
+        # Metrics outermost (inside the SDK's own tracing), so refused arguments are counted too.
+        middleware=[operation_metrics, argument_checker(tools)],
         **mcp_options,
     )
     register_resources(server, runtime)  # resources are read-only: offered at every access level

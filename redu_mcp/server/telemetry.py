@@ -1,0 +1,76 @@
+"""Metrics of the MCP face: the duration of every MCP request, tool calls included.
+
+The SDK already opens one SERVER span per inbound message (tracer ``mcp-python-sdk``: ``tools/call
+whoami``, with ``gen_ai.tool.name`` and ``error.type=tool_error`` on error results), and the API
+library adds a CLIENT span per Redu API request beneath it (``redu_mcp.api._telemetry``). The SDK
+records no metrics; this middleware records
+
+* ``mcp.server.operation.duration`` (histogram, s; the name of the OpenTelemetry MCP semantic
+  conventions), by ``mcp.method.name``, ``gen_ai.tool.name`` (tool calls), ``mcp.protocol.version``
+  and ``error.type`` (``tool_error`` for an error result, else the exception's class). Its count by
+  tool is the number of tool calls; with ``error.type``, the number of failed ones.
+
+It is a no-op until a ``MeterProvider`` is installed, and imports the metrics API only once
+something else has (see ``redu_mcp.api._telemetry``): start-up does not pay for it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+from mcp.types import CallToolResult
+
+from redu_mcp import __version__
+
+if TYPE_CHECKING:
+    from mcp.server import ServerRequestContext
+    from mcp.server.context import CallNext, HandlerResult
+    from opentelemetry.metrics import Histogram
+
+SCOPE: Final = "redu_mcp.server"
+_created: list[Histogram] = []  # the histogram, once created
+
+
+def _duration() -> Histogram | None:
+    if not _created:
+        if "opentelemetry.metrics" not in sys.modules:
+            return None  # nothing has imported the metrics API, so no MeterProvider exists yet
+        from opentelemetry import metrics
+
+        meter = metrics.get_meter(SCOPE, __version__)
+        _created.append(
+            meter.create_histogram(
+                "mcp.server.operation.duration",
+                unit="s",
+                description="Duration of MCP requests, as the server saw them",
+            )
+        )
+    return _created[0]
+
+
+async def operation_metrics(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """Server middleware: one ``mcp.server.operation.duration`` data point per MCP request."""
+    histogram = _duration()
+    if histogram is None or ctx.request_id is None:  # off, or a notification (nothing to time)
+        return await call_next(ctx)
+    attributes: dict[str, str] = {"mcp.method.name": ctx.method}
+    if ctx.protocol_version:
+        attributes["mcp.protocol.version"] = ctx.protocol_version
+    name = ctx.params.get("name") if isinstance(ctx.params, dict) else None
+    if ctx.method == "tools/call" and isinstance(name, str):
+        attributes["gen_ai.tool.name"] = name
+    started = time.perf_counter()
+    try:
+        result = await call_next(ctx)
+    except BaseException as exc:
+        attributes["error.type"] = type(exc).__qualname__
+        histogram.record(time.perf_counter() - started, attributes)
+        raise
+    if (isinstance(result, CallToolResult) and result.is_error) or (
+        isinstance(result, dict) and result.get("isError") is True
+    ):
+        attributes["error.type"] = "tool_error"  # as the SDK's span says
+    histogram.record(time.perf_counter() - started, attributes)
+    return result

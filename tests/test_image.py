@@ -1,0 +1,113 @@
+"""The OCI image, run with podman as its README section says: MCP over stdio by default, streamable
+HTTP by flag (with a token), as a non-root user, with CA certificates and the registry's label.
+
+``.ci/image-check`` builds the image and ``.ci/run`` exports its name as ``$REDU_MCP_IMAGE`` (and
+``$CONTAINERS_CONF``: this host's container settings). Without an image the tests are skipped: the
+build needs root, debootstrap and about a minute, which is CI's job, not a test's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+
+from redu_mcp.server import tools_for
+from tests.helpers import CREATE_ARGS, REPO, STARTUP_TIMEOUT, free_port
+
+IMAGE = os.environ.get("REDU_MCP_IMAGE")
+PODMAN = shutil.which("podman")
+TOKEN = "image-test-token-0123456789abcdef"
+
+pytestmark = pytest.mark.skipif(
+    IMAGE is None or PODMAN is None,
+    reason="no OCI image to test: .ci/image-check builds one (then set REDU_MCP_IMAGE to its name)",
+)
+
+
+def podman_env() -> dict[str, str]:
+    """What podman needs from here; MCP clients pass a server command almost nothing on their own."""
+    return {name: os.environ[name] for name in ("CONTAINERS_CONF", "XDG_RUNTIME_DIR") if os.environ.get(name)}
+
+
+def podman(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PODMAN, *args],  # type: ignore[list-item]
+        capture_output=True, text=True, timeout=120, check=False, env={**os.environ, **podman_env()},
+    )  # fmt: skip
+
+
+def test_the_image_runs_as_a_non_root_user_with_ca_certificates_and_the_registry_label():
+    inspected = json.loads(podman("image", "inspect", IMAGE).stdout)[0]  # type: ignore[arg-type]
+    registry_name = json.loads((REPO / "server.json").read_text())["name"]
+    assert inspected["Config"]["Labels"]["io.modelcontextprotocol.server.name"] == registry_name
+    assert inspected["Config"]["User"] == "app"
+    assert inspected["Config"]["Entrypoint"] == ["redu-mcp"]
+    probe = (
+        "import os, ssl, sys, opentelemetry.sdk, truststore\n"
+        "paths = ssl.get_default_verify_paths()\n"
+        "print(os.getuid(), os.path.getsize(paths.cafile or ''), sys.version_info[:2] >= (3, 11))\n"
+    )
+    done = podman("run", "--rm", "--network", "none", "--entrypoint", "python3", IMAGE, "-c", probe)  # type: ignore[arg-type]
+    assert done.returncode == 0, done.stderr
+    uid, ca_bytes, python_ok = done.stdout.split()
+    assert uid == "10001" and int(ca_bytes) > 100_000 and python_ok == "True"  # Debian's CA bundle; otel extra in
+
+
+async def test_stdio_by_default():
+    server = StdioServerParameters(
+        command=PODMAN,  # type: ignore[arg-type]
+        args=["run", "-i", "--rm", "--network", "none", IMAGE, "--sandbox"],  # type: ignore[list-item]
+        env=podman_env(),
+    )
+    async with Client(server) as client:
+        assert len((await client.list_tools()).tools) == len(tools_for("full"))
+        me = await client.call_tool("whoami", {})
+        assert not me.is_error and me.structured_content["sandbox"] is True
+        created = await client.call_tool("create_redis", dict(CREATE_ARGS, name="contained"))
+        assert not created.is_error, created.content[0].text  # the credential file is written as the app user
+        assert created.structured_content["credentials_file"].startswith("/home/app/")
+
+
+@pytest.fixture
+def http_container(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    name = f"redu-mcp-test-{port}"
+    started = podman(
+        "run", "-d", "--rm", "--name", name, "-p", f"127.0.0.1:{port}:8000", "-e", f"REDU_MCP_AUTH_TOKEN={TOKEN}",
+        IMAGE, "--transport", "http", "--host", "0.0.0.0", "--auth", "token", "--sandbox",  # type: ignore[arg-type]
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    try:
+        url = f"http://127.0.0.1:{port}/mcp"
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:  # until the server inside answers (the port is published before it listens)
+            try:
+                if httpx2.post(url, timeout=2).status_code == 401:
+                    break
+            except httpx2.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the container did not serve within {STARTUP_TIMEOUT}s:\n{podman('logs', name).stderr}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        podman("stop", "--time", "5", name)
+
+
+async def test_streamable_http_by_flag_with_a_token(http_container: str):
+    assert httpx2.post(http_container, headers={"authorization": "Bearer wrong-token-000000000"}).status_code == 401
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=httpx2.Timeout(30, read=60))
+    async with http, Client(streamable_http_client(http_container, http_client=http)) as client:
+        assert len((await client.list_tools()).tools) == len(tools_for("full"))
+        options = await client.call_tool("list_create_options", {})
+        assert not options.is_error and options.structured_content["flavors"]
