@@ -48,7 +48,7 @@ needs_root = pytest.mark.skipif(
     os.geteuid() != 0,
     reason="needs root: engines get their own accounts only when the server runs as root (CI runs as root)",
 )
-ENGINES_FILE = Path(eng.__file__).resolve()
+ENGINES_PACKAGE = Path(eng.__file__).resolve().parent
 
 
 # ----------------------------------------------------------------------------- the attacker
@@ -533,7 +533,10 @@ UNPRIVILEGED_CHILD = textwrap.dedent(
     """
     import asyncio, importlib.util, json, os, sys
 
-    spec = importlib.util.spec_from_file_location("standalone_engines", sys.argv[1])
+    package = sys.argv[1]
+    spec = importlib.util.spec_from_file_location(
+        "standalone_engines", os.path.join(package, "__init__.py"), submodule_search_locations=[package]
+    )
     engines = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = engines
     spec.loader.exec_module(engines)
@@ -577,7 +580,7 @@ def test_without_root_engines_run_as_the_invoking_user(ending):
         pytest.skip("/usr/bin/python3 is older than 3.11")
     user = pwd.getpwnam("nobody")  # any unprivileged account: here it is the *invoking* user
     result = subprocess.run(
-        [python, "-I", "-c", UNPRIVILEGED_CHILD, ENGINES_FILE, ending],
+        [python, "-I", "-c", UNPRIVILEGED_CHILD, ENGINES_PACKAGE, ending],
         user=user.pw_uid,
         group=user.pw_gid,
         extra_groups=[],
