@@ -31,7 +31,15 @@ from ._janitor import _DIR_FLAGS, _Janitor, _proc_start_time
 from ._output import _LogTail, _tail
 from ._running import RunningEngine
 from ._secrets import _scram_verifier, _secret_forms
-from ._server_config import HOST, _redis_config, _sql_ident, _superuser_for
+from ._server_config import (
+    HOST,
+    _initdb_argv,
+    _postgres_argv,
+    _redis_config,
+    _role_statements,
+    _single_user_argv,
+    _superuser_for,
+)
 from ._spawn import _run, _spawn_kwargs
 
 log = logging.getLogger("redu_mcp.sandbox.engines")  # one logger for the package, like httpx2's
@@ -137,53 +145,18 @@ class Engines:
         pgdata = home.path / "pgdata"
         try:
             code, out = await _run(
-                [
-                    str(bins["initdb"]),
-                    "-D",
-                    str(pgdata),
-                    "-U",
-                    superuser,
-                    # No password for the superuser: it cannot log in over TCP, and nobody
-                    # may connect over a unix socket (there is none, and local is 'reject').
-                    "--auth-local=reject",
-                    "--auth-host=scram-sha-256",
-                    "-E",
-                    "UTF8",
-                    "--locale=C",
-                    "--no-sync",
-                    "--no-instructions",
-                ],
+                _initdb_argv(bins["initdb"], pgdata, superuser),
                 cwd=home.path,
                 run_as=home.account,
                 timeout=120,
             )
             if code != 0:
                 raise EngineStartError(f"initdb failed (exit {code}): {_tail(out, secrets)}")
-            # Single-user mode: no server, no port, no connection needed yet. One statement
-            # per line; the password is only ever a verifier.
-            user = _sql_ident(db_user)
-            statements = [
-                f"CREATE ROLE {user} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
-                f"NOBYPASSRLS PASSWORD '{verifier}';",
-                f"ALTER DATABASE postgres OWNER TO {user};"
-                if db_name == "postgres"
-                else f"CREATE DATABASE {_sql_ident(db_name)} OWNER {user};",
-            ]
             code, out = await _run(
-                [
-                    str(bins["postgres"]),
-                    "--single",
-                    "-D",
-                    str(pgdata),
-                    "-c",
-                    "exit_on_error=on",
-                    "-c",
-                    "fsync=off",
-                    "postgres",
-                ],
+                _single_user_argv(bins["postgres"], pgdata),
                 cwd=home.path,
                 run_as=home.account,
-                stdin="\n".join([*statements, ""]).encode(),
+                stdin=_role_statements(db_name=db_name, db_user=db_user, verifier=verifier).encode(),
                 timeout=60,
             )
             if code != 0:
@@ -191,42 +164,7 @@ class Engines:
                     f"creating role and database {db_name!r} failed (exit {code}): {_tail(out, secrets)}"
                 )
             port = self._pick_port()
-            process, output = self._launch(
-                [
-                    str(bins["postgres"]),
-                    "-D",
-                    str(pgdata),
-                    "-p",
-                    str(port),
-                    "-c",
-                    f"listen_addresses={HOST}",
-                    "-c",
-                    "unix_socket_directories=",
-                    "-c",
-                    "fsync=off",
-                    "-c",
-                    "synchronous_commit=off",
-                    "-c",
-                    "full_page_writes=off",
-                    "-c",
-                    "shared_buffers=16MB",
-                    "-c",
-                    "huge_pages=off",
-                    "-c",
-                    "logging_collector=off",
-                    "-c",
-                    "password_encryption=scram-sha-256",
-                    # Client errors and statements could quote a password: log neither.
-                    "-c",
-                    "log_min_messages=log",
-                    "-c",
-                    "log_min_error_statement=panic",
-                    "-c",
-                    "log_statement=none",
-                ],
-                home,
-                secrets,
-            )
+            process, output = self._launch(_postgres_argv(bins["postgres"], pgdata, port), home, secrets)
         except BaseException:
             home.release()
             raise
