@@ -29,7 +29,7 @@ must not leave anything behind once the instance is gone. Each defense, and wher
   blocking account work in a thread (``_homes``); the servers are Popen objects that async code
   and the synchronous ``close_sync()`` can both reap (``_running``).
 
-The modules form layers, each importing only from those below it:
+The modules form layers, each importing only from those below it (checked by lint-imports):
 ``_manager``; ``_running``; ``_homes``, ``_login_checks``, ``_directories``, ``_server_config``
 and ``_output``; ``_binaries`` and ``_secrets``; ``_spawn``; ``_accounts``; ``_errors`` and
 ``_janitor``, which uses the standard library only.
