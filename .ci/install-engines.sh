@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the real server programs behind the sandbox's engines mode (redu_mcp/sandbox/engines.py):
+# Install the real server programs behind the sandbox's engines mode (redu_mcp/sandbox/engines/):
 # PostgreSQL (initdb, postgres, psql) and redis-server, from Debian's packages, and useradd
 # (package passwd: as root, each engine runs as its own redu-engine-NN system user).
 # Idempotent: does nothing when they are already there.

@@ -21,13 +21,16 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from redu_mcp.sandbox import engines as eng
 from redu_mcp.sandbox.engines import (
     Engine,
     Engines,
     EngineStartError,
     EngineUnavailable,
     RunningEngine,
+    _binaries,
+    _janitor,
+    _manager,
+    _running,
     check_engines_available,
     check_postgres_login,
     check_redis_login,
@@ -123,7 +126,7 @@ def engine_pids(engine: RunningEngine) -> list[int]:
     """The engine and every other process of its account (just its own pid without root)."""
     if engine.uid == os.getuid():
         return [engine.pid]
-    return eng._pids_of_uid(engine.uid)
+    return _janitor._pids_of_uid(engine.uid)
 
 
 def files_below(directory: Path):
@@ -163,7 +166,7 @@ async def engines():
 
 def test_check_engines_available_names_missing_programs(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(eng, "POSTGRES_LIB_DIR", tmp_path / "no-postgresql-here")
+    monkeypatch.setattr(_binaries, "POSTGRES_LIB_DIR", tmp_path / "no-postgresql-here")
     with pytest.raises(EngineUnavailable) as info:
         check_engines_available()
     message = str(info.value)
@@ -185,7 +188,7 @@ def test_find_binaries_prefers_newest_postgres(monkeypatch, tmp_path):
             (bin_dir / name).write_text("#!/bin/sh\n")
             (bin_dir / name).chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    monkeypatch.setattr(eng, "POSTGRES_LIB_DIR", tmp_path)
+    monkeypatch.setattr(_binaries, "POSTGRES_LIB_DIR", tmp_path)
     found = find_binaries("postgres")
     assert found["initdb"] == tmp_path / "16" / "bin" / "initdb"
     assert found["postgres"].parent == found["initdb"].parent
@@ -231,7 +234,7 @@ async def test_postgres_start_use_stop(engines):
     )
     started = time.monotonic()
     await pg.stop()
-    assert time.monotonic() - started < eng.STOP_GRACE
+    assert time.monotonic() - started < _running.STOP_GRACE
     assert_gone(pg)
     await idle.close()
     await pg.stop()  # idempotent
@@ -332,7 +335,7 @@ async def test_port_already_taken_is_reported(engines, monkeypatch, kind):
 async def test_bogus_binary_is_a_start_error(engines, monkeypatch, tmp_path):
     bogus = tmp_path / "redis-server"
     bogus.write_text("not a program")  # exists, but is not executable
-    monkeypatch.setattr(eng, "find_binaries", lambda kind: {"redis-server": bogus})
+    monkeypatch.setattr(_manager, "find_binaries", lambda kind: {"redis-server": bogus})
     with pytest.raises(EngineStartError, match=r"could not run .*redis-server") as info:
         await engines.start_redis(password=PASSWORD)
     assert_secret_absent(PASSWORD, str(info.value), "the exception")

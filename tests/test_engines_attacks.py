@@ -29,8 +29,19 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from redu_mcp.sandbox import engines as eng
-from redu_mcp.sandbox.engines import Engines, EngineStartError, RunningEngine, check_postgres_login
+from redu_mcp.sandbox import engines as engines_package
+from redu_mcp.sandbox.engines import (
+    Engines,
+    EngineStartError,
+    RunningEngine,
+    _accounts,
+    _homes,
+    _janitor,
+    _output,
+    _secrets,
+    _server_config,
+    check_postgres_login,
+)
 from tests.test_engines import (
     PASSWORD,
     Owner,
@@ -48,7 +59,7 @@ needs_root = pytest.mark.skipif(
     os.geteuid() != 0,
     reason="needs root: engines get their own accounts only when the server runs as root (CI runs as root)",
 )
-ENGINES_FILE = Path(eng.__file__).resolve()
+ENGINES_PACKAGE = Path(engines_package.__file__).resolve().parent
 
 
 # ----------------------------------------------------------------------------- the attacker
@@ -81,7 +92,7 @@ def escape(uid: int, gid: int) -> int:
     """A process of the account that left the engine's session and process group (setsid)."""
     result = as_account(uid, gid, "setsid sleep 600 </dev/null >/dev/null 2>&1 & echo $!")
     pid = int(result.stdout)
-    status = eng._proc_status(pid)
+    status = _janitor._proc_status(pid)
     assert status is not None and uid in status[0], "the escaped process did not start"
     return pid
 
@@ -89,7 +100,7 @@ def escape(uid: int, gid: int) -> int:
 def kill_if_still_ours(pid: int | None, uid: int) -> None:
     """Test cleanup: SIGKILL a process this test started, if the pid still is that process."""
     if pid is not None:
-        eng._kill_if_uid(pid, uid)
+        _janitor._kill_if_uid(pid, uid)
 
 
 @dataclass
@@ -188,13 +199,13 @@ async def test_root_never_follows_a_symlink_the_engine_account_planted(kind, vic
     engine runs, then kills the engine so that root reads its last words, and root stops and
     cleans up. Root must neither write, create nor read through any of the links.
     """
-    original_create = eng._Home.create
+    original_create = _homes._Home.create
 
     def create_then_attack(home):
         original_create(home)
         plant(home.account.uid, home.account.gid, home.path, victims.links())
 
-    monkeypatch.setattr(eng._Home, "create", create_then_attack)
+    monkeypatch.setattr(_homes._Home, "create", create_then_attack)
     manager = Engines()
     try:
         engine = await start(manager, kind)
@@ -250,7 +261,7 @@ async def test_engines_cannot_reach_each_other(engines):
     assert pwd.getpwnam("nobody").pw_uid not in (pg.uid, rd.uid)
     for engine in (pg, rd):
         account = pwd.getpwuid(engine.uid)
-        assert account.pw_name.startswith(eng.POOL_PREFIX)
+        assert account.pw_name.startswith(_janitor.POOL_PREFIX)
         assert account.pw_shell.endswith(("nologin", "false"))
 
     for attacker, target in ((pg, rd), (rd, pg)):
@@ -371,7 +382,7 @@ async def test_scram_verifier_computed_here_matches_what_libpq_sends(engines):
     params = {"host": pg.host, "port": pg.port, "dbname": "app", "user": "app"}
     async with await psycopg.AsyncConnection.connect(**params, password=PASSWORD, autocommit=True) as conn:
         for password, same in SASLPREP_CASES.items():
-            await conn.execute(f"ALTER ROLE CURRENT_USER PASSWORD '{eng._scram_verifier(password)}'")
+            await conn.execute(f"ALTER ROLE CURRENT_USER PASSWORD '{_secrets._scram_verifier(password)}'")
             for spelling in [password, *same]:
                 try:
                     check = await psycopg.AsyncConnection.connect(**params, password=spelling)
@@ -426,11 +437,11 @@ async def test_redis_refuses_protected_configs_debug_and_modules(engines):
 
 
 def test_redis_before_7_has_the_dangerous_commands_renamed_away():
-    old = eng._redis_config(port=1, directory=Path("/x"), password="p", version="6.2.14")
+    old = _server_config._redis_config(port=1, directory=Path("/x"), password="p", version="6.2.14")
     assert "enable-protected-configs" not in old
     for command in ("CONFIG", "DEBUG", "MODULE"):
         assert f'rename-command {command} ""' in old.splitlines()
-    new = eng._redis_config(port=1, directory=Path("/x"), password="p", version="7.0.15")
+    new = _server_config._redis_config(port=1, directory=Path("/x"), password="p", version="7.0.15")
     for line in ("enable-protected-configs no", "enable-debug-command no", "enable-module-command no"):
         assert line in new.splitlines()
 
@@ -447,20 +458,20 @@ async def test_stop_kills_every_process_of_the_engine_account(engines):
     try:
         await rd.stop()
         assert not pid_alive(escaped), "a setsid-escaped process outlived its engine"
-        assert eng._pids_of_uid(rd.uid) == []
+        assert _janitor._pids_of_uid(rd.uid) == []
     finally:
         kill_if_still_ours(escaped, rd.uid)
 
 
 @needs_root
 def test_an_account_is_handed_out_only_when_none_of_its_processes_runs():
-    first = eng._acquire_account()
+    first = _accounts._acquire_account()
     first.release()
     escaped = escape(first.uid, first.gid)  # e.g. left by an engine whose janitor was killed
     held = []
     try:
         while True:  # take slots until we get that account again (normally the first try)
-            account = eng._acquire_account()
+            account = _accounts._acquire_account()
             held.append(account)
             if account.uid == first.uid:
                 break
@@ -475,7 +486,7 @@ def test_reaping_refuses_anything_but_a_pool_account():
     """Killing "every process of the uid" must never reach root, us, or a shared account."""
     for uid in {0, os.getuid(), os.geteuid(), pwd.getpwnam("nobody").pw_uid}:
         with pytest.raises(ValueError, match="not a sandbox engine account"):
-            eng._reap_uid(uid, 0)
+            _janitor._reap_uid(uid, 0)
 
 
 # ----------------------------------------------------------------------------- the owner dies
@@ -495,7 +506,7 @@ def test_janitor_cleans_up_after_a_sigkilled_owner(kind, victims):
         assert wait_until(lambda: not pid_alive(info["pid"]), timeout=10), "engine outlived owner"
         assert wait_until(lambda: not pid_alive(escaped), timeout=10), "escaped process survived"
         assert wait_until(lambda: not Path(info["root"]).exists(), timeout=15), "secrets stayed"
-        assert eng._pids_of_uid(info["uid"]) == []
+        assert _janitor._pids_of_uid(info["uid"]) == []
         assert wait_until(lambda: not pid_alive(info["janitor"]), timeout=10)
     finally:
         owner.close()
@@ -533,7 +544,10 @@ UNPRIVILEGED_CHILD = textwrap.dedent(
     """
     import asyncio, importlib.util, json, os, sys
 
-    spec = importlib.util.spec_from_file_location("standalone_engines", sys.argv[1])
+    package = sys.argv[1]
+    spec = importlib.util.spec_from_file_location(
+        "standalone_engines", os.path.join(package, "__init__.py"), submodule_search_locations=[package]
+    )
     engines = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = engines
     spec.loader.exec_module(engines)
@@ -552,7 +566,7 @@ UNPRIVILEGED_CHILD = textwrap.dedent(
         print(json.dumps({
             "ready": ready, "root": str(manager.root), "pids": [pg.pid, rd.pid],
             "uids": [pg.uid, rd.uid],
-            "process_uids": [sorted(engines._proc_status(p)[0]) for p in (pg.pid, rd.pid)],
+            "process_uids": [sorted(engines._janitor._proc_status(p)[0]) for p in (pg.pid, rd.pid)],
         }), flush=True)
         if sys.argv[2] == "exit":
             os._exit(0)  # no cleanup of ours: the janitor's job
@@ -577,7 +591,7 @@ def test_without_root_engines_run_as_the_invoking_user(ending):
         pytest.skip("/usr/bin/python3 is older than 3.11")
     user = pwd.getpwnam("nobody")  # any unprivileged account: here it is the *invoking* user
     result = subprocess.run(
-        [python, "-I", "-c", UNPRIVILEGED_CHILD, ENGINES_FILE, ending],
+        [python, "-I", "-c", UNPRIVILEGED_CHILD, ENGINES_PACKAGE, ending],
         user=user.pw_uid,
         group=user.pw_gid,
         extra_groups=[],
@@ -609,8 +623,8 @@ def assert_no_fragment(secret: str, text: str, size: int = 4) -> None:
 
 def test_output_tail_redacts_passwords_however_the_pipe_splits_them():
     read_fd, write_fd = os.pipe()
-    tail = eng._LogTail(read_fd, eng._secret_forms(PASSWORD, "SCRAM-SHA-256$4096:c2FsdA=="), "t")
-    quoted = eng._redis_quote(PASSWORD)[1:-1]
+    tail = _output._LogTail(read_fd, _secrets._secret_forms(PASSWORD, "SCRAM-SHA-256$4096:c2FsdA=="), "t")
+    quoted = _secrets._redis_quote(PASSWORD)[1:-1]
     data = (
         f"FATAL: password {PASSWORD} rejected\n".encode()
         + f">>> 'requirepass \"{quoted}\"'\n".encode()
@@ -635,11 +649,11 @@ def test_output_tail_redacts_passwords_however_the_pipe_splits_them():
 def test_output_tail_drops_an_overlong_line_whole_even_when_cut_inside_the_password():
     read_fd, write_fd = os.pipe()
     os.close(write_fd)
-    tail = eng._LogTail(read_fd, eng._secret_forms(PASSWORD), "t")
+    tail = _output._LogTail(read_fd, _secrets._secret_forms(PASSWORD), "t")
     assert tail.wait_eof(10)
     secret = PASSWORD.encode()
     # The line outgrows the limit three bytes into the password, and ends in the next read.
-    tail._feed(b"x" * eng._LOG_PENDING_BYTES + secret[:3])
+    tail._feed(b"x" * _output._LOG_PENDING_BYTES + secret[:3])
     tail._feed(secret[3:] + b"y" * 10 + b"\nafter\n")
     kept = "\n".join(tail._lines)
     assert_no_fragment(PASSWORD, kept)
@@ -652,7 +666,7 @@ def test_a_held_open_output_pipe_delays_failure_reports_only_once():
     its end on every call (the sandbox calls it on each refresh, on the event loop)."""
     read_fd, write_fd = os.pipe()  # the write end stays open: no EOF, like a held pipe
     try:
-        tail = eng._LogTail(read_fd, eng._secret_forms(PASSWORD), "t")
+        tail = _output._LogTail(read_fd, _secrets._secret_forms(PASSWORD), "t")
         waits = []
         real_wait = tail._eof.wait
         tail._eof.wait = lambda timeout=None: waits.append(timeout) or real_wait(0)
