@@ -119,14 +119,14 @@ def _exporter(env: Mapping[str, str], signal: str, name: str) -> Any:
             if module == "http":
                 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
             else:
-                from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # type: ignore[import-not-found,no-redef,unused-ignore]
+                from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # type: ignore[import-not-found,no-redef,unused-ignore]  # optional: grpc exporter not in the otel extra
                     OTLPSpanExporter,
                 )
             return OTLPSpanExporter()  # endpoint, headers, timeout, compression: from OTEL_EXPORTER_OTLP_*
         if module == "http":
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
         else:
-            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (  # type: ignore[import-not-found,no-redef,unused-ignore]
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (  # type: ignore[import-not-found,no-redef,unused-ignore]  # optional: grpc exporter not in the otel extra
                 OTLPMetricExporter,
             )
         return OTLPMetricExporter()

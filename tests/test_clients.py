@@ -180,7 +180,7 @@ def claude_home(tmp_path: Path) -> Path:
 
 def claude(home: Path, args: list[str], env: dict[str, str]) -> str:
     done = subprocess.run(
-        [CLAUDE, *args],  # type: ignore[list-item]
+        [str(CLAUDE), *args],  # the tests that call this skip without CLAUDE
         cwd=home / "project", capture_output=True, text=True, timeout=120, check=False,
         env={**os.environ, **env, "HOME": str(home), "DISABLE_AUTOUPDATER": "1",
              "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"},

@@ -24,12 +24,12 @@ from mcp.client.streamable_http import streamable_http_client
 from redu_mcp.server import tools_for
 from tests.helpers import CREATE_ARGS, REPO, STARTUP_TIMEOUT, free_port
 
-IMAGE = os.environ.get("REDU_MCP_IMAGE")
-PODMAN = shutil.which("podman")
+IMAGE = os.environ.get("REDU_MCP_IMAGE") or ""  # empty: the tests skip (see pytestmark)
+PODMAN = shutil.which("podman") or ""  # empty: the tests skip
 TOKEN = "image-test-token-0123456789abcdef"
 
 pytestmark = pytest.mark.skipif(
-    IMAGE is None or PODMAN is None,
+    not IMAGE or not PODMAN,
     reason="no OCI image to test: .ci/image-check builds one (then set REDU_MCP_IMAGE to its name)",
 )
 
@@ -41,13 +41,13 @@ def podman_env() -> dict[str, str]:
 
 def podman(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [PODMAN, *args],  # type: ignore[list-item]
+        [PODMAN, *args],
         capture_output=True, text=True, timeout=120, check=False, env={**os.environ, **podman_env()},
     )  # fmt: skip
 
 
 def test_the_image_runs_as_a_non_root_user_with_ca_certificates_and_the_registry_label():
-    inspected = json.loads(podman("image", "inspect", IMAGE).stdout)[0]  # type: ignore[arg-type]
+    inspected = json.loads(podman("image", "inspect", IMAGE).stdout)[0]
     registry_name = json.loads((REPO / "server.json").read_text())["name"]
     assert inspected["Config"]["Labels"]["io.modelcontextprotocol.server.name"] == registry_name
     assert inspected["Config"]["User"] == "app"
@@ -57,7 +57,7 @@ def test_the_image_runs_as_a_non_root_user_with_ca_certificates_and_the_registry
         "paths = ssl.get_default_verify_paths()\n"
         "print(os.getuid(), os.path.getsize(paths.cafile or ''), sys.version_info[:2] >= (3, 11))\n"
     )
-    done = podman("run", "--rm", "--network", "none", "--entrypoint", "python3", IMAGE, "-c", probe)  # type: ignore[arg-type]
+    done = podman("run", "--rm", "--network", "none", "--entrypoint", "python3", IMAGE, "-c", probe)
     assert done.returncode == 0, done.stderr
     uid, ca_bytes, python_ok = done.stdout.split()
     assert uid == "10001" and int(ca_bytes) > 100_000 and python_ok == "True"  # Debian's CA bundle; otel extra in
@@ -65,8 +65,8 @@ def test_the_image_runs_as_a_non_root_user_with_ca_certificates_and_the_registry
 
 async def test_stdio_by_default():
     server = StdioServerParameters(
-        command=PODMAN,  # type: ignore[arg-type]
-        args=["run", "-i", "--rm", "--network", "none", IMAGE, "--sandbox"],  # type: ignore[list-item]
+        command=PODMAN,
+        args=["run", "-i", "--rm", "--network", "none", IMAGE, "--sandbox"],
         env=podman_env(),
     )
     async with Client(server) as client:
@@ -84,7 +84,7 @@ def http_container(tmp_path: Path) -> Iterator[str]:
     name = f"redu-mcp-test-{port}"
     started = podman(
         "run", "-d", "--rm", "--name", name, "-p", f"127.0.0.1:{port}:8000", "-e", f"REDU_MCP_AUTH_TOKEN={TOKEN}",
-        IMAGE, "--transport", "http", "--host", "0.0.0.0", "--auth", "token", "--sandbox",  # type: ignore[arg-type]
+        IMAGE, "--transport", "http", "--host", "0.0.0.0", "--auth", "token", "--sandbox",
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
     try:
