@@ -21,9 +21,10 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from ._accounts import _Account, _acquire_account
-from ._binaries import _binary_version, find_binaries
+from ._binaries import Engine, _binary_version, find_binaries
 from ._directories import _OWNER_FILE, _ROOT_PREFIX, _check_secure_dir, _remove_stale_roots, _write_new_file
 from ._errors import EngineStartError
 from ._homes import _Home, _in_thread
@@ -84,6 +85,35 @@ def _forget_janitors_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_janitors_in_child)
+
+
+def _running(
+    kind: Engine,
+    home: _Home,
+    port: int,
+    version: str,
+    process: subprocess.Popen,
+    output: _LogTail,
+    password: str,
+    **login: Any,
+) -> RunningEngine:
+    """The launched engine as a ``RunningEngine`` (``login``: what its readiness check needs)."""
+    uid, gid = home.account.effective_ids
+    return RunningEngine(
+        kind=kind,
+        host=HOST,
+        port=port,
+        actual_version=version,
+        data_dir=home.path,
+        pid=process.pid,
+        uid=uid,
+        gid=gid,
+        _process=process,
+        _log=output,
+        _home=home,
+        _password=password,
+        **login,
+    )
 
 
 class Engines:
@@ -168,24 +198,10 @@ class Engines:
         except BaseException:
             home.release()
             raise
-        engine = RunningEngine(
-            kind="postgres",
-            host=HOST,
-            port=port,
-            actual_version=version,
-            data_dir=home.path,
-            pid=process.pid,
-            uid=home.account.effective_ids[0],
-            gid=home.account.effective_ids[1],
-            _process=process,
-            _log=output,
-            _home=home,
-            _password=password,
-            _user=db_user,
-            _dbname=db_name,
-            _psql=bins["psql"],
-        )
-        return await self._adopt(engine)
+        return await self._adopt(
+            _running("postgres", home, port, version, process, output, password,
+                     _user=db_user, _dbname=db_name, _psql=bins["psql"])
+        )  # fmt: skip
 
     async def start_redis(self, *, password: str) -> RunningEngine:
         """Launch redis-server with requirepass and no persistence; its config comes on stdin."""
@@ -201,21 +217,7 @@ class Engines:
         except BaseException:
             home.release()
             raise
-        engine = RunningEngine(
-            kind="redis",
-            host=HOST,
-            port=port,
-            actual_version=version,
-            data_dir=home.path,
-            pid=process.pid,
-            uid=home.account.effective_ids[0],
-            gid=home.account.effective_ids[1],
-            _process=process,
-            _log=output,
-            _home=home,
-            _password=password,
-        )
-        return await self._adopt(engine)
+        return await self._adopt(_running("redis", home, port, version, process, output, password))
 
     async def aclose(self) -> None:
         """Stop every engine started here and remove the root. Idempotent."""
