@@ -182,28 +182,39 @@ class RedisBoard:
     async def _through_redis(
         self, name: str, lease: str, fetch: Callable[[], Awaitable[Instance]], max_age: float
     ) -> Snapshot:
+        found = await self._read(name)
+        if found is not None and self.wall() - found[0] < max_age:
+            return self._local(found)
+        baseline = found[0] if found is not None else None  # when the stale snapshot was taken
         pause = FIRST_CHECK
         while True:
-            seen = await self._fresh(name, max_age)
-            if seen is not None:
-                return seen
             token = secrets.token_hex(8)
             if await self._take(lease, token):
-                return await self._poll_as_holder(name, lease, token, fetch, max_age)
+                return await self._poll_as_holder(name, lease, token, fetch, baseline)
             await anyio.sleep(pause)  # another replica is polling: its snapshot will be everyone's
             pause = min(MAX_CHECK, pause * 2)
+            found = await self._read(name)
+            if found is not None and found[0] != baseline:
+                # Published since we looked: as with the in-process board, a waiter takes the
+                # answer of the poll it waited for, however long that poll took.
+                return self._local(found)
 
     async def _take(self, lease: str, token: str) -> bool:
         """Take the poll lease (``SET NX PX``) if nobody holds it."""
         return bool(await self.shared.run(lambda r: r.set(lease, token, nx=True, px=self._lease_ms())))
 
     async def _poll_as_holder(
-        self, name: str, lease: str, token: str, fetch: Callable[[], Awaitable[Instance]], max_age: float
+        self,
+        name: str,
+        lease: str,
+        token: str,
+        fetch: Callable[[], Awaitable[Instance]],
+        baseline: float | None,
     ) -> Snapshot:
         try:
-            seen = await self._fresh(name, max_age)  # published between our look and our lease?
-            if seen is not None:
-                return seen
+            found = await self._read(name)  # published between our look and our lease?
+            if found is not None and found[0] != baseline:
+                return self._local(found)
             snapshot = await self._poll_keeping_lease(lease, token, fetch)
             with suppress(SharedStateUnavailable):  # polled already: never poll twice because Redis failed
                 await self._publish(name, snapshot)
@@ -237,19 +248,20 @@ class RedisBoard:
     def _lease_ms(self) -> int:
         return max(1, round(self.lease_seconds * 1000))
 
-    async def _fresh(self, name: str, max_age: float) -> Snapshot | None:
-        """The snapshot in Redis, as a local one (its age kept), if it is younger than ``max_age``."""
+    async def _read(self, name: str) -> tuple[float, Instance | None, ReduError | None] | None:
+        """The snapshot in Redis, if there is a readable one."""
         text = await self.shared.run(lambda r: r.get(name))
         if not text:
             return None
         parsed = snapshot_from_json(text)
         if parsed is None:
             log.debug("ignored an unreadable shared snapshot")
-            return None
-        wall_at, instance, error = parsed
+        return parsed
+
+    def _local(self, found: tuple[float, Instance | None, ReduError | None]) -> Snapshot:
+        """A snapshot from Redis on this process's clock, its age kept."""
+        wall_at, instance, error = found
         age = max(0.0, self.wall() - wall_at)
-        if age >= max_age:
-            return None
         return Snapshot(at=self.local.clock() - age, instance=instance, error=error)
 
     async def _publish(self, name: str, snapshot: Snapshot) -> None:
