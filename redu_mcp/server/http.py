@@ -743,8 +743,6 @@ def run_http(settings: Settings) -> None:
     app, runtime = build_http_app(settings)
     if runtime.shared is not None:
         runtime.shared.prepare()  # its import costs a fraction of a second: now, not in the first request
-    for note in replica_notes(settings):
-        log.log(note[0], note[1])
     if settings.http_auth == "none":
         log.warning(
             "serving HTTP on %s WITHOUT authentication (--auth none): every user and program on this machine "
@@ -754,5 +752,9 @@ def run_http(settings: Settings) -> None:
         )
     sys.stderr.write(client_setup(settings))  # the one place a generated token is shown
     sys.stderr.flush()
+    for level, note in replica_notes(settings):
+        log.log(level, note)
+    if runtime.shared is not None:
+        log.info("this replica's id in the shared state (leases, sessions): %s", runtime.replica)
     log.info("serving MCP on %s (auth: %s)", advertised_url(settings), settings.http_auth)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", lifespan="on")
