@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import dataclasses
 import secrets
 import time
 from collections.abc import Iterator
@@ -280,7 +281,13 @@ MATRIX = ((1, False), (1, True), (3, False), (3, True))
 
 def run_matrix(instances: int = 100, per_instance: int = 10) -> list[Row]:
     """The GETs figure at 1 and 3 replicas, with and without Redis."""
-    return [row for replicas, redis in MATRIX for row in run(instances, per_instance, True, replicas, redis)[-1:]]
+    rows = []
+    for replicas, redis in MATRIX:
+        row = run(instances, per_instance, True, replicas, redis)[-1]
+        rows.append(
+            dataclasses.replace(row, bench="replicas", measure=f"{row.extra['setup']}: GETs per instance per interval")
+        )
+    return rows
 
 
 if __name__ == "__main__":
