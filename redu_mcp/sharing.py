@@ -83,7 +83,7 @@ class SharedRedis:
     CONNECT_TIMEOUT: Final = 0.5
     COMMAND_TIMEOUT: Final = 0.75
     CALL_TIMEOUT: Final = 1.5  # a whole call: waiting for a pooled connection, connecting, the command
-    MAX_CONNECTIONS: Final = 50
+    MAX_CONNECTIONS: Final = 100  # per replica; a call waits up to COMMAND_TIMEOUT for a free one
     RETRY_AFTER: Final = 5.0  # seconds Redis is left alone after a failure
     WARN_EVERY: Final = 60.0
 

@@ -104,15 +104,19 @@ def spawn(name: str, command: list[str], tmp: Path, port: int, env: dict[str, st
 class RedisServer:
     tmp: Path
     port: int = field(default_factory=free_port)
+    password: str | None = None
     child: Child | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
         command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         command += ["--dir", str(self.tmp), "--daemonize", "no"]
+        if self.password:
+            command += ["--requirepass", self.password]
         self.child = spawn(f"redis-{self.port}", command, self.tmp, self.port)
         wait_for_port(self.port, self.child.process, self.child.log_path)
         return self

@@ -90,3 +90,14 @@ def test_the_cli_serves_statelessly_with_a_key_from_a_file_and_never_prints_it(t
     log = server.log()
     assert "stateless HTTP" in log and KEY not in log
     assert "only one replica is supported" not in log
+
+
+def test_a_replica_whose_redis_does_not_answer_says_so_at_start_up_and_serves(tmp_path: Path):
+    env = {"REDU_MCP_REDIS_URL": "redis://:start-up-pw@127.0.0.1:1/0", "REDU_MCP_STATE_KEY": KEY}
+    with cli_http_server(tmp_path, "--stateless", env=env) as server:
+        base = server.url.removesuffix("/mcp")
+        assert httpx2.get(f"{base}/healthz").status_code == 200
+        assert httpx2.get(f"{base}/readyz").status_code == 503
+    log = server.log()
+    assert "Redis at 127.0.0.1:1/0 is unavailable" in log
+    assert "start-up-pw" not in log and KEY not in log

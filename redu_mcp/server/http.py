@@ -737,12 +737,25 @@ def replica_notes(settings: Settings) -> list[tuple[int, str]]:
     return notes
 
 
+async def _check_redis(runtime: Runtime) -> None:
+    """Say at start-up whether Redis answers (a wrong address or password shows at once, not at the
+    first request); the server starts either way: it falls back to its own state until Redis answers."""
+    shared = runtime.shared
+    assert shared is not None
+    try:
+        if await shared.ping():
+            log.info("Redis at %s answers", shared.where)
+    finally:
+        await shared.aclose()  # its connections belong to this event loop, not the server's
+
+
 def run_http(settings: Settings) -> None:
     import uvicorn
 
     app, runtime = build_http_app(settings)
     if runtime.shared is not None:
         runtime.shared.prepare()  # its import costs a fraction of a second: now, not in the first request
+        anyio.run(_check_redis, runtime)
     if settings.http_auth == "none":
         log.warning(
             "serving HTTP on %s WITHOUT authentication (--auth none): every user and program on this machine "
