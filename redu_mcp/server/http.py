@@ -311,9 +311,12 @@ class Health:
     is configured), for orchestrators and load balancers. Nothing but a status word is answered; why
     a replica is not ready is in its log."""
 
+    READY_FOR = 1.0  # seconds a readiness answer is reused: a flood of probes is not a flood of PINGs
+
     def __init__(self, app: Any, runtime: Runtime) -> None:
         self.app = app
         self.runtime = runtime
+        self._ready_until = -math.inf
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] not in HEALTH_PATHS:
@@ -333,7 +336,12 @@ class Health:
 
     async def _ready(self) -> bool:
         shared = self.runtime.shared
-        return shared is None or await shared.ping()
+        if shared is None or time.monotonic() < self._ready_until:
+            return True
+        if not await shared.ping():
+            return False
+        self._ready_until = time.monotonic() + self.READY_FOR
+        return True
 
 
 class RejectCredentialsInQuery:
