@@ -68,13 +68,22 @@ class AnswersElsewhere(httpx2.AsyncBaseTransport):
 # --- a state key shared by replicas ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("shared_key", [True, False])
+OLD, NEW = secrets.token_hex(32), secrets.token_hex(32)
+
+
+@pytest.mark.parametrize(
+    ("asking", "answering", "shared_key"),
+    [
+        ((NEW,), (NEW,), True),  # one key on every replica
+        ((OLD, NEW), (NEW, OLD), True),  # mid-rotation: sealed with the old key, the other still unseals it
+        ((NEW,), (), False),  # the control: the answering replica has only a key of its own
+    ],
+)
 async def test_a_delete_asked_by_one_replica_is_answered_through_another_with_a_shared_key(
-    make_settings, sandbox: Sandbox, shared_key: bool
+    make_settings, sandbox: Sandbox, asking: tuple[str, ...], answering: tuple[str, ...], shared_key: bool
 ):
-    key = secrets.token_hex(32)
-    first = http_settings(make_settings, stateless=True, state_keys=(key,))
-    second = http_settings(make_settings, stateless=True, state_keys=(key,) if shared_key else ())
+    first = http_settings(make_settings, stateless=True, state_keys=asking)
+    second = http_settings(make_settings, stateless=True, state_keys=answering)
     id = await seed_instance(sandbox, "database", "two-replicas")
     async with serving_mcp_http(first, sandbox) as (url_a, _), serving_mcp_http(second, sandbox) as (url_b, _):
         transport = AnswersElsewhere(int(url_b.rsplit(":", 1)[1].split("/")[0]))
