@@ -282,3 +282,55 @@ async def test_key_verdicts_are_shared_as_hashes_only(redis):
     assert await verdicts.recall("digest-unknown") is None
     keys = await shared.run(lambda r: r.keys("*"))
     assert all(k.startswith("redu-mcp:test:") for k in keys)
+
+
+# --- credentials files, completed by whichever replica sees the instance ready -------------------------------
+
+
+def _provisioning(name: str = "orders") -> Database:
+    return Database(id=42, name=name, status="provisioning", db_name="app", db_user="appuser", port=5432)
+
+
+def _ready(name: str = "orders") -> Database:
+    return _provisioning(name).model_copy(update={"status": "ready", "floating_ip": "203.0.113.42"})
+
+
+def test_another_replica_completes_the_file_with_the_host(tmp_path: Path):
+    from redu_mcp.api import DATABASE
+    from redu_mcp.provisioning.credentials import CredentialStore, read_env
+
+    creator, finisher = CredentialStore(tmp_path / "creds"), CredentialStore(tmp_path / "creds")
+    path = creator.save(DATABASE, _provisioning(), "pw-0123456789")
+    assert not read_env(path)["PGHOST"]  # no host yet
+    assert finisher.complete(DATABASE, _ready()) == path
+    saved = read_env(path)
+    assert saved["PGHOST"] == "203.0.113.42" and saved["PGPASSWORD"] == "pw-0123456789"
+    assert saved["DATABASE_URL"].startswith("postgresql://appuser:pw-0123456789@203.0.113.42:5432/")
+    assert (path.stat().st_mode & 0o777) == 0o600
+    assert creator.complete(DATABASE, _ready()) == path  # already complete: the creator leaves it be
+    assert read_env(path) == saved
+
+
+def test_a_replica_only_completes_what_is_plainly_ours(tmp_path: Path):
+    from redu_mcp.api import DATABASE
+    from redu_mcp.provisioning.credentials import CredentialStore, read_env
+
+    directory = tmp_path / "creds"
+    path = CredentialStore(directory).save(DATABASE, _provisioning(), "pw-0123456789")
+    before = path.read_text()
+    path.chmod(0o644)  # readable by others: not a file we wrote
+    assert CredentialStore(directory).complete(DATABASE, _ready()) is None
+    assert path.read_text() == before
+    path.chmod(0o600)
+    target = tmp_path / "elsewhere.env"
+    target.write_text(before)
+    target.chmod(0o600)
+    path.unlink()
+    path.symlink_to(target)  # a planted link is never followed
+    assert CredentialStore(directory).complete(DATABASE, _ready()) is None
+    assert not read_env(target)["PGHOST"]
+    # A file of another instance that happens to bear the name (its first line names its own id).
+    path.unlink()
+    path.write_text(before.replace("(id 42)", "(id 7)"))
+    path.chmod(0o600)
+    assert CredentialStore(directory).complete(DATABASE, _ready()) is None
