@@ -136,6 +136,7 @@ async def delete_across(replicas: Deployment, api: SandboxApi, name: str) -> tup
 
 async def test_a_delete_confirmed_through_one_replica_finishes_on_another(shared: Deployment, api: SandboxApi):
     outcome, id, first, second = await delete_across(shared, api, "cross-replica")
+    print(f"\nshared key: asked by {first}, answered through {second}: {outcome.structured_content['message']}")
     assert first != second  # asked by one replica, answered through another
     assert not isinstance(outcome, MCPError), outcome
     assert not outcome.is_error, outcome.content[0].text
@@ -147,6 +148,7 @@ async def test_without_a_shared_state_key_the_answer_on_another_replica_fails_cl
     unshared: Deployment, api: SandboxApi
 ):
     outcome, id, first, second = await delete_across(unshared, api, "no-shared-key")
+    print(f"\nno shared key: asked by {first}, answered through {second}: {outcome!r}")
     assert first != second
     assert isinstance(outcome, MCPError), outcome  # a protocol error the client raises, not a silent no-op
     assert outcome.error.code == -32602
@@ -304,6 +306,7 @@ async def test_a_replica_killed_mid_wait_the_retry_completes_on_another(tmp: Pat
                             "wait_for_ready", {"kind": "database", "id": id}, progress_callback=progress
                         )
             assert killed and "SSE stream ended without a response" in repr(failed.value)
+            print(f"\nkilled {killed[0]} mid-wait; the call failed with {failed.value!r}")
             # The client retries: the balancer sends it to a live replica, which finishes the wait.
             retried = await mcp.call_tool("wait_for_ready", {"kind": "database", "id": id, "timeout_seconds": 40})
         assert not retried.is_error, retried.content[0].text
