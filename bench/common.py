@@ -197,3 +197,45 @@ def format_row(row: Row) -> str:
         f"{row.bench:<12} {row.measure:<44} ours={num(row.ours)} floor={num(row.floor)} {row.unit} "
         f"ratio={num(row.ratio)} target {row.target} {verdict} {row.note}"
     )
+
+
+# --- several replicas: redis-server and HAProxy, started and stopped here -----------------------------------
+
+
+@contextlib.contextmanager
+def redis_on_port() -> Iterator[str]:
+    """A throw-away ``redis-server`` (no persistence) on a free port; yields its URL."""
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="redu-bench-redis-")
+    cmd = ["redis-server", "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+    with serving([*cmd, "--dir", workdir, "--daemonize", "no"], port):
+        yield f"redis://{HOST}:{port}/0"
+
+
+@contextlib.contextmanager
+def haproxy_round_robin(upstreams: Sequence[int]) -> Iterator[int]:
+    """HAProxy in round robin over ``upstreams`` (health-checked on /healthz); yields its port."""
+    port = free_port()
+    servers = "\n".join(f"    server r{i} {HOST}:{p} check" for i, p in enumerate(upstreams))
+    config = f"""global
+    maxconn 4096
+defaults
+    mode http
+    option http-server-close
+    timeout connect 2s
+    timeout client 1h
+    timeout server 1h
+    timeout http-request 10s
+frontend mcp
+    bind {HOST}:{port}
+    default_backend replicas
+backend replicas
+    balance roundrobin
+    option httpchk GET /healthz
+    default-server inter 1s
+{servers}
+"""
+    path = Path(tempfile.mkdtemp(prefix="redu-bench-haproxy-")) / "haproxy.cfg"
+    path.write_text(config)
+    with serving(["haproxy", "-f", str(path), "-db"], port):
+        yield port

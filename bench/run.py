@@ -39,6 +39,7 @@ def benches(quick: bool) -> dict[str, Callable[[], list[Row]]]:
         "startup": lambda: startup_profile.run(samples=3 if quick else 5),
         "per_call": lambda: per_call.run(calls=60 if quick else 200),
         "waits": lambda: waits.run(instances=20 if quick else 100, per_instance=10),
+        "replicas": lambda: waits.run_matrix(instances=20 if quick else 100, per_instance=10),
         "throughput": lambda: throughput.run(seconds=2 if quick else 5, clients=50),
         "tokens": tokens.run,
         "http_flood": lambda: http_flood.run(count=2000 if quick else 10_000),

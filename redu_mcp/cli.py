@@ -51,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
         help="a browser origin allowed to call the server, e.g. https://app.example.com; repeatable or "
         "comma-separated (env REDU_MCP_ALLOWED_ORIGINS)",
     )
+    parser.add_argument(
+        "--stateless",
+        action="store_true",
+        help="HTTP without sessions, for several replicas behind a round-robin balancer (env REDU_MCP_STATELESS; "
+        "2025-11-25 clients then cannot be asked to confirm a delete mid-call)",
+    )
     parser.add_argument("--provisioning-seconds", type=float, help="sandbox: seconds until instances are ready")
     parser.add_argument(
         "--poll-interval",
@@ -130,6 +136,7 @@ def _serve(args: argparse.Namespace) -> None:
             allowed_origins=origins,
             provisioning_seconds=args.provisioning_seconds,
             poll_interval_seconds=args.poll_interval,
+            stateless=args.stateless or None,
         )
         if settings.transport == "http" and settings.http_auth == "token" and not settings.auth_token:
             if settings.loopback:

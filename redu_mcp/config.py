@@ -42,6 +42,46 @@ def _limits_from_env(env: Mapping[str, str]) -> HttpLimits:
         raise ConfigError(f"{exc} ({names})") from None
 
 
+#: Values ``REDU_MCP_STATELESS`` may take, and what they mean.
+BOOLEAN_WORDS = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+}
+
+
+def _flag(env: Mapping[str, str], variable: str) -> bool | None:
+    raw = (env.get(variable) or "").strip().lower()
+    if not raw:
+        return None
+    if raw not in BOOLEAN_WORDS:
+        raise ConfigError(f"invalid {variable}={raw!r}: use 1 or 0 (true/false, yes/no, on/off)")
+    return BOOLEAN_WORDS[raw]
+
+
+def state_keys_from_env(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The request-state keys: ``REDU_MCP_STATE_KEY``, or the file ``REDU_MCP_STATE_KEY_FILE`` names
+    (a mounted secret). Comma-separated: the first seals, all unseal (rotation). Never echoed."""
+    value = env.get("REDU_MCP_STATE_KEY") or None
+    path = env.get("REDU_MCP_STATE_KEY_FILE") or None
+    if value and path:
+        raise ConfigError("set REDU_MCP_STATE_KEY or REDU_MCP_STATE_KEY_FILE, not both")
+    if path:
+        try:
+            value = Path(path).expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            raise ConfigError(f"cannot read REDU_MCP_STATE_KEY_FILE {path}: {reason}") from None
+        if not value.strip():
+            raise ConfigError(f"REDU_MCP_STATE_KEY_FILE {path} is empty")
+    return split_list(value)
+
+
 def split_list(value: str | None) -> tuple[str, ...]:
     """``a, b,c`` → ("a", "b", "c"): comma-separated, blanks dropped."""
     return tuple(part.strip() for part in (value or "").split(",") if part.strip())
@@ -63,6 +103,9 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "public_url": env.get("REDU_MCP_PUBLIC_URL") or None,
         "allowed_origins": split_list(env.get("REDU_MCP_ALLOWED_ORIGINS")),
         "http_limits": _limits_from_env(env),
+        "state_keys": state_keys_from_env(env),
+        "redis_url": env.get("REDU_MCP_REDIS_URL") or None,
+        "stateless": bool(_flag(env, "REDU_MCP_STATELESS")),
     }
     if env.get("REDU_MCP_POLL_INTERVAL"):
         try:

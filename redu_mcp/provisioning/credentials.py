@@ -5,7 +5,8 @@ Each create writes a new file, mode 0600, in a 0700 directory (by default
 without following a symlink: a link planted in the way is never written through. An existing file
 is never overwritten: a clash gets a numbered name. A value holding a control character is refused
 (it could add a variable for readers that ignore shell quoting). Once the instance has a host, the same process completes its own file with the host
-and a full connection URI (see ``complete``). ``deliver_password`` is the policy that decides where
+and a full connection URI (see ``complete``); so does any other process that shares the directory
+(a replica of the same deployment whose wait saw the instance ready). ``deliver_password`` is the policy that decides where
 a password goes: a file (default), or the caller, once, when asked to or when the file cannot be
 written (a password is never lost).
 """
@@ -28,6 +29,8 @@ from redu_mcp.api import AnyKind, Instance
 log = logging.getLogger(__name__)
 
 SecretsMode = Literal["file", "reveal"]
+#: The line that marks a file still waiting for its host (any process sharing the directory completes it).
+NO_HOST_YET = "# No host yet: wait_for_ready completes this file once the instance is ready."
 
 
 class UnsafeValue(ValueError):
@@ -68,14 +71,17 @@ class CredentialStore:
     def complete(self, kind: AnyKind, instance: Instance) -> Path | None:
         """Rewrite our own file for this instance once it has a host, so the URI in it works.
 
-        Only a file this process created is touched, replaced atomically with the same mode.
+        Only our own file is touched (one this process saved, or, in a directory replicas share, one
+        another process saved: ``_adopt``), replaced atomically with the same mode.
         """
         key = (kind.name, instance.id)
         password = self._incomplete.get(key)
         path = self._paths.get(key)
+        if path is None and instance.floating_ip:
+            path, password = self._adopt(kind, instance)
         if path is None or password is None or not instance.floating_ip:
             return path
-        temporary = path.name + ".tmp"
+        temporary = f".{path.name}.{os.getpid()}.tmp"
         try:
             text = render_env(kind, instance, password)
             directory = self._open_private_dir()
@@ -92,8 +98,46 @@ class CredentialStore:
             return path
         finally:
             os.close(directory)
-        del self._incomplete[key]
+        self._incomplete.pop(key, None)
+        self._paths[key] = path
         return path
+
+    def _adopt(self, kind: AnyKind, instance: Instance) -> tuple[Path | None, str | None]:
+        """The file another process (a replica sharing this directory) saved for this instance:
+        ``(path, its password)`` if it still waits for a host, ``(path, None)`` if it is complete.
+
+        Only a regular file of ours, mode 0600, named as ``save`` names it, is read, through the
+        directory descriptor and without following a symlink; anything else is left alone."""
+        if not self.directory.is_dir():
+            return None, None
+        stem = f"{kind.name}-{_safe_name(instance.name)}-{int(instance.id)}"
+        try:
+            directory = self._open_private_dir()
+        except OSError:
+            return None, None
+        try:
+            for n in range(1, 10):
+                name = f"{stem}.env" if n == 1 else f"{stem}-{n}.env"
+                try:
+                    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory)
+                except OSError:
+                    continue
+                with os.fdopen(fd) as handle:
+                    info = os.fstat(handle.fileno())
+                    ours = not hasattr(os, "getuid") or info.st_uid == os.getuid()
+                    if not stat.S_ISREG(info.st_mode) or not ours or stat.S_IMODE(info.st_mode) != 0o600:
+                        continue
+                    text = handle.read(64 * 1024)
+                if f"(id {int(instance.id)})" not in text.partition("\n")[0]:
+                    continue  # another instance's file that happens to bear the name
+                path = self.directory / name
+                if NO_HOST_YET not in text:
+                    return path, None
+                password = _env_text_values(text).get(kind.env.password)
+                return (path, password) if password else (None, None)
+        finally:
+            os.close(directory)
+        return None, None
 
     def _open_private_dir(self) -> int:
         """The credentials directory, opened without following a symlink: ours, and 0700.
@@ -200,7 +244,7 @@ def render_env(kind: AnyKind, instance: Instance, password: str) -> str:
         "# The password is shown nowhere else: Redu keeps no plain-text copy. Keep this file private.",
     ]
     if not instance.floating_ip:
-        lines.append("# No host yet: wait_for_ready completes this file once the instance is ready.")
+        lines.append(NO_HOST_YET)
     values = kind.env_values(instance, password)
     for name, value in values:
         if any(not character.isprintable() for character in value):
@@ -213,8 +257,12 @@ def render_env(kind: AnyKind, instance: Instance, password: str) -> str:
 
 def read_env(path: Path) -> dict[str, str]:
     """Parse a file written by ``render_env`` (for the demo and tests)."""
+    return _env_text_values(path.read_text())
+
+
+def _env_text_values(text: str) -> dict[str, str]:
     values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         if not line or line.startswith("#") or "=" not in line:
             continue
         key, value = line.split("=", 1)

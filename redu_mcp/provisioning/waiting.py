@@ -12,6 +12,9 @@ mangled) is reported and the wait polls again at its interval, or after the API'
 failure that will not pass (401, 403, 404) ends it at once. The wait ends by the caller's deadline
 (``redu_mcp.api.within``); every poll is clipped to just before it, so a poll that hangs ends with
 an error the outcome can name, and a cancelled wait stops its poll at once.
+
+Several replicas share one board through Redis (``redu_mcp.provisioning.shared_board.RedisBoard``):
+both are a ``Board``, and the wait loop does not know which one it reads.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import anyio
 
@@ -73,6 +76,30 @@ class _Entry:
     waiters: int = 0
 
 
+class Board(Protocol):
+    """Where waits read an instance's latest snapshot: at most one poll per instance per ``max_age``."""
+
+    async def read(self, key: Hashable, fetch: Callable[[], Awaitable[Instance]], max_age: float) -> Snapshot:
+        """The latest snapshot no older than ``max_age``, polling with ``fetch`` (once for all) if needed."""
+        ...
+
+    def join(self, key: Hashable) -> None:
+        """A wait on ``key`` begins."""
+        ...
+
+    def leave(self, key: Hashable) -> None:
+        """A wait on ``key`` ended (however it ended)."""
+        ...
+
+
+async def poll_once(fetch: Callable[[], Awaitable[Instance]], clock: Callable[[], float]) -> Snapshot:
+    """One upstream poll as a snapshot: the instance, or the ``ReduError`` it raised."""
+    try:
+        return Snapshot(at=clock(), instance=await fetch())
+    except ReduError as exc:
+        return Snapshot(at=clock(), error=exc)
+
+
 @dataclass
 class StatusBoard:
     """The latest snapshot per instance, shared by every wait on it in this process."""
@@ -82,6 +109,15 @@ class StatusBoard:
 
     async def read(self, key: Hashable, fetch: Callable[[], Awaitable[Instance]], max_age: float) -> Snapshot:
         """The latest snapshot no older than ``max_age``, fetching it (once for all callers) if needed."""
+        return await self.single_flight(key, lambda: poll_once(fetch, self.clock), max_age)
+
+    async def single_flight(
+        self, key: Hashable, produce: Callable[[], Awaitable[Snapshot]], max_age: float
+    ) -> Snapshot:
+        """The latest snapshot no older than ``max_age``; else one caller runs ``produce`` and all share it.
+
+        ``produce`` returns a snapshot stamped on ``clock`` (it may be older than now: one read
+        from another replica); it raises nothing but cancellation."""
         entry = self._entries.setdefault(key, _Entry())
         while True:
             seen = entry.snapshot
@@ -95,11 +131,8 @@ class StatusBoard:
                 continue  # their fetch was cancelled: try again, maybe as the fetcher
             entry.in_flight = done = anyio.Event()
             try:
-                try:
-                    entry.snapshot = Snapshot(at=self.clock(), instance=await fetch())
-                except ReduError as exc:
-                    entry.snapshot = Snapshot(at=self.clock(), error=exc)
-                return entry.snapshot
+                entry.snapshot = snapshot = await produce()
+                return snapshot
             finally:
                 entry.in_flight = None
                 done.set()
@@ -158,7 +191,7 @@ class WaitOutcome:
 
 
 async def wait_until_ready(
-    board: StatusBoard,
+    board: Board,
     key: Hashable,
     fetch: Callable[[], Awaitable[Instance]],
     *,

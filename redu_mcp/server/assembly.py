@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from redu_mcp.sandbox import Sandbox
 
 
+#: The server's name: also the audience sealed request state is bound to, the same on every replica.
+NAME = "redu-mcp"
+
+
 def build_server(
     settings: Settings,
     *,
@@ -41,8 +45,13 @@ def build_server(
         async with runtime.session():
             yield runtime
 
+    if settings.state_keys and "request_state_security" not in mcp_options:
+        # Every replica seals and unseals with the same keys, so any of them continues what another began.
+        from mcp.server.request_state import RequestStateSecurity
+
+        mcp_options["request_state_security"] = RequestStateSecurity(keys=list(settings.state_keys), audience=NAME)
     server: MCPServer[Runtime] = MCPServer(
-        "redu-mcp",
+        NAME,
         title="Redu Cloud databases",
         instructions=instructions_for(settings),
         version=__version__,

@@ -5,7 +5,9 @@ afresh (None when it is already gone), and ``confirmation`` decides how the dele
 A ``confirm_name`` that does not match the target's current name is refused outright. Otherwise a
 client that can ask its user (form elicitation) asks, and only an explicit tick confirms. A client
 that cannot ask needs the exact current name in ``confirm_name`` (``--confirm auto``), or is refused
-(``--confirm human``: only a person can approve). What the model is told is worded in ``wording``.
+(``--confirm human``: only a person can approve). So is a 2025-11-25 client on a ``--stateless``
+server, whatever it declared: without a session the server cannot send it the question, and the
+refusal says so. What the model is told is worded in ``wording``.
 """
 
 # No `from __future__ import annotations`: the SDK evaluates these signatures (Resolve, Elicit).
@@ -17,6 +19,7 @@ from typing import Annotated, Any, Literal
 from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ClientCapabilities
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import BaseModel, Field
 
 from redu_mcp.api import AnyKind, Instance, NotFoundError, ReduError
@@ -35,11 +38,17 @@ class ConfirmDelete(BaseModel):
 NameCheckResult = Literal["matches", "mismatch", "missing", "gone", "person_required"]
 
 
+#: Why nobody could be asked: the client takes no questions, or this connection cannot carry one
+#: (a 2025-11-25 client on a server without sessions: the server has no way to send it a request).
+CannotAsk = Literal["client", "connection"]
+
+
 class NameCheck(BaseModel):
     """The decision made without asking anyone: ``confirm_name`` against a fresh GET, or a refusal."""
 
     result: NameCheckResult
     given: str | None = None  # the confirm_name the caller passed
+    cannot_ask: CannotAsk = "client"
 
 
 Decision = ElicitationResult[ConfirmDelete | NameCheck]
@@ -55,12 +64,25 @@ def can_ask_user(capabilities: ClientCapabilities | None) -> bool:
     return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
 
 
+def without_back_channel(ctx: Context) -> bool:
+    """Is this a handshake-era (2025-11-25 or older) request the server cannot send a question on?
+
+    That is every such request on a ``--stateless`` server: there is no session, so no stream to
+    push ``elicitation/create`` down. (2026-07-28 requests never need one: the question travels in
+    the result, and any replica takes the answer.)"""
+    try:
+        return ctx.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS and not ctx.session.can_send_request
+    except Exception:  # no session object at all: nothing can be sent either way
+        return False
+
+
 @dataclass(frozen=True)
 class Refusal:
     """Why a delete must not go ahead."""
 
     why: RefusalReason
     given: str | None = None
+    cannot_ask: CannotAsk = "client"  # for name_missing and person_required: why nobody was asked
 
 
 _REFUSALS: dict[NameCheckResult, RefusalReason] = {
@@ -77,7 +99,7 @@ def refusal_of(decision: Decision) -> Refusal | None:
         return Refusal("declined" if decision.action == "decline" else "cancelled")
     data = decision.data
     if isinstance(data, NameCheck):
-        return None if data.result == "matches" else Refusal(_REFUSALS[data.result], data.given)
+        return None if data.result == "matches" else Refusal(_REFUSALS[data.result], data.given, data.cannot_ask)
     return None if data.confirm is True else Refusal("unticked")
 
 
@@ -113,12 +135,14 @@ def resolvers(kind: AnyKind) -> tuple[Callable[..., Awaitable[Instance | None]],
         if confirm_name is not None and confirm_name != target.name:
             # Refused outright, even when the client could ask the user: the caller named another instance.
             return NameCheck(result="mismatch", given=confirm_name)
-        if can_ask_user(ctx.client_capabilities):
+        connection_cannot = without_back_channel(ctx)
+        if can_ask_user(ctx.client_capabilities) and not connection_cannot:
             return Elicit(runtime.words.confirmation_question(kind, target), ConfirmDelete)
+        cannot_ask: CannotAsk = "connection" if connection_cannot else "client"
         if runtime.settings.confirm == "human":
-            return NameCheck(result="person_required")
+            return NameCheck(result="person_required", cannot_ask=cannot_ask)
         if confirm_name is None:
-            return NameCheck(result="missing")
+            return NameCheck(result="missing", cannot_ask=cannot_ask)
         return NameCheck(result="matches", given=confirm_name)
 
     return current, confirmation

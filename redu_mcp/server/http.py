@@ -23,6 +23,15 @@ What a request passes through, outermost first (each layer answers on its own wh
 5. the SDK's app (``AuthContextMiddleware`` makes ``get_access_token()`` work in tools), with its own
    global session cap (503) and idle timeout as a backstop.
 
+Before all of them, ``Health`` answers ``/healthz`` and ``/readyz`` for orchestrators: no credentials,
+no Host check (probes come by the pod's address), no upstream call, and nothing in the answer but a
+status word.
+
+Several replicas: with ``--stateless`` no request depends on which replica answered the previous one
+(no sessions: step 4 has nothing to count); with ``REDU_MCP_REDIS_URL`` the limits and the key cache
+are kept in Redis (``redu_mcp.server.shared_limits``), and a request for a session another replica
+serves is told so (404) instead of the SDK's bare "Session not found".
+
 Nothing OAuth-shaped is advertised: there is no authorization server, so there is no protected
 resource metadata document (the well-known paths answer 404) and the challenge names none.
 """
@@ -57,6 +66,7 @@ from redu_mcp.server.assembly import build_server
 from redu_mcp.server.limits import Limits, LocalLimits, Refusal, Reservation
 from redu_mcp.server.runtime import Runtime
 from redu_mcp.server.settings import WILDCARD_HOSTS, Settings, well_formed_bearer
+from redu_mcp.server.shared_limits import RedisLimits, SharedKeyVerdicts
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +79,17 @@ MAX_REMEMBERED_KEYS = 10_000  # verified (and refused) keys remembered at once, 
 MAX_VERIFIED_KEYS = MAX_REMEMBERED_KEYS
 UNAVAILABLE_RETRY_AFTER = 5  # seconds a client is told to wait when the API could not check its key
 REALM = "redu-mcp"
+#: The answer to a request for a session that another replica serves (HTTP 404, like an unknown session).
+SESSION_ELSEWHERE = (
+    "Session not found on this replica: it was opened on another replica of this server, and the load balancer "
+    "sent this request elsewhere. Start a new session; the operator should route requests by the Mcp-Session-Id "
+    "header (sticky sessions) or run every replica with --stateless"
+)
 #: Paths served without authentication: only the well-known discovery paths, which answer 404 (no
 #: OAuth metadata exists), so a client probing for an authorization server learns there is none.
-UNAUTHENTICATED_PREFIXES = ("/.well-known/",)
+#: Health checks for orchestrators (``Health``): served before any other layer, to anyone.
+HEALTH_PATHS = ("/healthz", "/readyz")
+UNAUTHENTICATED_PREFIXES = ("/.well-known/", *HEALTH_PATHS)
 PRINCIPAL = "redu_mcp.principal"  # the ASGI scope key carrying who the request authenticated as
 ANONYMOUS = "anonymous"  # the principal of every request under --auth none
 LOOPBACK_ALLOWED_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
@@ -143,12 +161,14 @@ class ReduKeyVerifier(BearerVerifier):
         resource: str,
         ttl: float = VERIFIED_KEY_TTL,
         rejected_ttl: float = 30.0,
+        shared: SharedKeyVerdicts | None = None,
     ) -> None:
         self._runtime = runtime
         self._limits = limits
         self._resource = resource
         self._ttl = ttl
         self._rejected_ttl = rejected_ttl
+        self._shared = shared  # other replicas' answers (Redis), consulted before asking the API
         self._verified: dict[str, tuple[float, str]] = {}  # sha256(key) -> (expiry, user id)
         self._rejected: dict[str, float] = {}  # sha256(key) -> expiry
         self._checking: dict[str, anyio.Event] = {}  # sha256(key) -> set when its check is over
@@ -167,7 +187,7 @@ class ReduKeyVerifier(BearerVerifier):
 
     async def check(self, token: str, client: str) -> Verdict:
         digest = hashlib.sha256(token.encode()).hexdigest()
-        allowed = False
+        allowed = consulted = False
         while True:
             remembered = self._remembered(digest, token, self._runtime.clock())
             if remembered is not None:
@@ -176,6 +196,12 @@ class ReduKeyVerifier(BearerVerifier):
             if running is not None:
                 await running.wait()  # someone is asking about this key: use their answer (or ask again)
                 continue
+            if self._shared is not None and not consulted:
+                consulted = True
+                recalled = await self._recall(digest, token)
+                if recalled is not None:
+                    return recalled
+                continue  # look again: another check of this key may have started meanwhile
             if allowed:
                 break
             refusal = await self._limits.allow_key_check(client)
@@ -191,12 +217,28 @@ class ReduKeyVerifier(BearerVerifier):
                 del self._checking[digest]
             done.set()
 
+    async def _recall(self, digest: str, token: str) -> Verdict | None:
+        """What another replica learnt about this key, kept here for the rest of its time."""
+        assert self._shared is not None
+        recalled = await self._shared.recall(digest)
+        if recalled is None:
+            return None
+        user_id, seconds_left = recalled
+        until = self._runtime.clock() + seconds_left
+        if user_id is None:
+            self._remember(self._rejected, digest, until)
+            return Rejected()
+        self._remember(self._verified, digest, (until, user_id))
+        return self._accepted(token, user_id)
+
     async def _ask(self, digest: str, token: str) -> Verdict:
         client = self._runtime.base_client().with_api_key(token).with_retry(RetryPolicy.none())
         try:
             user = await client.me()
         except (AuthenticationError, PermissionDeniedError):
             self._remember(self._rejected, digest, self._runtime.clock() + self._rejected_ttl)
+            if self._shared is not None:
+                await self._shared.remember(digest, None, self._rejected_ttl)
             log.info("refused a request: its Redu API key was rejected by GET /v1/me")
             return Rejected()
         except ReduError as exc:
@@ -209,6 +251,8 @@ class ReduKeyVerifier(BearerVerifier):
         user_id = str(user.id)
         self._remember(self._verified, digest, (self._runtime.clock() + self._ttl, user_id))
         self._rejected.pop(digest, None)
+        if self._shared is not None:
+            await self._shared.remember(digest, user_id, self._ttl)
         return self._accepted(token, user_id)
 
     def _remember(self, cache: dict[str, Any], digest: str, entry: Any) -> None:
@@ -259,6 +303,45 @@ def _refusal_body(status: int, message: str, retry_after: int | None = None, **e
 def _client_address(scope: dict[str, Any]) -> str:
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
+
+
+class Health:
+    """ASGI middleware: ``/healthz`` (the process serves: no upstream call) and ``/readyz`` (ready
+    for traffic: settings valid, which they are once the app is built, and Redis reachable when one
+    is configured), for orchestrators and load balancers. Nothing but a status word is answered; why
+    a replica is not ready is in its log."""
+
+    READY_FOR = 1.0  # seconds a readiness answer is reused: a flood of probes is not a flood of PINGs
+
+    def __init__(self, app: Any, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+        self._ready_until = -math.inf
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] not in HEALTH_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] not in ("GET", "HEAD"):
+            response: Response = JSONResponse(
+                {"status": "method not allowed"}, status_code=405, headers={"allow": "GET, HEAD"}
+            )
+        elif scope["path"] == "/healthz":
+            response = JSONResponse({"status": "ok"}, headers={"cache-control": "no-store"})
+        elif await self._ready():
+            response = JSONResponse({"status": "ready"}, headers={"cache-control": "no-store"})
+        else:
+            response = JSONResponse({"status": "not ready"}, status_code=503, headers={"cache-control": "no-store"})
+        await response(scope, receive, send)
+
+    async def _ready(self) -> bool:
+        shared = self.runtime.shared
+        if shared is None or time.monotonic() < self._ready_until:
+            return True
+        if not await shared.ping():
+            return False
+        self._ready_until = time.monotonic() + self.READY_FOR
+        return True
 
 
 class RejectCredentialsInQuery:
@@ -491,6 +574,14 @@ class PerPrincipalSessions:
                     await self.limits.request_ended(principal, opened)
 
     async def _within(self, principal: str, session_id: str, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await self.limits.session_elsewhere(principal, session_id):
+            self._warnings.warn(
+                "elsewhere",
+                "404 for a session another replica serves: the load balancer must route by Mcp-Session-Id "
+                "(sticky sessions), or run the replicas with --stateless",
+            )
+            await _refusal_body(404, SESSION_ELSEWHERE)(scope, receive, send)
+            return
         status: int | None = None
 
         async def watch(message: dict[str, Any]) -> None:
@@ -548,7 +639,9 @@ def build_http_app(settings: Settings, *, limits: Limits | None = None, **runtim
     runtime = Runtime(settings, **runtime_options)
     resource = advertised_url(settings)
     numbers = settings.http_limits
-    limits = limits or LocalLimits(numbers)
+    shared = runtime.shared
+    if limits is None:
+        limits = RedisLimits(shared, numbers, runtime.replica) if shared is not None else LocalLimits(numbers)
     server = build_server(settings, runtime=runtime)
     rules = host_rules(settings)
     app: Any = server.streamable_http_app(
@@ -557,16 +650,22 @@ def build_http_app(settings: Settings, *, limits: Limits | None = None, **runtim
         transport_security=rules.for_sdk(),
         max_sessions=numbers.max_sessions,
         session_idle_timeout=numbers.session_idle_seconds,
+        stateless_http=settings.stateless,
     )
-    app = PerPrincipalSessions(AuthContextMiddleware(app), limits, settings.path)
+    app = AuthContextMiddleware(app)
+    if not settings.stateless:  # stateless: no request opens a session, there is nothing to count
+        app = PerPrincipalSessions(app, limits, settings.path)
     verifier: BearerVerifier | None = None
     if settings.http_auth == "token":
         verifier = StaticTokenVerifier(settings.auth_token or "", resource)
     elif settings.http_auth == "passthrough":
-        verifier = ReduKeyVerifier(runtime, limits, resource, rejected_ttl=numbers.rejected_key_seconds)
+        verdicts = SharedKeyVerdicts(shared) if shared is not None else None
+        verifier = ReduKeyVerifier(
+            runtime, limits, resource, rejected_ttl=numbers.rejected_key_seconds, shared=verdicts
+        )
     if verifier is not None:
         app = Authenticate(app, verifier)
-    return RejectCredentialsInQuery(CheckHostAndOrigin(app, rules)), runtime
+    return Health(RejectCredentialsInQuery(CheckHostAndOrigin(app, rules)), runtime), runtime
 
 
 def client_setup(settings: Settings) -> str:
@@ -604,10 +703,67 @@ def client_setup(settings: Settings) -> str:
     return "\n".join(lines) + "\n"
 
 
+def replica_notes(settings: Settings) -> list[tuple[int, str]]:
+    """What the start-up log says about running this server as one of several replicas."""
+    from redu_mcp.sharing import describe_url
+
+    notes: list[tuple[int, str]] = []
+    several = settings.stateless or settings.redis_url is not None
+    if not settings.state_keys:
+        notes.append(
+            (
+                logging.WARNING if several else logging.INFO,
+                "REDU_MCP_STATE_KEY is not set: request state (a delete's confirmation) is sealed with a key of "
+                "this process only, so only one replica is supported (a confirmation answered through another "
+                "replica, or after a restart, is refused)",
+            )
+        )
+    if settings.redis_url is not None:
+        notes.append(
+            (
+                logging.INFO,
+                f"sharing state with the other replicas through Redis at {describe_url(settings.redis_url)}: one "
+                "poll per instance per interval, the key cache, session and key-check limits",
+            )
+        )
+    if settings.stateless:
+        notes.append(
+            (
+                logging.INFO,
+                "stateless HTTP (--stateless): no sessions; 2025-11-25 clients cannot be asked to confirm a delete "
+                "mid-call (they confirm with confirm_name) and cannot cancel a call",
+            )
+        )
+    elif settings.state_keys or settings.redis_url is not None:
+        notes.append(
+            (
+                logging.INFO,
+                "sessions are kept per replica: behind a round-robin balancer, 2025-11-25 clients need sticky "
+                "routing on the Mcp-Session-Id header, or run every replica with --stateless",
+            )
+        )
+    return notes
+
+
+async def _check_redis(runtime: Runtime) -> None:
+    """Say at start-up whether Redis answers (a wrong address or password shows at once, not at the
+    first request); the server starts either way: it falls back to its own state until Redis answers."""
+    shared = runtime.shared
+    assert shared is not None
+    try:
+        if await shared.ping():
+            log.info("Redis at %s answers", shared.where)
+    finally:
+        await shared.aclose()  # its connections belong to this event loop, not the server's
+
+
 def run_http(settings: Settings) -> None:
     import uvicorn
 
-    app, _ = build_http_app(settings)
+    app, runtime = build_http_app(settings)
+    if runtime.shared is not None:
+        runtime.shared.prepare()  # its import costs a fraction of a second: now, not in the first request
+        anyio.run(_check_redis, runtime)
     if settings.http_auth == "none":
         log.warning(
             "serving HTTP on %s WITHOUT authentication (--auth none): every user and program on this machine "
@@ -617,5 +773,9 @@ def run_http(settings: Settings) -> None:
         )
     sys.stderr.write(client_setup(settings))  # the one place a generated token is shown
     sys.stderr.flush()
+    for level, note in replica_notes(settings):
+        log.log(level, note)
+    if runtime.shared is not None:
+        log.info("this replica's id in the shared state (leases, sessions): %s", runtime.replica)
     log.info("serving MCP on %s (auth: %s)", advertised_url(settings), settings.http_auth)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", lifespan="on")

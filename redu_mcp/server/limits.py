@@ -1,8 +1,8 @@
 """How much of the HTTP server one caller may take: sessions per principal, new sessions per minute,
 key checks per client address. The numbers are ``HttpLimits`` (settings); the accounting is here.
 
-``Limits`` is the interface the HTTP layer uses (all ``async``, so that a later implementation can
-keep the books in Redis for several replicas); ``LocalLimits`` keeps them in this process.
+``Limits`` is the interface the HTTP layer uses (all ``async``); ``LocalLimits`` keeps the books in
+this process, ``redu_mcp.server.shared_limits.RedisLimits`` in Redis, for several replicas.
 
 Sessions are learnt from the outside, at the HTTP boundary (the SDK has no public session hooks):
 a request without ``Mcp-Session-Id`` that the SDK answers with one opened a session; a ``DELETE``
@@ -72,6 +72,11 @@ class Limits(ABC):
     @abstractmethod
     async def allow_key_check(self, client: str) -> Refusal | None:
         """May a request from ``client`` (an address) cost one upstream key check now?"""
+
+    async def session_elsewhere(self, principal: str, session_id: str) -> bool:
+        """Is this session of ``principal`` served by another replica (so a request for it came to the
+        wrong one)? Only books shared by replicas can tell; one replica's never can."""
+        return False
 
 
 class TokenBucket:
@@ -186,6 +191,15 @@ class LocalLimits(Limits):
         books = self._principals.get(principal)
         if books is not None:
             books.sessions.discard(session_id)
+
+    def owns(self, principal: str, session_id: str) -> bool:
+        """Is ``session_id`` a session of ``principal`` that this process serves (and not yet idle-expired)?"""
+        session = self._sessions.get(session_id)
+        return session is not None and session.principal == principal and not self._expired(session, self.clock())
+
+    def in_flight_sessions(self) -> list[tuple[str, str]]:
+        """``(principal, session id)`` of every session with a request in flight now."""
+        return [(s.principal, sid) for sid, s in self._sessions.items() if s.in_flight > 0]
 
     def _expired(self, session: _Session, now: float) -> bool:
         return session.in_flight == 0 and now - session.idle_since >= self.limits.session_idle_seconds

@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import os
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -21,7 +23,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from redu_mcp.api import NotConfiguredError, ReduClient, ReduError
 from redu_mcp.provisioning.audit import AuditLog
 from redu_mcp.provisioning.credentials import CredentialStore
-from redu_mcp.provisioning.waiting import StatusBoard
+from redu_mcp.provisioning.waiting import Board, StatusBoard
 from redu_mcp.server.settings import ConfigError, Settings
 from redu_mcp.server.wording import Wording
 
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from mcp.server.mcpserver import Context
 
     from redu_mcp.sandbox import Sandbox
+    from redu_mcp.sharing import SharedRedis
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +51,32 @@ class Runtime:
                 f"cannot open the audit log ({settings.audit_log}): {exc.strerror or exc}; fix the path "
                 "(--audit-log / REDU_MCP_AUDIT_LOG), which must not be a symlink"
             ) from None
-        self.board = StatusBoard()
+        #: This process among the replicas (in logs, leases and the shared session table): random, no secret.
+        self.replica = secrets.token_hex(4)
+        #: Redis, when replicas share state (``REDU_MCP_REDIS_URL``); None: everything stays in this process.
+        self.shared: SharedRedis | None = None
+        self.board: Board = StatusBoard()
+        if settings.redis_url:
+            from redu_mcp.provisioning.shared_board import RedisBoard
+            from redu_mcp.sharing import SharedRedis
+
+            self.shared = SharedRedis(settings.redis_url, namespace=self._namespace(sandbox))
+            self.board = RedisBoard(self.shared)
         #: The clock of the server's caches (verified keys); tests move it forward.
         self.clock: Callable[[], float] = time.monotonic
+
+    def _namespace(self, sandbox: Sandbox | None) -> str:
+        """What replicas of one deployment share in Redis: the same API, and the same server key.
+
+        A hash (never the key itself). An emulator in this process is this process's alone: its
+        instances are nobody else's, so nothing about them is shared."""
+        settings = self.settings
+        if settings.sandbox:
+            return (
+                f"sandbox-{os.getpid()}-{id(sandbox):x}" if sandbox is not None else f"sandbox-{secrets.token_hex(8)}"
+            )
+        upstream = f"{settings.api_url}\0{'' if settings.auth_passthrough else settings.api_key or ''}"
+        return hashlib.sha256(upstream.encode()).hexdigest()[:16]
 
     @property
     def sandbox(self) -> Sandbox | None:
@@ -138,6 +164,8 @@ class Runtime:
 
     async def _close(self) -> None:
         self.audit.close()
+        if self.shared is not None:
+            await self.shared.aclose()
         client, self._client = self._client, None
         if client is not None and client is not self._given_client:
             await client.aclose()

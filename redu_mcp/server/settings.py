@@ -35,6 +35,10 @@ ORIGIN_SHAPE: Final = re.compile(r"https?://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(
 API_POLL_INTERVAL: Final = 15.0
 MIN_API_POLL_INTERVAL: Final = 5.0  # an operator may poll the real API faster, but not faster than this
 SANDBOX_POLL_INTERVAL: Final = 1.0
+#: A state key (``REDU_MCP_STATE_KEY``) is at least this many characters of secret randomness.
+MIN_STATE_KEY_LENGTH: Final = 32
+#: … and not visibly repetitive (``aaaa…``, ``abab…``): random text of that length has far more.
+MIN_STATE_KEY_DISTINCT: Final = 8
 
 C = TypeVar("C", bound=str)
 
@@ -49,6 +53,31 @@ def _choice(value: object, allowed: tuple[C, ...], what: str, where: str) -> C:
         if normalized == choice:
             return choice
     raise ConfigError(f"invalid {what} {value!r} (set by {where}): use one of {', '.join(allowed)}")
+
+
+def check_state_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """The state keys, if each one can seal request state; errors never repeat a key."""
+    for number, key in enumerate(keys, start=1):
+        which = "REDU_MCP_STATE_KEY" if len(keys) == 1 else f"key {number} of REDU_MCP_STATE_KEY"
+        if not BEARER_CHARS.fullmatch(key):
+            raise ConfigError(f"{which} must be printable ASCII without blanks (one line, e.g. 64 hex digits)")
+        if len(key) < MIN_STATE_KEY_LENGTH or len(set(key)) < MIN_STATE_KEY_DISTINCT:
+            raise ConfigError(
+                f"{which} is too short or too regular to seal request state: use 32 random bytes, e.g. from: "
+                "python -c 'import secrets; print(secrets.token_hex(32))'"
+            )
+    if len(set(keys)) != len(keys):
+        raise ConfigError("REDU_MCP_STATE_KEY lists the same key twice")
+    return keys
+
+
+def api_is_local(api_url: str) -> bool:
+    """Is the API on this machine (a sandbox served on a port, a test double)?"""
+    try:
+        host = urlsplit(api_url).hostname or ""
+    except ValueError:
+        return False
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
 
 
 def well_formed_bearer(token: str) -> bool:
@@ -151,6 +180,12 @@ class Settings:
     state_dir: Path = field(default_factory=default_state_dir)  # the generated HTTP token lives here
     provisioning_seconds: float = 3.0  # how long sandbox instances take to become ready
     poll_interval_seconds: float | None = None  # None: 15 s against the real API, 1 s in the sandbox
+    #: Keys that seal request state (``REDU_MCP_STATE_KEY``): the first seals, every one unseals, so a
+    #: key can be rotated. Empty: a key of this process only (one replica).
+    state_keys: tuple[str, ...] = field(default=(), repr=False)
+    redis_url: str | None = field(default=None, repr=False)  # state shared by replicas (may hold a password)
+    #: HTTP without sessions: no request depends on which replica answered the previous one.
+    stateless: bool = False
 
     def __post_init__(self) -> None:
         # Case and surrounding blanks are forgiven ("READ " is read); anything else stops the server:
@@ -171,6 +206,21 @@ class Settings:
             self.path = "/" + self.path
         if self.poll_interval_seconds is not None and not self.poll_interval_seconds > 0:
             raise ConfigError("the poll interval (--poll-interval / REDU_MCP_POLL_INTERVAL) must be a positive number")
+        self.state_keys = check_state_keys(tuple(self.state_keys))
+        if self.redis_url is not None:
+            from redu_mcp.sharing import check_url
+
+            try:
+                self.redis_url = check_url(self.redis_url)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            import importlib.util
+
+            if importlib.util.find_spec("redis") is None:
+                raise ConfigError(
+                    "REDU_MCP_REDIS_URL is set but the Redis client is not installed: install redu-mcp[redis] "
+                    "(e.g. uv tool install 'redu-mcp[redis]', or pip install 'redu-mcp[redis]')"
+                )
 
     @property
     def http_auth(self) -> HttpAuthMode:
@@ -185,9 +235,12 @@ class Settings:
     @property
     def poll_interval(self) -> float:
         """Seconds between polls: the server decides, never the model. Against the real API an
-        operator's setting is honoured down to ``MIN_API_POLL_INTERVAL``."""
+        operator's setting is honoured down to ``MIN_API_POLL_INTERVAL``; against an API on this
+        machine (``redu-mcp sandbox --port``), as given."""
         if self.sandbox:
             return self.poll_interval_seconds or SANDBOX_POLL_INTERVAL
+        if self.poll_interval_seconds is not None and api_is_local(self.api_url):
+            return self.poll_interval_seconds  # an API on this machine (a sandbox on a port) is not the real one
         return max(MIN_API_POLL_INTERVAL, self.poll_interval_seconds or API_POLL_INTERVAL)
 
     @property

@@ -54,6 +54,11 @@ if TYPE_CHECKING:
     from redu_mcp.server.confirmation import Refusal
 
 NOTHING_CREATED = "Nothing was created."
+#: Why a 2025-11-25 client on a server without sessions (--stateless) is never asked to confirm.
+NO_BACK_CHANNEL = (
+    "this server cannot ask the user over this connection (the client speaks protocol 2025-11-25, which needs a "
+    "session to receive a question, and this server runs without sessions so that any of its replicas can answer)"
+)
 CALL_AGAIN_SOON = "Call the same tool again in a minute."
 
 
@@ -363,12 +368,20 @@ class Wording:
                     f"call delete_{kind.name} again with confirm_name='{target.name}'."
                 )
             case "name_missing":
+                who = NO_BACK_CHANNEL if refusal.cannot_ask == "connection" else "this client cannot ask the user"
                 return (
-                    "Nothing was deleted: this client cannot ask the user, so confirm_name is required. Only if the "
-                    f"user asked to delete {described}, call delete_{kind.name} again with confirm_name='{target.name}'."
+                    f"Nothing was deleted: {who}, so confirm_name is required. Only if the user asked to delete "
+                    f"{described}, call delete_{kind.name} again with confirm_name='{target.name}'."
                 )
             case "gone":
                 return self.already_gone(kind, target.id)
+            case "person_required" if refusal.cannot_ask == "connection":
+                return (
+                    "Nothing was deleted: on this server only a person may approve a delete (--confirm human), and "
+                    f"{NO_BACK_CHANNEL}. Calling delete_{kind.name} again will not change that. Tell the user: "
+                    "use a client that speaks protocol 2026-07-28 (it can be asked through any replica), or "
+                    f"delete {described} in the Redu console."
+                )
             case "person_required":
                 return (
                     "Nothing was deleted: on this server only a person may approve a delete (--confirm human), and "

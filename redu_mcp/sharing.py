@@ -1,0 +1,196 @@
+"""The Redis connection through which replicas share state (``REDU_MCP_REDIS_URL``).
+
+What is shared, and by whom: the status board's poll leases and snapshots
+(``redu_mcp.provisioning.shared_board``: one upstream poll per instance per interval across
+replicas), and on the HTTP side the verified-key cache and the per-principal limits
+(``redu_mcp.server.shared_limits``). This module only holds the connection and the rules every
+use of it follows:
+
+* **Never in the way.** Every call is time-boxed (connect 0.5 s, command 0.75 s, the whole call
+  1.5 s); any failure raises ``SharedStateUnavailable`` and the caller does what one replica alone
+  would do, for the rest of that call. After a failure Redis is left alone for ``RETRY_AFTER``
+  seconds (no request pays a timeout during an outage), then tried again.
+* **Quiet.** One warning a minute while Redis is unreachable (with how many failures were held
+  back), one line when it is back. Never the URL's password: the log names host, port and db.
+* **Nothing secret in Redis.** Callers store hashes of keys, tokens and session ids, never the
+  values (``digest``); keys are namespaced by deployment (``key``).
+* **Lazy.** ``redis`` (the optional extra ``redu-mcp[redis]``) is imported only when a URL is
+  configured: ``prepare()`` at start-up of the HTTP server, or the first call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, TypeVar
+from urllib.parse import urlsplit
+
+import anyio
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+PREFIX: Final = "redu-mcp"
+#: URL schemes redis-py understands.
+SCHEMES: Final = ("redis", "rediss", "unix")
+
+
+class SharedStateUnavailable(Exception):
+    """Redis could not be used for this call (down, slow, refused): fall back to local state."""
+
+
+def digest(value: str, length: int = 32) -> str:
+    """A non-reversible tag for ``value`` (a key, a token, a session id, an address) in Redis keys."""
+    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:length]
+
+
+def describe_url(url: str) -> str:
+    """``host:port/db`` of a Redis URL, for logs: never the user name or the password."""
+    try:
+        parts = urlsplit(url)
+        if parts.scheme == "unix":
+            return f"unix:{parts.path}"
+        host = parts.hostname or "localhost"
+        db = parts.path.strip("/") or "0"
+        return f"{host}:{parts.port or 6379}/{db}"
+    except ValueError:
+        return "(unreadable URL)"
+
+
+def check_url(url: str) -> str:
+    """``url`` if redis-py can use it; the error never repeats the URL (it may hold a password)."""
+    try:
+        parts = urlsplit(url.strip())
+        scheme_ok = parts.scheme in SCHEMES and (parts.scheme == "unix" or bool(parts.hostname))
+        _ = parts.port  # raises on a bad port
+    except ValueError:
+        scheme_ok = False
+    if not scheme_ok:
+        raise ValueError(
+            "REDU_MCP_REDIS_URL is not a Redis URL: use redis://[:password@]host[:port][/db], rediss://… (TLS) "
+            "or unix:///path/to/redis.sock"
+        )
+    return url.strip()
+
+
+class SharedRedis:
+    """One lazily made ``redis.asyncio`` client with a blocking pool, and the fail-soft rules above."""
+
+    CONNECT_TIMEOUT: Final = 0.5
+    COMMAND_TIMEOUT: Final = 0.75
+    CALL_TIMEOUT: Final = 1.5  # a whole call: waiting for a pooled connection, connecting, the command
+    MAX_CONNECTIONS: Final = 100  # per replica; a call waits up to COMMAND_TIMEOUT for a free one
+    RETRY_AFTER: Final = 5.0  # seconds Redis is left alone after a failure
+    WARN_EVERY: Final = 60.0
+
+    def __init__(self, url: str, *, namespace: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self._url = url
+        self.where = describe_url(url)
+        self.namespace = namespace
+        self.clock = clock
+        self._client: Any = None
+        self._loop: object = None  # the event loop the client's connections belong to
+        self._scripts: dict[str, Any] = {}
+        self._down_until = -math.inf
+        self._down = False
+        self._warned_at = -math.inf
+        self._held_back = 0
+
+    def key(self, *parts: str) -> str:
+        """``redu-mcp:<namespace>:<part>:…``: every key this deployment uses."""
+        return ":".join((PREFIX, self.namespace, *parts))
+
+    @staticmethod
+    def prepare() -> None:
+        """Import ``redis`` now (≈ 0.15–0.3 s), at start-up rather than inside the first request."""
+        import redis.asyncio  # noqa: F401
+
+    @property
+    def available(self) -> bool:
+        """False while Redis is being left alone after a failure."""
+        return self.clock() >= self._down_until
+
+    def _redis(self) -> Any:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            import redis.asyncio as aredis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            pool = aredis.BlockingConnectionPool.from_url(
+                self._url,
+                max_connections=self.MAX_CONNECTIONS,
+                timeout=self.COMMAND_TIMEOUT,  # waiting for a free connection
+                socket_connect_timeout=self.CONNECT_TIMEOUT,
+                socket_timeout=self.COMMAND_TIMEOUT,
+                retry=Retry(NoBackoff(), 0),  # fail fast, fall back; Redis is tried again later
+                decode_responses=True,
+            )
+            self._client, self._loop, self._scripts = aredis.Redis.from_pool(pool), loop, {}
+        return self._client
+
+    def script(self, source: str) -> Any:
+        """A Lua script registered on the current client (``await script(keys=[…], args=[…])``)."""
+        client = self._redis()
+        registered = self._scripts.get(source)
+        if registered is None:
+            registered = self._scripts[source] = client.register_script(source)
+        return registered
+
+    async def run(self, operation: Callable[[Any], Awaitable[T]]) -> T:
+        """``await operation(redis_client)``, time-boxed; ``SharedStateUnavailable`` on any failure."""
+        if not self.available:
+            self._held_back += 1
+            raise SharedStateUnavailable
+        try:
+            with anyio.fail_after(self.CALL_TIMEOUT):
+                result = await operation(self._redis())
+        except SharedStateUnavailable:
+            raise
+        except Exception as exc:  # redis errors, OSError, TimeoutError, a garbled reply: all mean "not now"
+            self._failed(exc)
+            raise SharedStateUnavailable from None
+        if self._down:
+            self._down = False
+            log.warning("Redis at %s is reachable again: this replica shares state with the others again", self.where)
+        return result
+
+    async def ping(self) -> bool:
+        """Is Redis reachable now? (Answers False without asking while it is being left alone.)"""
+        try:
+            return bool(await self.run(lambda r: r.ping()))
+        except SharedStateUnavailable:
+            return False
+
+    def _failed(self, exc: BaseException) -> None:
+        now = self.clock()
+        self._down = True
+        self._down_until = now + self.RETRY_AFTER
+        self._held_back += 1
+        if now - self._warned_at >= self.WARN_EVERY:
+            held = self._held_back - 1
+            more = f" ({held} more failed or skipped calls since the last such warning)" if held > 0 else ""
+            log.warning(
+                "Redis at %s is unavailable (%s): this replica falls back to its own state (its waits poll on "
+                "their own, its limits and key checks count for it alone) and tries Redis again in %.0f s%s",
+                self.where,
+                type(exc).__name__,
+                self.RETRY_AFTER,
+                more,
+            )
+            self._warned_at = now
+            self._held_back = 0
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                await client.aclose(close_connection_pool=True)
+            except Exception:  # closing a client whose server is gone
+                log.debug("closing the Redis client failed", exc_info=True)

@@ -1,0 +1,336 @@
+"""What replicas share through Redis, piece by piece, against a real ``redis-server``.
+
+Several ``RedisBoard``s / ``RedisLimits`` in one process stand for several replicas: each has its
+own ``SharedRedis`` client and its own local books, exactly as separate processes would.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from redu_mcp.api import (
+    CreatedDatabase,
+    Database,
+    NotFoundError,
+    RateLimitedError,
+    Redis,
+    ReduError,
+    ServerError,
+    TransportError,
+)
+from redu_mcp.provisioning.shared_board import RedisBoard, snapshot_from_json, snapshot_json
+from redu_mcp.provisioning.waiting import Poll, Snapshot, wait_until_ready
+from redu_mcp.server.settings import HttpLimits
+from redu_mcp.server.shared_limits import RedisLimits, SharedKeyVerdicts, SharedReservation
+from redu_mcp.sharing import SharedRedis, SharedStateUnavailable, check_url, describe_url
+from tests.replicas import RedisServer
+
+needs_redis = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+_made: list[SharedRedis] = []
+
+
+def replica(url: str, namespace: str = "test") -> SharedRedis:
+    """A replica's link to Redis (closed after the test)."""
+    made = SharedRedis(url, namespace=namespace)
+    _made.append(made)
+    return made
+
+
+@pytest.fixture(autouse=True)
+async def _close_links() -> Any:
+    yield
+    while _made:
+        await _made.pop().aclose()
+
+
+async def no_progress(poll: Poll) -> None:
+    pass
+
+
+class Upstream:
+    """The API as the pollers see it: counts polls; ready after ``ready_after`` of them."""
+
+    def __init__(self, ready_after: int = 4, delay: float = 0.005) -> None:
+        self.polls = 0
+        self.ready_after = ready_after
+        self.delay = delay
+
+    async def __call__(self) -> Database:
+        self.polls += 1
+        await anyio.sleep(self.delay)
+        status = "ready" if self.polls > self.ready_after else "provisioning"
+        return Database(id=7, name="shared", status=status, floating_ip="10.0.0.7" if status == "ready" else None)
+
+
+# --- snapshots as JSON facts ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "instance",
+    [
+        Database(id=1, name="a", status="ready", floating_ip="10.0.0.1", port=5432, db_name="app", db_user="u"),
+        Redis(id=2, name="b", status="provisioning", version="7"),
+    ],
+)
+def test_an_instance_snapshot_round_trips_as_its_declared_model(instance):
+    wall_at, back, error = snapshot_from_json(snapshot_json(Snapshot(at=0, instance=instance), 1234.5))
+    assert (wall_at, error) == (1234.5, None)
+    assert type(back) is type(instance) and back == instance
+
+
+def test_a_password_never_reaches_a_snapshot():
+    created = CreatedDatabase(id=3, name="c", status="provisioning", db_password="s3cret-pass-word")
+    text = snapshot_json(Snapshot(at=0, instance=created), 1.0)
+    assert "s3cret" not in text and "password" not in text
+    _, back, _ = snapshot_from_json(text)
+    assert type(back) is Database and back.name == "c"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RateLimitedError("slow down", endpoint="GET databases/1", status=429, code="rate_limited", retry_after=7.0),
+        ServerError("bad gateway", endpoint="GET databases/1", status=502),
+        NotFoundError("not found", endpoint="GET databases/1", status=404, code="not_found"),
+        TransportError("timed out (ReadTimeout)", endpoint="GET databases/1", maybe_applied=True),
+        ReduError("something else"),
+    ],
+)
+def test_an_error_snapshot_rebuilds_an_equivalent_error(error):
+    _, instance, back = snapshot_from_json(snapshot_json(Snapshot(at=0, error=error), 1.0))
+    assert instance is None and type(back) is type(error)
+    fields = ("message", "endpoint", "status", "code", "retry_after")
+    assert [getattr(back, f) for f in fields] == [getattr(error, f) for f in fields]
+    assert getattr(back, "maybe_applied", None) == getattr(error, "maybe_applied", None)
+
+
+@pytest.mark.parametrize(
+    "garbage", ["", "{", "[]", '{"at": 1}', '{"at": "x", "error": {}}', '{"at": 1, "error": {"type": "Evil"}}']
+)
+def test_anything_else_in_redis_is_no_snapshot(garbage):
+    assert snapshot_from_json(garbage) is None
+
+
+# --- the Redis link -----------------------------------------------------------------------------------
+
+
+def test_the_url_is_described_without_its_password_and_refused_without_echo():
+    assert describe_url("redis://:hunter2-secret@cache.internal:6380/2") == "cache.internal:6380/2"
+    assert describe_url("rediss://user:pw@host") == "host:6379/0"
+    with pytest.raises(ValueError, match="not a Redis URL") as refused:
+        check_url("http://:hunter2-secret@cache.internal")
+    assert "hunter2" not in str(refused.value)
+
+
+async def test_an_unreachable_redis_fails_fast_and_is_left_alone_for_a_while(caplog):
+    shared = replica("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    with caplog.at_level(logging.WARNING, logger="redu_mcp.sharing"):
+        for _ in range(5):
+            with pytest.raises(SharedStateUnavailable):
+                await shared.run(lambda r: r.ping())
+    assert not shared.available  # the next calls do not even try
+    warnings = [r for r in caplog.records if "is unavailable" in r.getMessage()]
+    assert len(warnings) == 1  # one warning, not one per call
+
+
+# --- the shared board ------------------------------------------------------------------------------------
+
+
+@needs_redis
+async def test_three_replicas_share_one_poll_per_interval(redis):
+    boards = [RedisBoard(replica(redis.url)) for _ in range(3)]
+    upstream = Upstream(ready_after=4)
+    outcomes = []
+
+    async def wait(board: RedisBoard) -> None:
+        outcome = await wait_until_ready(board, ("id", "database", 7), upstream, interval=0.1, on_poll=no_progress)
+        outcomes.append(outcome)
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            for board in boards:
+                for _ in range(10):
+                    tg.start_soon(wait, board)
+    assert len(outcomes) == 30 and all(o.ready for o in outcomes)
+    assert upstream.polls == 5  # 4 × provisioning, 1 × ready: one poll per interval for all 30 waits
+
+
+@needs_redis
+async def test_callers_never_share_a_snapshot(redis):
+    alice_board, bob_board = RedisBoard(replica(redis.url)), RedisBoard(replica(redis.url))
+    alice, bob = Upstream(ready_after=0), Upstream(ready_after=0)
+    await wait_until_ready(alice_board, ("alice", "database", 7), alice, interval=5, on_poll=no_progress)
+    await wait_until_ready(bob_board, ("bob", "database", 7), bob, interval=5, on_poll=no_progress)
+    assert (alice.polls, bob.polls) == (1, 1)  # bob's wait did not read alice's fresh snapshot
+    # … and another deployment (another API, another key) never reads this one's.
+    other = RedisBoard(replica(redis.url, namespace="another-deployment"))
+    third = Upstream(ready_after=0)
+    await wait_until_ready(other, ("alice", "database", 7), third, interval=5, on_poll=no_progress)
+    assert third.polls == 1
+
+
+@needs_redis
+async def test_a_slow_poll_is_not_duplicated_and_a_dead_holder_is_replaced(redis):
+    slow = Upstream(ready_after=0, delay=1.0)  # longer than a lease without extension would last
+    boards = [RedisBoard(replica(redis.url), lease_seconds=0.3) for _ in range(2)]
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            for board in boards:
+                tg.start_soon(lambda b=board: wait_until_ready(b, "k", slow, interval=5, on_poll=no_progress))
+    assert slow.polls == 1  # the holder kept its lease while it polled
+    # A holder cancelled mid-poll (its replica stops) lets the others take over at once.
+    hanging, fresh = Upstream(ready_after=0, delay=30), Upstream(ready_after=0)
+    with anyio.move_on_after(0.3):
+        await wait_until_ready(boards[0], "k2", hanging, interval=5, on_poll=no_progress)
+    with anyio.fail_after(5):
+        outcome = await wait_until_ready(boards[1], "k2", fresh, interval=5, on_poll=no_progress)
+    assert outcome.ready and fresh.polls == 1
+
+
+@needs_redis
+async def test_redis_dying_mid_wait_falls_back_to_polling_here(redis, caplog):
+    boards = [RedisBoard(replica(redis.url)) for _ in range(2)]
+    upstream = Upstream(ready_after=12)
+    outcomes = []
+
+    async def wait(board: RedisBoard) -> None:
+        outcomes.append(await wait_until_ready(board, "k", upstream, interval=0.1, on_poll=no_progress))
+
+    async def kill_redis() -> None:
+        while upstream.polls < 3:
+            await anyio.sleep(0.01)
+        redis.kill()
+
+    with caplog.at_level(logging.WARNING, logger="redu_mcp.sharing"), anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(kill_redis)
+            for board in boards:
+                for _ in range(5):
+                    tg.start_soon(wait, board)
+    assert len(outcomes) == 10 and all(o.ready for o in outcomes)  # no wait failed
+    warnings = [r.getMessage() for r in caplog.records if "is unavailable" in r.getMessage()]
+    assert len(warnings) == len(boards)  # one per replica
+
+
+# --- the HTTP books -------------------------------------------------------------------------------------------
+
+
+@needs_redis
+async def test_session_caps_and_key_checks_count_across_replicas(redis):
+    numbers = HttpLimits(max_sessions_per_principal=3, new_sessions_per_minute=100, key_checks_per_minute=4)
+    a, b = (RedisLimits(replica(redis.url), numbers, name) for name in ("replica-a", "replica-b"))
+    held = [await a.reserve_session("alice"), await b.reserve_session("alice"), await a.reserve_session("alice")]
+    assert all(isinstance(r, SharedReservation) and r.token for r in held)
+    assert (await b.reserve_session("alice")).reason == "sessions"  # 3 across both
+    assert isinstance(await b.reserve_session("bob"), SharedReservation)  # others are not affected
+    await a.session_opened(held[0], "session-1")
+    await b.session_opened(held[1], None)  # an opening request that failed frees its slot everywhere
+    assert isinstance(await b.reserve_session("alice"), SharedReservation)
+    # Which replica serves a session is known to the others (for the same principal only).
+    assert await b.session_elsewhere("alice", "session-1")
+    assert not await a.session_elsewhere("alice", "session-1")
+    assert not await b.session_elsewhere("mallory", "session-1")
+    # Closing it on the wrong replica changes nothing; on its own, it frees the slot.
+    await b.session_closed("alice", "session-1")
+    assert await b.session_elsewhere("alice", "session-1")
+    await a.session_closed("alice", "session-1")
+    assert not await b.session_elsewhere("alice", "session-1")
+    # Key checks: 4 a minute from one address, whichever replica is asked.
+    verdicts = [await (a if n % 2 else b).allow_key_check("10.0.0.9") for n in range(5)]
+    assert verdicts[:4] == [None] * 4 and verdicts[4].reason == "key_checks"
+    assert await a.allow_key_check("10.0.0.10") is None  # another address has its own budget
+
+
+@needs_redis
+async def test_limits_fall_back_to_this_replica_when_redis_is_gone(redis):
+    numbers = HttpLimits(max_sessions_per_principal=2, key_checks_per_minute=2)
+    a = RedisLimits(replica(redis.url), numbers, "replica-a")
+    redis.kill()
+    first, _, third = [await a.reserve_session("alice") for _ in range(3)]
+    assert not isinstance(first, SharedReservation) or first.token is None
+    assert third.reason == "sessions"  # the local books still hold the line
+    assert [await a.allow_key_check("x") is None for _ in range(3)] == [True, True, False]
+
+
+@needs_redis
+async def test_key_verdicts_are_shared_as_hashes_only(redis):
+    shared = replica(redis.url)
+    verdicts = SharedKeyVerdicts(shared)
+    await verdicts.remember("digest-good", "usr_1", 60)
+    await verdicts.remember("digest-bad", None, 30)
+    assert (await verdicts.recall("digest-good"))[0] == "usr_1"
+    user, left = await verdicts.recall("digest-bad")
+    assert user is None and 0 < left <= 30
+    assert await verdicts.recall("digest-unknown") is None
+    keys = await shared.run(lambda r: r.keys("*"))
+    assert all(k.startswith("redu-mcp:test:") for k in keys)
+
+
+# --- credentials files, completed by whichever replica sees the instance ready -------------------------------
+
+
+def _provisioning(name: str = "orders") -> Database:
+    return Database(id=42, name=name, status="provisioning", db_name="app", db_user="appuser", port=5432)
+
+
+def _ready(name: str = "orders") -> Database:
+    return _provisioning(name).model_copy(update={"status": "ready", "floating_ip": "203.0.113.42"})
+
+
+def test_another_replica_completes_the_file_with_the_host(tmp_path: Path):
+    from redu_mcp.api import DATABASE
+    from redu_mcp.provisioning.credentials import CredentialStore, read_env
+
+    creator, finisher = CredentialStore(tmp_path / "creds"), CredentialStore(tmp_path / "creds")
+    path = creator.save(DATABASE, _provisioning(), "pw-0123456789")
+    assert not read_env(path)["PGHOST"]  # no host yet
+    assert finisher.complete(DATABASE, _ready()) == path
+    saved = read_env(path)
+    assert saved["PGHOST"] == "203.0.113.42" and saved["PGPASSWORD"] == "pw-0123456789"
+    assert saved["DATABASE_URL"].startswith("postgresql://appuser:pw-0123456789@203.0.113.42:5432/")
+    assert (path.stat().st_mode & 0o777) == 0o600
+    assert creator.complete(DATABASE, _ready()) == path  # already complete: the creator leaves it be
+    assert read_env(path) == saved
+
+
+def test_a_replica_only_completes_what_is_plainly_ours(tmp_path: Path):
+    from redu_mcp.api import DATABASE
+    from redu_mcp.provisioning.credentials import CredentialStore, read_env
+
+    directory = tmp_path / "creds"
+    path = CredentialStore(directory).save(DATABASE, _provisioning(), "pw-0123456789")
+    before = path.read_text()
+    path.chmod(0o644)  # readable by others: not a file we wrote
+    assert CredentialStore(directory).complete(DATABASE, _ready()) is None
+    assert path.read_text() == before
+    path.chmod(0o600)
+    target = tmp_path / "elsewhere.env"
+    target.write_text(before)
+    target.chmod(0o600)
+    path.unlink()
+    path.symlink_to(target)  # a planted link is never followed
+    assert CredentialStore(directory).complete(DATABASE, _ready()) is None
+    assert not read_env(target)["PGHOST"]
+    # A file of another instance that happens to bear the name (its first line names its own id).
+    path.unlink()
+    path.write_text(before.replace("(id 42)", "(id 7)"))
+    path.chmod(0o600)
+    assert CredentialStore(directory).complete(DATABASE, _ready()) is None
