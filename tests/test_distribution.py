@@ -69,7 +69,7 @@ def test_the_metadata_is_complete_for_pypi(python_dists: tuple[Path, Path]):
         "3.11", "3.12", "3.13",
     ]  # exactly the interpreters CI tests on (.ci/python-matrix)  # fmt: skip
     assert not any(c.startswith("License ::") for c in classifiers)  # PEP 639: the expression says it
-    assert metadata.get_all("Provides-Extra") == ["otel"]
+    assert metadata.get_all("Provides-Extra") == ["otel", "redis"]  # telemetry export; replicas sharing state
     assert metadata["Description-Content-Type"] == "text/markdown"
     assert MARKER in metadata.get_payload()  # the MCP Registry's proof that this PyPI package is ours
 
