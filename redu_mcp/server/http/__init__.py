@@ -40,10 +40,8 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import socket
 import sys
-import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -58,6 +56,8 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 
 from redu_mcp.server.assembly import build_server
+from redu_mcp.server.http._health import HEALTH_PATHS, Health
+from redu_mcp.server.http._refusals import QuietWarnings, refusal_body
 from redu_mcp.server.http._verdicts import Accepted, BearerVerifier, Rejected, Throttled, Unavailable, Verdict
 from redu_mcp.server.http._verifiers import (
     MAX_REMEMBERED_KEYS,
@@ -125,8 +125,6 @@ SESSION_ELSEWHERE = (
 )
 #: Paths served without authentication: only the well-known discovery paths, which answer 404 (no
 #: OAuth metadata exists), so a client probing for an authorization server learns there is none.
-#: Health checks for orchestrators (``Health``): served before any other layer, to anyone.
-HEALTH_PATHS = ("/healthz", "/readyz")
 UNAUTHENTICATED_PREFIXES = ("/.well-known/", *HEALTH_PATHS)
 PRINCIPAL = "redu_mcp.principal"  # the ASGI scope key carrying who the request authenticated as
 ANONYMOUS = "anonymous"  # the principal of every request under --auth none
@@ -137,80 +135,9 @@ LOOPBACK_ALLOWED_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://
 # --- ASGI layers -------------------------------------------------------------------------------------------------
 
 
-class QuietWarnings:
-    """A warning per ``key`` at most once a minute, with the count of those held back: a flood of
-    refused requests must not become a flood of log lines."""
-
-    EVERY = 60.0
-    MAX_KEYS = 10_000
-
-    def __init__(self) -> None:
-        self._last: dict[str, tuple[float, int]] = {}  # key -> (when last logged, held back since)
-
-    def warn(self, key: str, message: str, *args: Any) -> None:
-        now = time.monotonic()
-        last, held = self._last.get(key, (-math.inf, 0))
-        if now - last < self.EVERY:
-            self._last[key] = (last, held + 1)
-            return
-        if len(self._last) >= self.MAX_KEYS:
-            self._last.clear()
-        self._last[key] = (now, 0)
-        suffix = f" ({held} more since the last such warning)" if held else ""
-        log.warning(message + suffix, *args)
-
-
-def _refusal_body(status: int, message: str, retry_after: int | None = None, **extra_headers: str) -> Response:
-    """A JSON-RPC-shaped error body (no request id), as the SDK's own refusals look."""
-    headers = dict(extra_headers)
-    if retry_after is not None:
-        headers["retry-after"] = str(retry_after)
-    body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}}
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
 def _client_address(scope: dict[str, Any]) -> str:
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
-
-
-class Health:
-    """ASGI middleware: ``/healthz`` (the process serves: no upstream call) and ``/readyz`` (ready
-    for traffic: settings valid, which they are once the app is built, and Redis reachable when one
-    is configured), for orchestrators and load balancers. Nothing but a status word is answered; why
-    a replica is not ready is in its log."""
-
-    READY_FOR = 1.0  # seconds a readiness answer is reused: a flood of probes is not a flood of PINGs
-
-    def __init__(self, app: Any, runtime: Runtime) -> None:
-        self.app = app
-        self.runtime = runtime
-        self._ready_until = -math.inf
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] not in HEALTH_PATHS:
-            await self.app(scope, receive, send)
-            return
-        if scope["method"] not in ("GET", "HEAD"):
-            response: Response = JSONResponse(
-                {"status": "method not allowed"}, status_code=405, headers={"allow": "GET, HEAD"}
-            )
-        elif scope["path"] == "/healthz":
-            response = JSONResponse({"status": "ok"}, headers={"cache-control": "no-store"})
-        elif await self._ready():
-            response = JSONResponse({"status": "ready"}, headers={"cache-control": "no-store"})
-        else:
-            response = JSONResponse({"status": "not ready"}, status_code=503, headers={"cache-control": "no-store"})
-        await response(scope, receive, send)
-
-    async def _ready(self) -> bool:
-        shared = self.runtime.shared
-        if shared is None or time.monotonic() < self._ready_until:
-            return True
-        if not await shared.ping():
-            return False
-        self._ready_until = time.monotonic() + self.READY_FOR
-        return True
 
 
 class RejectCredentialsInQuery:
@@ -363,14 +290,14 @@ class Authenticate:
             body = {"error": "unauthorized", "error_description": "Send Authorization: Bearer <token>"}
             return JSONResponse(body, status_code=401, headers={"www-authenticate": _challenge()})
         if isinstance(verdict, Throttled):
-            return _refusal_body(
+            return refusal_body(
                 429,
                 f"Too many credential checks from this address (at most {verdict.refusal.limit} a minute): "
                 "retry later with a valid token",
                 verdict.refusal.retry_after,
             )
         if isinstance(verdict, Unavailable):
-            return _refusal_body(
+            return refusal_body(
                 503, "The Redu API could not verify this key right now: retry later", verdict.retry_after
             )
         description = "The bearer token is not valid"
@@ -449,7 +376,7 @@ class PerPrincipalSessions:
                 "404 for a session another replica serves: the load balancer must route by Mcp-Session-Id "
                 "(sticky sessions), or run the replicas with --stateless",
             )
-            await _refusal_body(404, SESSION_ELSEWHERE)(scope, receive, send)
+            await refusal_body(404, SESSION_ELSEWHERE)(scope, receive, send)
             return
         status: int | None = None
 
@@ -478,7 +405,7 @@ class PerPrincipalSessions:
             )
         else:
             message = f"Too many new sessions for this credential (at most {refusal.limit} a minute): retry later"
-        return _refusal_body(429, message, refusal.retry_after)
+        return refusal_body(429, message, refusal.retry_after)
 
 
 # --- the app --------------------------------------------------------------------------------------------------
