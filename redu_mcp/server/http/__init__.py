@@ -46,13 +46,9 @@ from typing import Any
 
 import anyio
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
-from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
-from starlette.authentication import AuthCredentials
-from starlette.datastructures import Headers
-from starlette.responses import JSONResponse, Response
 
 from redu_mcp.server.assembly import build_server
+from redu_mcp.server.http._auth import ANONYMOUS, PRINCIPAL, REALM, UNAUTHENTICATED_PREFIXES, Authenticate
 from redu_mcp.server.http._guards import (
     CREDENTIAL_WORDS,
     LOOPBACK_ALLOWED_HOSTS,
@@ -63,7 +59,8 @@ from redu_mcp.server.http._guards import (
     host_rules,
 )
 from redu_mcp.server.http._health import HEALTH_PATHS, Health
-from redu_mcp.server.http._refusals import QuietWarnings, refusal_body
+from redu_mcp.server.http._refusals import QuietWarnings
+from redu_mcp.server.http._sessions import SESSION_ELSEWHERE, PerPrincipalSessions
 from redu_mcp.server.http._verdicts import Accepted, BearerVerifier, Rejected, Throttled, Unavailable, Verdict
 from redu_mcp.server.http._verifiers import (
     MAX_REMEMBERED_KEYS,
@@ -73,9 +70,9 @@ from redu_mcp.server.http._verifiers import (
     ReduKeyVerifier,
     StaticTokenVerifier,
 )
-from redu_mcp.server.limits import Limits, LocalLimits, Refusal, Reservation
+from redu_mcp.server.limits import Limits, LocalLimits
 from redu_mcp.server.runtime import Runtime
-from redu_mcp.server.settings import WILDCARD_HOSTS, Settings, well_formed_bearer
+from redu_mcp.server.settings import WILDCARD_HOSTS, Settings
 from redu_mcp.server.shared_limits import RedisLimits, SharedKeyVerdicts
 
 __all__ = [
@@ -117,198 +114,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-REALM = "redu-mcp"
-#: The answer to a request for a session that another replica serves (HTTP 404, like an unknown session).
-SESSION_ELSEWHERE = (
-    "Session not found on this replica: it was opened on another replica of this server, and the load balancer "
-    "sent this request elsewhere. Start a new session; the operator should route requests by the Mcp-Session-Id "
-    "header (sticky sessions) or run every replica with --stateless"
-)
-#: Paths served without authentication: only the well-known discovery paths, which answer 404 (no
-#: OAuth metadata exists), so a client probing for an authorization server learns there is none.
-UNAUTHENTICATED_PREFIXES = ("/.well-known/", *HEALTH_PATHS)
-PRINCIPAL = "redu_mcp.principal"  # the ASGI scope key carrying who the request authenticated as
-ANONYMOUS = "anonymous"  # the principal of every request under --auth none
-
-
-# --- ASGI layers -------------------------------------------------------------------------------------------------
-
-
-def _client_address(scope: dict[str, Any]) -> str:
-    client = scope.get("client")
-    return str(client[0]) if client else "unknown"
-
-
-def _challenge(error: str | None = None, description: str | None = None) -> str:
-    """An RFC 6750 §3 challenge: no ``error`` when no credentials came, ``invalid_token`` otherwise."""
-    parts = [f'realm="{REALM}"']
-    if error:
-        parts.append(f'error="{error}"')
-    if description:
-        parts.append(f'error_description="{description}"')
-    return "Bearer " + ", ".join(parts)
-
-
-class Authenticate:
-    """ASGI middleware: a bearer token the verifier accepts, or a refusal that says what to do.
-
-    * no ``Authorization: Bearer`` (or another scheme): 401, challenge without an error;
-    * a malformed token (not printable ASCII, blanks, over-long): 401 ``invalid_token``, unread;
-    * a refused token: 401 ``invalid_token``;
-    * too many key checks from this address: 429 with ``Retry-After``;
-    * the API could not say: 503 with ``Retry-After`` (the key may be fine: try again).
-    """
-
-    def __init__(self, app: Any, verifier: BearerVerifier) -> None:
-        self.app = app
-        self.verifier = verifier
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(UNAUTHENTICATED_PREFIXES):
-            await self.app(scope, receive, send)
-            return
-        verdict = await self._verdict(scope)
-        if isinstance(verdict, Accepted):
-            scope["user"] = AuthenticatedUser(verdict.access)
-            scope["auth"] = AuthCredentials(verdict.access.scopes)
-            scope[PRINCIPAL] = verdict.principal
-            await self.app(scope, receive, send)
-            return
-        await self._refusal(verdict)(scope, receive, send)
-
-    async def _verdict(self, scope: dict[str, Any]) -> Verdict | None:
-        """None: no bearer credentials at all."""
-        authorization = Headers(scope=scope).get("authorization")  # latin-1: any byte is some character
-        if authorization is None or authorization[:7].lower() != "bearer ":
-            return None
-        token = authorization[7:]
-        if not well_formed_bearer(token):
-            return Rejected()
-        return await self.verifier.check(token, _client_address(scope))
-
-    @staticmethod
-    def _refusal(verdict: Verdict | None) -> Response:
-        if verdict is None:
-            body = {"error": "unauthorized", "error_description": "Send Authorization: Bearer <token>"}
-            return JSONResponse(body, status_code=401, headers={"www-authenticate": _challenge()})
-        if isinstance(verdict, Throttled):
-            return refusal_body(
-                429,
-                f"Too many credential checks from this address (at most {verdict.refusal.limit} a minute): "
-                "retry later with a valid token",
-                verdict.refusal.retry_after,
-            )
-        if isinstance(verdict, Unavailable):
-            return refusal_body(
-                503, "The Redu API could not verify this key right now: retry later", verdict.retry_after
-            )
-        description = "The bearer token is not valid"
-        body = {"error": "invalid_token", "error_description": description}
-        return JSONResponse(
-            body, status_code=401, headers={"www-authenticate": _challenge("invalid_token", description)}
-        )
-
-
-class PerPrincipalSessions:
-    """ASGI middleware: each principal's sessions within ``Limits`` (count, rate), learnt from the traffic.
-
-    Only handshake-era requests can open a session: one without ``Mcp-Session-Id`` and without a
-    2026-era ``Mcp-Protocol-Version``. Its slot is reserved before the SDK sees it and kept if the
-    answer carries a session id; a 2xx DELETE or a 404 from the session's owner closes it."""
-
-    def __init__(self, app: Any, limits: Limits, path: str) -> None:
-        self.app = app
-        self.limits = limits
-        self.path = path
-        self._warnings = QuietWarnings()
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path:
-            await self.app(scope, receive, send)
-            return
-        headers = Headers(scope=scope)
-        version = headers.get("mcp-protocol-version")
-        if version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS:
-            await self.app(scope, receive, send)  # the 2026-07-28 era has no sessions
-            return
-        principal = str(scope.get(PRINCIPAL, ANONYMOUS))
-        session_id = headers.get("mcp-session-id")
-        if session_id is None:
-            await self._opening(principal, scope, receive, send)
-        else:
-            await self._within(principal, session_id, scope, receive, send)
-
-    async def _opening(self, principal: str, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        reserved = await self.limits.reserve_session(principal)
-        if isinstance(reserved, Refusal):
-            self._warnings.warn(
-                principal,
-                "refused new sessions for principal %r: at its %s limit (%d)",
-                principal,
-                reserved.reason,
-                reserved.limit,
-            )
-            await self._refused(reserved)(scope, receive, send)
-            return
-        reservation: Reservation | None = reserved
-        opened: str | None = None
-
-        async def watch(message: dict[str, Any]) -> None:
-            nonlocal reservation, opened
-            if message["type"] == "http.response.start" and reservation is not None:
-                if message["status"] < 400:
-                    opened = Headers(raw=message.get("headers", [])).get("mcp-session-id")
-                held, reservation = reservation, None
-                await self.limits.session_opened(held, opened)
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watch)
-        finally:
-            with anyio.CancelScope(shield=True):
-                if reservation is not None:  # no answer at all: nothing was opened
-                    await self.limits.session_opened(reservation, None)
-                elif opened is not None:
-                    await self.limits.request_ended(principal, opened)
-
-    async def _within(self, principal: str, session_id: str, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if await self.limits.session_elsewhere(principal, session_id):
-            self._warnings.warn(
-                "elsewhere",
-                "404 for a session another replica serves: the load balancer must route by Mcp-Session-Id "
-                "(sticky sessions), or run the replicas with --stateless",
-            )
-            await refusal_body(404, SESSION_ELSEWHERE)(scope, receive, send)
-            return
-        status: int | None = None
-
-        async def watch(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        await self.limits.request_started(principal, session_id)
-        try:
-            await self.app(scope, receive, watch)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self.limits.request_ended(principal, session_id)
-                deleted = scope["method"] == "DELETE" and status is not None and 200 <= status < 300
-                if deleted or status == 404:
-                    await self.limits.session_closed(principal, session_id)
-
-    @staticmethod
-    def _refused(refusal: Refusal) -> Response:
-        if refusal.reason == "sessions":
-            message = (
-                f"Too many open sessions for this credential (at most {refusal.limit}): end unused ones "
-                "(HTTP DELETE with their Mcp-Session-Id) or wait for them to expire"
-            )
-        else:
-            message = f"Too many new sessions for this credential (at most {refusal.limit} a minute): retry later"
-        return refusal_body(429, message, refusal.retry_after)
 
 
 # --- the app --------------------------------------------------------------------------------------------------
