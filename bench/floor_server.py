@@ -34,7 +34,7 @@ def main() -> None:
         return
     import uvicorn
 
-    # Served exactly like redu_mcp.http.run_http serves ours.
+    # Served exactly like redu_mcp.server.http.run_http serves ours.
     app = mcp.streamable_http_app(streamable_http_path=args.path, host=args.host)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
 

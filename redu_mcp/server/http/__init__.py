@@ -42,7 +42,7 @@ Nothing OAuth-shaped is advertised: there is no authorization server, so there i
 resource metadata document (the well-known paths answer 404) and the challenge names none.
 """
 
-from redu_mcp.server.http._app import advertised_url, build_http_app, resource_url
+from redu_mcp.server.http._app import advertised_url, build_http_app
 from redu_mcp.server.http._auth import ANONYMOUS, PRINCIPAL, REALM, UNAUTHENTICATED_PREFIXES, Authenticate
 from redu_mcp.server.http._guards import (
     CREDENTIAL_WORDS,
@@ -60,7 +60,6 @@ from redu_mcp.server.http._sessions import SESSION_ELSEWHERE, PerPrincipalSessio
 from redu_mcp.server.http._verdicts import Accepted, BearerVerifier, Rejected, Throttled, Unavailable, Verdict
 from redu_mcp.server.http._verifiers import (
     MAX_REMEMBERED_KEYS,
-    MAX_VERIFIED_KEYS,
     UNAVAILABLE_RETRY_AFTER,
     VERIFIED_KEY_TTL,
     ReduKeyVerifier,
@@ -74,7 +73,6 @@ __all__ = [
     "LOOPBACK_ALLOWED_HOSTS",
     "LOOPBACK_ALLOWED_ORIGINS",
     "MAX_REMEMBERED_KEYS",
-    "MAX_VERIFIED_KEYS",
     "PRINCIPAL",
     "REALM",
     "SESSION_ELSEWHERE",
@@ -101,6 +99,5 @@ __all__ = [
     "client_setup",
     "host_rules",
     "replica_notes",
-    "resource_url",
     "run_http",
 ]

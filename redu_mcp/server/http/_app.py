@@ -35,11 +35,6 @@ def advertised_url(settings: Settings) -> str:
     return f"http://{host}:{settings.port}{settings.path}"
 
 
-def resource_url(settings: Settings) -> str:
-    """Kept for callers of the old name: the advertised URL."""
-    return advertised_url(settings)
-
-
 def build_http_app(settings: Settings, *, limits: Limits | None = None, **runtime_options: Any) -> tuple[Any, Runtime]:
     """The ASGI app serving MCP over streamable HTTP with the configured auth and limits, and its runtime.
 

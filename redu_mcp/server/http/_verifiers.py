@@ -26,7 +26,6 @@ log = logging.getLogger("redu_mcp.server.http")  # one logger for the package, l
 
 VERIFIED_KEY_TTL = 60.0  # seconds a key verified with GET /v1/me is trusted without asking again
 MAX_REMEMBERED_KEYS = 10_000  # verified (and refused) keys remembered at once, each
-MAX_VERIFIED_KEYS = MAX_REMEMBERED_KEYS  # the old name, kept for its callers
 UNAVAILABLE_RETRY_AFTER = 5  # seconds a client is told to wait when the API could not check its key
 
 
