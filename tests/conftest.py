@@ -14,6 +14,7 @@ import pytest
 
 from redu_mcp.api import RetryPolicy
 from redu_mcp.sandbox import Sandbox
+from redu_mcp.sandbox.engines import Engines
 from redu_mcp.server import Settings, build_server
 from tests import artifacts
 from tests.helpers import FAST_RETRY, MODES
@@ -65,6 +66,16 @@ def make_server(sandbox: Sandbox, make_settings: Callable[..., Settings]):
 @pytest.fixture
 def server(make_server):
     return make_server()
+
+
+@pytest.fixture
+async def engines():
+    """The sandbox's engine manager, every engine it started stopped afterwards."""
+    manager = Engines()
+    try:
+        yield manager
+    finally:
+        await manager.aclose()
 
 
 # --- built artifacts (see tests/artifacts.py) ---------------------------------------------------------

@@ -33,7 +33,7 @@ import pytest
 
 from tests import artifacts
 from tests.helpers import REPO, cli_http_server
-from tests.test_inspector import INSPECTOR, Run, inspector
+from tests.test_inspector import INSPECTOR, INSTALL_INSPECTOR, Run, inspector
 
 README = (REPO / "README.md").read_text()
 EXAMPLE = REPO / "claude_desktop_config.example.json"
@@ -41,7 +41,7 @@ KEY_PLACEHOLDER = "paste-your-redu-api-key-here"
 CLAUDE = artifacts.npm_tool("claude", "CLAUDE_BIN")
 
 needs_inspector = pytest.mark.skipif(
-    INSPECTOR is None, reason="MCP Inspector CLI not installed: run .ci/install-inspector.sh"
+    INSPECTOR is None, reason=f"MCP Inspector CLI not installed: run {INSTALL_INSPECTOR}"
 )
 needs_claude = pytest.mark.skipif(
     CLAUDE is None,

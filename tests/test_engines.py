@@ -152,15 +152,6 @@ def assert_no_password_leak(engine: RunningEngine, password: str) -> None:
             assert_secret_absent(password, path.read_bytes(), str(path))
 
 
-@pytest.fixture
-async def engines():
-    manager = Engines()
-    try:
-        yield manager
-    finally:
-        await manager.aclose()
-
-
 # ----------------------------------------------------------------------------- finding binaries
 
 

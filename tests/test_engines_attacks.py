@@ -174,15 +174,6 @@ async def start(manager: Engines, kind: str) -> RunningEngine:
     return await manager.start_redis(password=PASSWORD)
 
 
-@pytest.fixture
-async def engines():
-    manager = Engines()
-    try:
-        yield manager
-    finally:
-        await manager.aclose()
-
-
 KINDS = [pytest.param("postgres", marks=needs_postgres), pytest.param("redis", marks=needs_redis)]
 
 

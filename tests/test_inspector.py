@@ -1,6 +1,6 @@
 """An external client: the official MCP Inspector CLI (Node), over stdio and streamable HTTP.
 
-The Inspector is installed by ``.ci/install-inspector.sh`` (CI runs it before the tests). The test
+The Inspector is installed by ``.ci/install-npm-tool.sh`` (CI runs it before the tests). The test
 finds the ``mcp-inspector`` bin through ``$MCP_INSPECTOR_BIN`` or in that script's cache directory,
 and is skipped only when neither exists.
 
@@ -23,24 +23,17 @@ from typing import Any
 
 import pytest
 
+from tests import artifacts
 from tests.helpers import CREATE_ARGS, REPO, cli_http_server
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "tools_list.json"
 
 
-def find_inspector() -> str | None:
-    configured = os.environ.get("MCP_INSPECTOR_BIN")
-    if configured:
-        return configured  # set but wrong is a broken CI setup: fail loudly, do not skip
-    cache = Path(os.environ.get("REDU_MCP_INSPECTOR_DIR") or Path.home() / ".cache" / "redu-mcp-inspector")
-    candidate = cache / "node_modules" / ".bin" / "mcp-inspector"
-    return str(candidate) if os.access(candidate, os.X_OK) else None
-
-
-INSPECTOR = find_inspector()
+INSTALL_INSPECTOR = ".ci/install-npm-tool.sh @modelcontextprotocol/inspector 2.12.0 mcp-inspector"
+INSPECTOR = artifacts.npm_tool("mcp-inspector", "MCP_INSPECTOR_BIN")
 pytestmark = pytest.mark.skipif(
     INSPECTOR is None,
-    reason="MCP Inspector CLI not installed: run .ci/install-inspector.sh (or set MCP_INSPECTOR_BIN)",
+    reason=f"MCP Inspector CLI not installed: run {INSTALL_INSPECTOR} (or set MCP_INSPECTOR_BIN)",
 )
 
 
