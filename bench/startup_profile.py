@@ -1,7 +1,7 @@
 """Where ours spends its start-up beyond the floor: imports, building the server, the first tools/list.
 
 Each sample is a fresh interpreter that times, in process: the SDK import the floor also pays, then
-our extra imports, ``build_server`` (registering 14 tools makes the SDK generate their schemas), and
+our extra imports, ``build_server`` (registering 11 tools makes the SDK generate their schemas), and
 the first ``tools/list`` (building and serialising the listing). With ``--importtime`` it also lists
 the modules ours imports that the floor does not, from ``python -X importtime``.
 
@@ -90,7 +90,7 @@ def run(samples: int = 5, importtime: bool = False) -> list[Row]:
             f"median of {samples} fresh interpreters",
         ),
         Row("startup", "  + our imports (cli, config, server, tools...)", ms["our_imports"], None, "ms"),
-        Row("startup", "  + build_server (14 tools: SDK schema generation)", ms["build_server"], None, "ms"),
+        Row("startup", "  + build_server (11 tools: SDK schema generation)", ms["build_server"], None, "ms"),
         Row(
             "startup",
             "  + first tools/list (build + serialise)",

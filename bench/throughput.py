@@ -1,6 +1,6 @@
 """HTTP throughput: tool calls per second and p50/p99 latency, 50 concurrent clients, streamable HTTP.
 
-Ours: ``python -m redu_mcp --sandbox --transport http`` answering ``list_flavors`` (a real tool: it
+Ours: ``python -m redu_mcp --sandbox --transport http`` answering ``list_databases`` (a real tool: it
 reads the in-process sandbox through the API client, so every call does an in-process API request,
 validation and a structured result). Floor: ``bench/floor_server.py --http`` answering its trivial
 ``echo``. Both are served the same way (uvicorn, SSE responses, DNS-rebinding protection on), on the
@@ -123,9 +123,9 @@ async def _load(
 async def measure(seconds: float, clients: int) -> list[Row]:
     targets = {
         "floor": ([*FLOOR_STDIO, "--http"], "echo", {"text": "pong"}),
-        "ours": ([*OURS_STDIO, "--sandbox", "--transport", "http"], "list_flavors", {}),
-        # Diagnosis: the same server with list_flavors answered from memory (no API request at all).
-        "stubbed": ([PY, str(BENCH / "stubbed_upstream.py"), "--sandbox", "--transport", "http"], "list_flavors", {}),
+        "ours": ([*OURS_STDIO, "--sandbox", "--transport", "http"], "list_databases", {}),
+        # Diagnosis: the same server with list_databases answered from memory (no API request at all).
+        "stubbed": ([PY, str(BENCH / "stubbed_upstream.py"), "--sandbox", "--transport", "http"], "list_databases", {}),
     }
     stats: dict[str, dict] = {
         name: {"calls": 0, "seconds": 0.0, "lat": [], "errors": 0, "cpu": 0.0} for name in targets
@@ -173,7 +173,7 @@ async def measure(seconds: float, clients: int) -> list[Row]:
             ratio,
             f"≥ {TARGET}× floor",
             ratio >= TARGET and not ours["errors"],
-            f"ours list_flavors vs floor echo; {ours['calls']} / {floor['calls']} calls; errors {ours['errors']}",
+            f"ours list_databases vs floor echo; {ours['calls']} / {floor['calls']} calls; errors {ours['errors']}",
             summary,
         )
     )
@@ -218,7 +218,7 @@ async def measure(seconds: float, clients: int) -> list[Row]:
     rows.append(
         Row(
             "throughput",
-            "  calls/s, list_flavors with its API call stubbed",
+            "  calls/s, list_databases with its API call stubbed",
             stubbed["rps"],
             floor["rps"],
             "calls/s",
@@ -233,7 +233,7 @@ async def measure(seconds: float, clients: int) -> list[Row]:
     rows.append(
         Row(
             "throughput",
-            "  list_flavors' API call alone (in-process sandbox)",
+            "  list_databases' API call alone (in-process sandbox)",
             api,
             None,
             "ms",
@@ -247,11 +247,12 @@ async def measure(seconds: float, clients: int) -> list[Row]:
 
 
 async def api_call_ms(n: int = 2000) -> float:
-    """CPU-bound cost of the API call behind ours' ``list_flavors`` (client + in-process sandbox), hot loop."""
+    """CPU-bound cost of the API call behind ours' ``list_databases`` (client + in-process sandbox), hot loop."""
     import logging
     import tempfile
     from pathlib import Path
 
+    from redu_mcp.api import DATABASE
     from redu_mcp.server import Settings
     from redu_mcp.server.runtime import Runtime
 
@@ -259,10 +260,10 @@ async def api_call_ms(n: int = 2000) -> float:
     try:
         client = Runtime(Settings(sandbox=True, credentials_dir=Path(tempfile.mkdtemp()) / "credentials")).client()
         for _ in range(n // 10):
-            await client.list_flavors()
+            await client.list_instances(DATABASE)
         started = time.perf_counter()
         for _ in range(n):
-            await client.list_flavors()
+            await client.list_instances(DATABASE)
         return (time.perf_counter() - started) * 1000 / n
     finally:
         logging.disable(logging.NOTSET)
