@@ -40,7 +40,7 @@ def missing_programs() -> str | None:
     """Why the multi-replica tests cannot run here (None when haproxy and redis-server are installed)."""
     missing = [name for name in ("haproxy", "redis-server") if shutil.which(name) is None]
     if missing:
-        return f"{' and '.join(missing)} not installed (.ci/install-replicas.sh installs them)"
+        return f"{' and '.join(missing)} not installed (.ci/install-os-packages.sh installs them)"
     return None
 
 

@@ -52,16 +52,16 @@ def _unavailable(kind: Engine) -> str | None:
 
 needs_postgres = pytest.mark.skipif(
     _unavailable("postgres") is not None,
-    reason=f"PostgreSQL binaries absent: {_unavailable('postgres')} (see .ci/install-engines.sh)",
+    reason=f"PostgreSQL binaries absent: {_unavailable('postgres')} (see .ci/install-os-packages.sh)",
 )
 needs_redis = pytest.mark.skipif(
     _unavailable("redis") is not None,
-    reason=f"Redis binaries absent: {_unavailable('redis')} (see .ci/install-engines.sh)",
+    reason=f"Redis binaries absent: {_unavailable('redis')} (see .ci/install-os-packages.sh)",
 )
 _both_missing = "; ".join(m for m in (_unavailable("postgres"), _unavailable("redis")) if m)
 needs_both = pytest.mark.skipif(
     bool(_both_missing),
-    reason=f"PostgreSQL/Redis binaries absent: {_both_missing} (see .ci/install-engines.sh)",
+    reason=f"PostgreSQL/Redis binaries absent: {_both_missing} (see .ci/install-os-packages.sh)",
 )
 
 

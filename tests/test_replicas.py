@@ -1,7 +1,7 @@
 """Several replicas behind a real load balancer, with a real Redis: the deployment of issue 14.
 
 Three ``redu-mcp --transport http`` processes, HAProxy in round robin in front of them (from the OS
-packages: ``.ci/install-replicas.sh``), ``redis-server``, and the sandbox served on a port as the
+packages: ``.ci/install-os-packages.sh``), ``redis-server``, and the sandbox served on a port as the
 upstream they all share. Clients are ``mcp.Client`` over HTTP through the balancer; which replica
 answered a request is read from the balancer's own log (each request carries a trace header).
 

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Install the real programs the tests run besides redu-mcp, from Debian's packages, in one apt run:
+#   - PostgreSQL (initdb, postgres, psql) and redis-server behind the sandbox's engines mode
+#     (redu_mcp/sandbox/engines/), and useradd (package passwd: as root, each engine runs as its own
+#     redu-engine-NN system user);
+#   - HAProxy and redis-server for the multi-replica test (tests/test_replicas.py): the load balancer
+#     in front of three replicas, and the state they share.
+# The packages' own services stay off: the tests start their own processes on free ports.
+# Idempotent: installs only the packages whose programs are missing.
+set -euo pipefail
+
+have() {
+    command -v "$1" >/dev/null || [[ -x "/usr/sbin/$1" || -x "/sbin/$1" || -x "/usr/bin/$1" ]]
+}
+
+have_postgres() {
+    local dir
+    for dir in /usr/lib/postgresql/*/bin; do
+        [[ -x "$dir/initdb" && -x "$dir/postgres" && -x "$dir/psql" ]] && return 0
+    done
+    have initdb && have postgres && have psql
+}
+
+missing=()
+have_postgres || missing+=(postgresql)
+have redis-server || missing+=(redis-server)
+have useradd || missing+=(passwd)
+have haproxy || missing+=(haproxy)
+
+if (( ${#missing[@]} == 0 )); then
+    echo "install-os-packages: PostgreSQL, redis-server, useradd and HAProxy already installed"
+    exit 0
+fi
+
+sudo=""
+if [[ "$(id -u)" -ne 0 ]]; then
+    sudo="sudo"
+fi
+
+echo "install-os-packages: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+have_postgres || { echo "install-os-packages: PostgreSQL binaries still missing" >&2; exit 1; }
+for program in redis-server useradd haproxy; do
+    have "$program" || { echo "install-os-packages: $program still missing" >&2; exit 1; }
+done
+echo "install-os-packages: done"
