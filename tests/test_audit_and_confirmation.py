@@ -8,6 +8,7 @@ answering the client's question can approve a delete: the exact name from a mode
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import stat
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 from mcp.types import ElicitResult
 
+from redu_mcp.provisioning.audit import AuditLog, AuditRecord
 from redu_mcp.provisioning.credentials import read_env
 from redu_mcp.sandbox import Sandbox
 from tests.helpers import CREATE_ARGS, cli_command, connect, create, seed_instance
@@ -87,6 +89,21 @@ async def test_a_person_approving_is_recorded_as_such(make_server, sandbox, tmp_
         ("confirmed", "by the user"),
         ("deleted", None),
     ]
+
+
+def test_each_trail_gets_only_its_own_records(tmp_path):
+    """Audit logs opened one after another in one process (servers built in turn, as a test run or an
+    embedding app does): each record lands in its own trail only, never in one a closed log left behind,
+    even when Python gives the new log the id of an old one."""
+    trails = [tmp_path / f"audit-{n}.jsonl" for n in range(20)]
+    for n, trail in enumerate(trails):
+        audit = AuditLog(str(trail))
+        audit.record(AuditRecord("local", "create_redis", "redis", "created", name=f"trail-{n}"))
+        audit.close()
+        del audit
+        gc.collect()  # its id is free for the next one
+    for n, trail in enumerate(trails):
+        assert [record["name"] for record in lines(trail)] == [f"trail-{n}"]
 
 
 def test_the_trail_is_never_written_through_a_planted_symlink(tmp_path):

@@ -65,13 +65,14 @@ class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
 
 
 class AuditLog:
-    """Writes audit records to the configured targets; does nothing when there are none."""
+    """Writes audit records to the configured targets; does nothing when there are none.
+
+    The handlers are this log's own, not a named logger's: loggers live as long as the process, so
+    a log built after another one closed could otherwise write into the earlier trail."""
 
     def __init__(self, targets: str | None) -> None:
-        self._log = logging.getLogger(f"redu_mcp.audit.{id(self)}")
-        self._log.propagate = False  # audit lines go to their own targets, not the operator's log
-        self._log.setLevel(logging.INFO)
         self.targets = [t.strip() for t in (targets or "").split(",") if t.strip()]
+        self._handlers: list[logging.Handler] = []
         for target in self.targets:
             handler: logging.Handler
             if target == "stderr":
@@ -81,7 +82,7 @@ class AuditLog:
                 path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 handler = _PrivateRotatingFile(path, maxBytes=ROTATE_BYTES, backupCount=KEEP_FILES, encoding="utf-8")
             handler.setFormatter(logging.Formatter("%(message)s"))
-            self._log.addHandler(handler)
+            self._handlers.append(handler)
 
     @property
     def enabled(self) -> bool:
@@ -92,9 +93,18 @@ class AuditLog:
             return
         line: dict[str, object] = {"time": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")}
         line.update({key: value for key, value in asdict(record).items() if value is not None})
-        self._log.info(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
+        entry = logging.makeLogRecord(
+            {
+                "name": "redu_mcp.audit",
+                "levelno": logging.INFO,
+                "levelname": "INFO",
+                "msg": json.dumps(line, ensure_ascii=False, separators=(",", ":")),
+            }
+        )
+        for handler in self._handlers:
+            handler.handle(entry)
 
     def close(self) -> None:
         """Close the open files (a later record opens them again)."""
-        for handler in self._log.handlers:
+        for handler in self._handlers:
             handler.close()
