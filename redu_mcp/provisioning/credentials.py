@@ -13,18 +13,19 @@ written (a password is never lost).
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
 import re
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 from redu_mcp.api import AnyKind, Instance
+from redu_mcp.provisioning import private_files
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +49,11 @@ class CredentialStore:
     def save(self, kind: AnyKind, instance: Instance, password: str) -> Path:
         """Write a new env file for this instance. Raises ``OSError`` (or ``UnsafeValue``) if it cannot."""
         text = render_env(kind, instance, password)  # refuses unsafe values before anything is created
-        stem = f"{kind.name}-{_safe_name(instance.name)}-{int(instance.id)}"
         directory = self._open_private_dir()
         try:
-            for n in range(1, 1000):
-                name = f"{stem}.env" if n == 1 else f"{stem}-{n}.env"
+            for name in _file_names(kind, instance, 999):
                 try:
-                    _write_new(directory, name, text)
+                    private_files.write_new(directory, name, text)
                 except FileExistsError:  # also a planted symlink: O_EXCL never follows one
                     continue
                 path = self.directory / name
@@ -66,7 +65,7 @@ class CredentialStore:
                 return path
         finally:
             os.close(directory)
-        raise FileExistsError(f"too many credential files named {stem}*.env in {self.directory}")
+        raise FileExistsError(f"too many credential files named {_stem(kind, instance)}*.env in {self.directory}")
 
     def complete(self, kind: AnyKind, instance: Instance) -> Path | None:
         """Rewrite our own file for this instance once it has a host, so the URI in it works.
@@ -81,7 +80,6 @@ class CredentialStore:
             path, password = self._adopt(kind, instance)
         if path is None or password is None or not instance.floating_ip:
             return path
-        temporary = f".{path.name}.{os.getpid()}.tmp"
         try:
             text = render_env(kind, instance, password)
             directory = self._open_private_dir()
@@ -89,12 +87,9 @@ class CredentialStore:
             log.warning("could not complete %s with the host: %s", path, _reason(exc))
             return path
         try:
-            _write_new(directory, temporary, text)
-            os.replace(temporary, path.name, src_dir_fd=directory, dst_dir_fd=directory)
+            private_files.replace(directory, path.name, text)
         except OSError as exc:
             log.warning("could not complete %s with the host: %s", path, _reason(exc))
-            with contextlib.suppress(OSError):
-                os.unlink(temporary, dir_fd=directory)
             return path
         finally:
             os.close(directory)
@@ -110,14 +105,12 @@ class CredentialStore:
         directory descriptor and without following a symlink; anything else is left alone."""
         if not self.directory.is_dir():
             return None, None
-        stem = f"{kind.name}-{_safe_name(instance.name)}-{int(instance.id)}"
         try:
             directory = self._open_private_dir()
         except OSError:
             return None, None
         try:
-            for n in range(1, 10):
-                name = f"{stem}.env" if n == 1 else f"{stem}-{n}.env"
+            for name in _file_names(kind, instance, 9):
                 try:
                     fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory)
                 except OSError:
@@ -140,42 +133,25 @@ class CredentialStore:
         return None, None
 
     def _open_private_dir(self) -> int:
-        """The credentials directory, opened without following a symlink: ours, and 0700.
-
-        Missing directories are made 0700 whatever the umask (mkdir's mode is filtered by it; an
-        explicit chmod is not)."""
-        missing = []
-        for parent in [self.directory, *self.directory.parents]:
-            if parent.exists() or parent.is_symlink():
-                break
-            missing.append(parent)
-        for directory in reversed(missing):
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(directory, 0o700)
-                os.chmod(directory, 0o700, follow_symlinks=False)
+        """The credentials directory, private (see ``private_files``), its refusals worded for a result."""
         try:
-            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError as exc:
-            if self.directory.is_symlink():  # Linux says ENOTDIR (or ELOOP): say what it is
-                raise PermissionError(errno.EPERM, "the credentials directory is a symlink") from None
-            raise exc
-        info = os.fstat(fd)
-        if hasattr(os, "getuid") and info.st_uid != os.getuid():
-            # Someone else's directory (e.g. pre-created in a shared /tmp): they could read our files.
-            os.close(fd)
-            raise PermissionError(errno.EPERM, "the credentials directory belongs to another user")
-        if stat.S_IMODE(info.st_mode) != 0o700:
-            os.fchmod(fd, 0o700)
-        return fd
+            return private_files.open_private_dir(self.directory)
+        except private_files.SymlinkedDirectory:
+            raise PermissionError(errno.EPERM, "the credentials directory is a symlink") from None
+        except private_files.ForeignDirectory:
+            raise PermissionError(errno.EPERM, "the credentials directory belongs to another user") from None
 
 
-def _write_new(directory: int, name: str, text: str) -> None:
-    """Create ``name`` in ``directory`` (fails if anything, a symlink included, is there), mode 0600."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(name, flags, 0o600, dir_fd=directory)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
+def _stem(kind: AnyKind, instance: Instance) -> str:
+    return f"{kind.name}-{_safe_name(instance.name)}-{int(instance.id)}"
+
+
+def _file_names(kind: AnyKind, instance: Instance, count: int) -> Iterator[str]:
+    """The names ``save`` tries in turn: ``database-orders-42.env``, then ``…-42-2.env`` and so on."""
+    stem = _stem(kind, instance)
+    yield f"{stem}.env"
+    for n in range(2, count + 1):
+        yield f"{stem}-{n}.env"
 
 
 def _reason(exc: BaseException) -> str:

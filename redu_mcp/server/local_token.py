@@ -3,9 +3,10 @@
 Any account on the machine can reach a loopback port, so "local" is not "mine": without
 ``REDU_MCP_AUTH_TOKEN`` the ``redu-mcp`` command makes a token, keeps it in
 ``$XDG_STATE_HOME/redu-mcp/http-token`` and prints it once at start-up with a client configuration
-that uses it. The file is the owner's alone:
+that uses it. The file is the owner's alone (``provisioning.private_files`` does the file work, as it
+does for the credentials files):
 
-* the directory is created 0700 whatever the umask, and an existing one is made 0700; one that is a
+* the directory (and any missing parent) is created 0700 whatever the umask, and an existing one is made 0700; one that is a
   symbolic link, or belongs to another user, is refused (a ``ConfigError``: the server does not start);
 * the file is read only if it is a regular file of ours, mode 0600, holding a well-formed token: then
   it is reused, so a restart keeps every client configuration working;
@@ -16,7 +17,6 @@ that uses it. The file is the owner's alone:
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
@@ -25,13 +25,12 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from redu_mcp.provisioning import private_files
 from redu_mcp.server.settings import MIN_AUTH_TOKEN_LENGTH, ConfigError, well_formed_bearer
 
 log = logging.getLogger(__name__)
 
 TOKEN_FILE_NAME = "http-token"
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 
 @dataclass(frozen=True)
@@ -41,16 +40,22 @@ class LocalToken:
     created: bool  # False: an existing token file was reused
 
 
-def _my_uid() -> int | None:
-    return os.geteuid() if hasattr(os, "geteuid") else None
-
-
 def load_or_create_token(state_dir: Path) -> LocalToken:
     """The token kept in ``state_dir/http-token``: reused when valid, otherwise made anew (see module doc).
 
     Raises ``ConfigError`` when the directory cannot be trusted or written."""
     try:
-        dir_fd = _open_private_dir(state_dir)
+        dir_fd = private_files.open_private_dir(state_dir)
+    except (private_files.SymlinkedDirectory, NotADirectoryError):
+        raise ConfigError(
+            f"refusing to keep the HTTP token in {state_dir}: it is a symbolic link or not a directory "
+            "(remove it, or set REDU_MCP_AUTH_TOKEN)"
+        ) from None
+    except private_files.ForeignDirectory:
+        raise ConfigError(
+            f"refusing to keep the HTTP token in {state_dir}: the directory belongs to another user "
+            "(remove it, or set REDU_MCP_AUTH_TOKEN)"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot use {state_dir} for the HTTP token: {exc.strerror or exc}") from None
     path = state_dir / TOKEN_FILE_NAME
@@ -59,7 +64,7 @@ def load_or_create_token(state_dir: Path) -> LocalToken:
         if existing is not None:
             return LocalToken(existing, path, created=False)
         token = secrets.token_urlsafe(32)
-        _write_replacing(dir_fd, token)
+        private_files.replace(dir_fd, TOKEN_FILE_NAME, token + "\n")
         return LocalToken(token, path, created=True)
     except OSError as exc:
         raise ConfigError(f"cannot keep the HTTP token in {path}: {exc.strerror or exc}") from None
@@ -67,37 +72,10 @@ def load_or_create_token(state_dir: Path) -> LocalToken:
         os.close(dir_fd)
 
 
-def _open_private_dir(state_dir: Path) -> int:
-    """An fd on ``state_dir`` (created 0700 if missing): ours, not a symbolic link, mode 0700."""
-    state_dir.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(state_dir, 0o700)
-    try:
-        fd = os.open(state_dir, os.O_RDONLY | _DIRECTORY | _NOFOLLOW)
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise ConfigError(
-                f"refusing to keep the HTTP token in {state_dir}: it is a symbolic link or not a directory "
-                "(remove it, or set REDU_MCP_AUTH_TOKEN)"
-            ) from None
-        raise
-    info = os.fstat(fd)
-    uid = _my_uid()
-    if uid is not None and info.st_uid != uid:
-        os.close(fd)
-        raise ConfigError(
-            f"refusing to keep the HTTP token in {state_dir}: the directory belongs to another user "
-            "(remove it, or set REDU_MCP_AUTH_TOKEN)"
-        )
-    if stat.S_IMODE(info.st_mode) != 0o700:
-        os.fchmod(fd, 0o700)  # whatever the umask made of it, or what it was before
-    return fd
-
-
 def _read_ours(dir_fd: int, path: Path) -> str | None:
     """The token in the file if it is ours and private and well-formed; None if it must be (re)made."""
     try:
-        fd = os.open(TOKEN_FILE_NAME, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0), dir_fd=dir_fd)
+        fd = os.open(TOKEN_FILE_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -107,8 +85,7 @@ def _read_ours(dir_fd: int, path: Path) -> str | None:
         raise
     try:
         info = os.fstat(fd)
-        uid = _my_uid()
-        if not stat.S_ISREG(info.st_mode) or (uid is not None and info.st_uid != uid):
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
             log.warning("%s is not a regular file of ours: replacing it with a new token file", path)
             return None
         if stat.S_IMODE(info.st_mode) & 0o077:
@@ -121,21 +98,3 @@ def _read_ours(dir_fd: int, path: Path) -> str | None:
         log.warning("%s does not hold a usable token: replacing it with a new one", path)
         return None
     return content
-
-
-def _write_replacing(dir_fd: int, token: str) -> None:
-    """Write ``token`` to a new private file and rename it over the token file's name."""
-    temporary = f".{TOKEN_FILE_NAME}.{secrets.token_hex(8)}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600, dir_fd=dir_fd)
-    try:
-        try:
-            os.fchmod(fd, 0o600)  # O_CREAT's mode is filtered by the umask; this is not
-            os.write(fd, (token + "\n").encode("ascii"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, TOKEN_FILE_NAME, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary, dir_fd=dir_fd)
-        raise
