@@ -78,6 +78,10 @@ class CredentialStore:
         path = self._paths.get(key)
         if path is None and instance.floating_ip:
             path, password = self._adopt(kind, instance)
+            if path is not None:  # from now on it is ours to complete: no need to look for it again
+                self._paths[key] = path
+                if password is not None:
+                    self._incomplete[key] = password
         if path is None or password is None or not instance.floating_ip:
             return path
         try:
