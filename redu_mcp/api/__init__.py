@@ -70,7 +70,7 @@ from redu_mcp.api._models import (
     SecurityGroupRule,
     User,
 )
-from redu_mcp.api._retry import RetryPolicy, is_retryable, parse_retry_after, retry_after_of
+from redu_mcp.api._retry import RetryPolicy, is_retryable, no_time_to_retry, parse_retry_after, retry_after_of
 from redu_mcp.api._scrub import REDACTED, scrub
 
 __all__ = [
@@ -134,6 +134,7 @@ __all__ = [
     "TransportError",
     "User",
     "is_retryable",
+    "no_time_to_retry",
     "parse_retry_after",
     "retry_after_of",
     "scrub",

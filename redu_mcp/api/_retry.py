@@ -77,6 +77,21 @@ def retry_after_of(exc: BaseException) -> float | None:
     return float(advised) if isinstance(advised, (int, float)) and math.isfinite(advised) else None
 
 
+def no_time_to_retry(failure: ReduError, sleep: float = 0.0, min_attempt: float = 0.0) -> GiveUpReason | None:
+    """Why no attempt after ``failure`` fits in the deadline, if none does: the API asks for a longer
+    pause than is left (``retry_after``), or ``sleep`` plus the shortest worthwhile attempt would end
+    past it (``deadline``). None without a deadline, or with time enough."""
+    left = time_left()
+    if left is None:
+        return None
+    advised = retry_after_of(failure)
+    if advised is not None and advised > left:
+        return "retry_after"
+    if sleep + min_attempt > left:
+        return "deadline"
+    return None
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """``Retry-After`` as seconds from now: either delta-seconds or an HTTP date. None if absent or unreadable."""
     if not value:
@@ -138,17 +153,10 @@ async def _retry(
         if state.attempt_number >= policy.attempts:
             stopped_by.append("attempts")
             return True
-        left = time_left()
-        if left is None:
-            return False
-        advised = retry_after_of(failure(state))
-        if advised is not None and advised > left:
-            stopped_by.append("retry_after")
-            return True
-        if state.upcoming_sleep + policy.min_attempt_seconds > left:
-            stopped_by.append("deadline")
-            return True
-        return False
+        reason = no_time_to_retry(failure(state), state.upcoming_sleep, policy.min_attempt_seconds)
+        if reason is not None:
+            stopped_by.append(reason)
+        return reason is not None
 
     def give_up(state: tenacity.RetryCallState) -> T:
         exc = failure(state)

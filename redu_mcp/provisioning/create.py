@@ -33,7 +33,7 @@ from redu_mcp.api import (
     RetryFacts,
     ServerError,
     TransportError,
-    retry_after_of,
+    no_time_to_retry,
     share_of_time_left,
     time_left,
 )
@@ -258,12 +258,10 @@ class _Create:
         """Wait as the API asked (capped) or a short backoff; or say there is no time to retry."""
         policy = self.client.retry
         delay = policy.delay_after(failure, 1)
-        advised = retry_after_of(failure)
-        left = time_left()
-        too_late = advised is not None and left is not None and advised > left
-        if left is not None and (too_late or delay + policy.min_attempt_seconds > left):
-            if too_late:
-                failure = failure.with_retry(RetryFacts(1, 0.0, "retry_after", left))
+        reason = no_time_to_retry(failure, delay, policy.min_attempt_seconds)
+        if reason is not None:
+            if reason == "retry_after":
+                failure = failure.with_retry(RetryFacts(1, 0.0, "retry_after", time_left()))
             return NotCreated("no_time_to_retry", failure, checked_by_name=checked)
         if delay > 0:
             await anyio.sleep(delay)

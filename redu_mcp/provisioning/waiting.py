@@ -38,6 +38,7 @@ from redu_mcp.api import (
     RetryFacts,
     ServerError,
     TransportError,
+    no_time_to_retry,
     retry_after_of,
     time_left,
     within,
@@ -230,11 +231,10 @@ async def wait_until_ready(
                     if not is_transient(exc):
                         return ended("lasting_error", exc)
                     failures += 1
-                    advised = retry_after_of(exc)
-                    left = time_left()
-                    if advised is not None and left is not None and advised > left:
-                        too_long = exc.with_retry(RetryFacts(failures, clock() - started, "retry_after", left))
+                    if no_time_to_retry(exc) == "retry_after":
+                        too_long = exc.with_retry(RetryFacts(failures, clock() - started, "retry_after", time_left()))
                         return ended("retry_after_too_long", too_long)
+                    advised = retry_after_of(exc)
                     giving_up = failures >= MAX_TRANSIENT_FAILURES
                     await on_poll(Poll(polls, elapsed, error=exc, failures_in_a_row=failures, giving_up=giving_up))
                     if giving_up:
