@@ -122,6 +122,20 @@ def test_an_error_snapshot_rebuilds_an_equivalent_error(error):
     assert getattr(back, "maybe_applied", None) == getattr(error, "maybe_applied", None)
 
 
+def error_tree(root: type[ReduError] = ReduError) -> list[type[ReduError]]:
+    return [
+        root,
+        *(cls for sub in root.__subclasses__() if sub.__module__.startswith("redu_mcp.api") for cls in error_tree(sub)),
+    ]
+
+
+@pytest.mark.parametrize("cls", error_tree(), ids=lambda cls: cls.__name__)
+def test_every_error_of_the_tree_comes_back_as_itself(cls):
+    """A class added to the API library's error tree is shared between replicas as what it is."""
+    _, _, back = snapshot_from_json(snapshot_json(Snapshot(at=0, error=cls("failed", endpoint="GET databases/1")), 1.0))
+    assert type(back) is cls
+
+
 @pytest.mark.parametrize(
     "garbage", ["", "{", "[]", '{"at": 1}', '{"at": "x", "error": {}}', '{"at": 1, "error": {"type": "Evil"}}']
 )

@@ -18,6 +18,7 @@ Redis differ only by their ``Kind`` (``DATABASE``, ``REDIS``).
 from redu_mcp.api._client import DEFAULT_BASE_URL, ReduClient
 from redu_mcp.api._deadlines import share_of_time_left, time_left, within
 from redu_mcp.api._errors import (
+    ERROR_CLASSES,
     APIStatusError,
     AuthenticationError,
     ConflictError,
@@ -82,6 +83,7 @@ __all__ = [
     "DEFAULT_REDIS_VERSION",
     "DEFAULT_SECURITY_GROUPS",
     "ERROR",
+    "ERROR_CLASSES",
     "KINDS",
     "MAX_SECURITY_GROUPS",
     "NAME_PATTERN",

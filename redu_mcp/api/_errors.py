@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Literal, Self
+from typing import Final, Literal, Self
 
 GiveUpReason = Literal["attempts", "deadline", "retry_after"]
 
@@ -129,6 +129,26 @@ class RateLimitedError(APIStatusError):
 
 class ServerError(APIStatusError):
     """5xx: the API failed on its side."""
+
+
+#: Every class of the tree above, by name: what a snapshot shared between replicas may name.
+ERROR_CLASSES: Final[dict[str, type[ReduError]]] = {
+    cls.__name__: cls
+    for cls in (
+        ReduError,
+        NotConfiguredError,
+        TransportError,
+        ResponseFormatError,
+        APIStatusError,
+        AuthenticationError,
+        PermissionDeniedError,
+        NotFoundError,
+        ConflictError,
+        InvalidRequestError,
+        RateLimitedError,
+        ServerError,
+    )
+}
 
 
 def error_for_status(status: int) -> type[APIStatusError]:

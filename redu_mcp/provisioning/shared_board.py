@@ -37,20 +37,10 @@ from typing import Any, Final
 import anyio
 
 from redu_mcp.api import (
-    APIStatusError,
-    AuthenticationError,
-    ConflictError,
-    Database,
+    ERROR_CLASSES,
+    KINDS,
     Instance,
-    InvalidRequestError,
-    NotConfiguredError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitedError,
-    Redis,
     ReduError,
-    ResponseFormatError,
-    ServerError,
     TransportError,
 )
 from redu_mcp.provisioning.waiting import Snapshot, StatusBoard, poll_once
@@ -73,24 +63,8 @@ if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[
 """
 
 #: The declared instance models a snapshot may hold (most specific first), by name.
-_MODELS: Final[dict[str, type[Instance]]] = {"Database": Database, "Redis": Redis, "Instance": Instance}
-#: The errors a poll may raise, by class name.
-_ERRORS: Final[dict[str, type[ReduError]]] = {
-    cls.__name__: cls
-    for cls in (
-        ReduError,
-        NotConfiguredError,
-        TransportError,
-        ResponseFormatError,
-        APIStatusError,
-        AuthenticationError,
-        PermissionDeniedError,
-        NotFoundError,
-        ConflictError,
-        InvalidRequestError,
-        RateLimitedError,
-        ServerError,
-    )
+_MODELS: Final[dict[str, type[Instance]]] = {kind.model.__name__: kind.model for kind in KINDS.values()} | {
+    "Instance": Instance
 }
 
 
@@ -106,7 +80,7 @@ def snapshot_json(snapshot: Snapshot, wall_at: float) -> str:
     if snapshot.error is not None:
         error = snapshot.error
         data["error"] = {
-            "type": next(c.__name__ for c in type(error).__mro__ if c.__name__ in _ERRORS),
+            "type": next(c.__name__ for c in type(error).__mro__ if c.__name__ in ERROR_CLASSES),
             "message": error.message,
             "endpoint": error.endpoint,
             "status": error.status,
@@ -130,7 +104,7 @@ def snapshot_from_json(text: str) -> tuple[float, Instance | None, ReduError | N
             instance = _MODELS[data["model"]].model_validate(data["instance"])
         if "error" in data:
             fields = data["error"]
-            cls = _ERRORS[fields["type"]]
+            cls = ERROR_CLASSES[fields["type"]]
             message, endpoint = str(fields["message"]), str(fields.get("endpoint") or "")
             if issubclass(cls, TransportError):
                 error = cls(message, endpoint=endpoint, maybe_applied=bool(fields.get("maybe_applied")))
