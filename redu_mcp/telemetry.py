@@ -52,16 +52,17 @@ def configure_from_env(env: Mapping[str, str] | None = None) -> dict[str, list[s
     env = os.environ if env is None else env
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return {}
-    wanted = {signal: requested_exporters(env, signal) for signal in SIGNALS}
-    wanted = {signal: names for signal, names in wanted.items() if names}
-    if not wanted:
-        return {}
-    for signal, names in wanted.items():
+    wanted: dict[str, list[str]] = {}
+    for signal in SIGNALS:
+        names = requested_exporters(env, signal)
         for name in names:
             if name not in EXPORTERS:
                 log.warning("telemetry: OTEL_%s_EXPORTER=%s is not supported here (use otlp or console)",
                             signal.upper(), name)  # fmt: skip
-        wanted[signal] = [name for name in names if name in EXPORTERS]
+        if supported := [name for name in names if name in EXPORTERS]:
+            wanted[signal] = supported
+    if not wanted:
+        return {}  # nothing this server can export: the SDK is not even imported
     try:
         from opentelemetry.sdk.resources import Resource
     except ImportError:

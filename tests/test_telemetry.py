@@ -267,6 +267,16 @@ def test_without_the_sdk_it_warns_and_stays_off(monkeypatch: pytest.MonkeyPatch,
     assert "install redu-mcp[otel]" in caplog.text
 
 
+def test_an_unsupported_exporter_alone_warns_and_loads_nothing(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    monkeypatch.setitem(sys.modules, "opentelemetry.sdk.resources", None)  # any attempt to load the SDK would show
+    with caplog.at_level(logging.WARNING, logger="redu_mcp.telemetry"):
+        assert configure_from_env({"OTEL_TRACES_EXPORTER": "zipkin"}) == {}
+    assert "OTEL_TRACES_EXPORTER=zipkin is not supported here" in caplog.text
+    assert "install redu-mcp[otel]" not in caplog.text  # it did not go looking for the SDK
+
+
 OFF_BY_DEFAULT = """
 import sys, anyio
 from mcp import Client
