@@ -12,7 +12,9 @@ Usable without the MCP server (it imports nothing from ``mcp``)::
 
 Every failure is a ``ReduError`` (the tree is drawn in ``redu_mcp.api._errors``); idempotent requests
 are retried under a ``RetryPolicy``; ``within(seconds)`` bounds everything inside it. PostgreSQL and
-Redis differ only by their ``Kind`` (``DATABASE``, ``REDIS``).
+Redis differ only by their ``Kind`` (``DATABASE``, ``REDIS``). Requests are traced and measured
+with OpenTelemetry when an SDK is installed (``WhenMetricsLoaded`` lets the application's own
+instruments follow the same import-free rule).
 """
 
 from redu_mcp.api._client import DEFAULT_BASE_URL, ReduClient
@@ -73,6 +75,7 @@ from redu_mcp.api._models import (
 )
 from redu_mcp.api._retry import RetryPolicy, is_retryable, no_time_to_retry, parse_retry_after, retry_after_of
 from redu_mcp.api._scrub import REDACTED, scrub
+from redu_mcp.api._telemetry import WhenMetricsLoaded
 
 __all__ = [
     "DATABASE",
@@ -135,6 +138,7 @@ __all__ = [
     "ServerError",
     "TransportError",
     "User",
+    "WhenMetricsLoaded",
     "is_retryable",
     "no_time_to_retry",
     "parse_retry_after",

@@ -28,8 +28,10 @@ from __future__ import annotations
 import re
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
@@ -37,12 +39,13 @@ from opentelemetry.trace import SpanKind, StatusCode
 from redu_mcp import __version__
 
 if TYPE_CHECKING:
-    from opentelemetry.metrics import Counter, Histogram
+    from opentelemetry.metrics import Counter, Histogram, Meter
     from opentelemetry.util.types import AttributeValue
 
     Attributes = dict[str, AttributeValue]
 
 SCOPE: Final = "redu_mcp.api"
+T = TypeVar("T")
 _tracer = trace.get_tracer(SCOPE, __version__)
 _ID_SEGMENT: Final = re.compile(r"/\d+(?=/|$)")
 
@@ -53,31 +56,48 @@ def path_template(path: str) -> str:
     return _ID_SEGMENT.sub("/{id}", path)
 
 
+class WhenMetricsLoaded(Generic[T]):
+    """Instruments made by ``make(meter)`` the first time they are asked for once something has
+    imported the metrics API; None before that (no ``MeterProvider`` can exist yet, and start-up
+    does not pay for the import)."""
+
+    def __init__(self, scope: str, make: Callable[[Meter], T]) -> None:
+        self._scope = scope
+        self._make = make
+        self._made: list[T] = []
+
+    def get(self) -> T | None:
+        if not self._made:
+            if "opentelemetry.metrics" not in sys.modules:
+                return None
+            from opentelemetry import metrics
+
+            self._made.append(self._make(metrics.get_meter(self._scope, __version__)))
+        return self._made[0]
+
+
+@dataclass(frozen=True)
 class _Instruments:
-    def __init__(self) -> None:
-        from opentelemetry import metrics
+    duration: Histogram
+    retries: Counter
+    rate_limit_wait: Histogram
 
-        meter = metrics.get_meter(SCOPE, __version__)
-        self.duration: Histogram = meter.create_histogram(
+
+def _instruments(meter: Meter) -> _Instruments:
+    return _Instruments(
+        duration=meter.create_histogram(
             "http.client.request.duration", unit="s", description="Duration of Redu API requests (each attempt)"
-        )
-        self.retries: Counter = meter.create_counter(
+        ),
+        retries=meter.create_counter(
             "redu.api.retries", unit="{retry}", description="Redu API requests started again after a passing failure"
-        )
-        self.rate_limit_wait: Histogram = meter.create_histogram(
+        ),
+        rate_limit_wait=meter.create_histogram(
             "redu.api.rate_limit.wait", unit="s", description="Time waited before retrying a rate-limited (429) request"
-        )
+        ),
+    )
 
 
-_created: list[_Instruments] = []  # the instruments, once created
-
-
-def _metrics() -> _Instruments | None:
-    if not _created:
-        if "opentelemetry.metrics" not in sys.modules:
-            return None  # nothing has imported the metrics API, so no MeterProvider exists yet
-        _created.append(_Instruments())
-    return _created[0]
+_metrics = WhenMetricsLoaded(SCOPE, _instruments)
 
 
 class Exchange:
@@ -136,7 +156,7 @@ class Exchange:
     ) -> None:
         if exc is not None and self._error_type is None:
             self.failed(exc)  # e.g. cancelled: still an attempt that ended without an answer
-        instruments = _metrics()
+        instruments = _metrics.get()
         if instruments is not None:
             instruments.duration.record(time.perf_counter() - self._started, self._attributes)
         self._cm.__exit__(exc_type, exc, tb)
@@ -144,7 +164,7 @@ class Exchange:
 
 def retried(endpoint: str, error_type: str, wait: float, *, rate_limited: bool) -> None:
     """A retry is about to wait ``wait`` seconds after a failure of ``endpoint`` (``"GET /path"``)."""
-    instruments = _metrics()
+    instruments = _metrics.get()
     if instruments is None:
         return
     method, _, path = endpoint.partition(" ")

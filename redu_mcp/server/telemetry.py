@@ -16,43 +16,29 @@ something else has (see ``redu_mcp.api._telemetry``): start-up does not pay for 
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import TYPE_CHECKING, Any, Final
 
 from mcp.types import CallToolResult
 
-from redu_mcp import __version__
+from redu_mcp.api import WhenMetricsLoaded
 
 if TYPE_CHECKING:
     from mcp.server import ServerRequestContext
     from mcp.server.context import CallNext, HandlerResult
-    from opentelemetry.metrics import Histogram
 
 SCOPE: Final = "redu_mcp.server"
-_created: list[Histogram] = []  # the histogram, once created
-
-
-def _duration() -> Histogram | None:
-    if not _created:
-        if "opentelemetry.metrics" not in sys.modules:
-            return None  # nothing has imported the metrics API, so no MeterProvider exists yet
-        from opentelemetry import metrics
-
-        meter = metrics.get_meter(SCOPE, __version__)
-        _created.append(
-            meter.create_histogram(
-                "mcp.server.operation.duration",
-                unit="s",
-                description="Duration of MCP requests, as the server saw them",
-            )
-        )
-    return _created[0]
+_duration = WhenMetricsLoaded(
+    SCOPE,
+    lambda meter: meter.create_histogram(
+        "mcp.server.operation.duration", unit="s", description="Duration of MCP requests, as the server saw them"
+    ),
+)
 
 
 async def operation_metrics(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
     """Server middleware: one ``mcp.server.operation.duration`` data point per MCP request."""
-    histogram = _duration()
+    histogram = _duration.get()
     if histogram is None or ctx.request_id is None:  # off, or a notification (nothing to time)
         return await call_next(ctx)
     attributes: dict[str, str] = {"mcp.method.name": ctx.method}
