@@ -143,7 +143,7 @@ class ReduClient:
         endpoint = _endpoint("POST", kind.collection)
         password = kind.supplied_password(body)
         response = await self._send("POST", kind.collection, json=body.to_json(), secrets=(password,))
-        return _parse_model(kind.created_model, _json_of(response, endpoint, required=True), endpoint, response)
+        return _parse_model(kind.created_model, _json_of(response, endpoint), endpoint, response)
 
     async def delete_instance(self, kind: Kind[InstanceT, CreatedT, BodyT], id: int) -> int:
         """DELETE, retried on passing failures. Returns the status that settled it: 204 as documented,
@@ -193,7 +193,7 @@ class ReduClient:
     async def _get_json(self, path: str, params: dict[str, str] | None = None) -> tuple[Any, httpx2.Response]:
         async def attempt(n: int) -> tuple[Any, httpx2.Response]:
             response = await self._send("GET", path, attempt=n, params=params)
-            return _json_of(response, _endpoint("GET", path), required=True), response
+            return _json_of(response, _endpoint("GET", path)), response
 
         return await call_with_retries(self.retry, attempt, describe=f"GET /{path}")
 
@@ -230,9 +230,9 @@ class ReduClient:
 
         Under a deadline (``redu_mcp.api._deadlines.within``) the exchange is clipped to the time left: its
         timeouts shrink to fit, and whatever still runs at the deadline is cut off."""
-        if self._api_key is None:
-            raise errors.NotConfiguredError("no Redu API key is configured", endpoint=_endpoint(method, path))
         endpoint = _endpoint(method, path)
+        if self._api_key is None:
+            raise errors.NotConfiguredError("no Redu API key is configured", endpoint=endpoint)
         left = time_left()
         if left is not None:
             if left <= 0:
@@ -317,15 +317,13 @@ def _cut_note(timeout: httpx2.Timeout, left: float | None) -> str:
     return f", cut off with the {left:.1f} s this call had left"
 
 
-def _json_of(response: httpx2.Response, endpoint: str, *, required: bool = False) -> Any:
+def _json_of(response: httpx2.Response, endpoint: str) -> Any:
     if response.status_code == 204 or not response.content:
-        if required:
-            raise errors.ResponseFormatError(
-                f"expected JSON, got an empty body ({response.status_code} {response.reason_phrase})",
-                endpoint=endpoint,
-                status=response.status_code,
-            )
-        return None
+        raise errors.ResponseFormatError(
+            f"expected JSON, got an empty body ({response.status_code} {response.reason_phrase})",
+            endpoint=endpoint,
+            status=response.status_code,
+        )
     try:
         return response.json()
     except ValueError:
@@ -336,9 +334,16 @@ def _json_of(response: httpx2.Response, endpoint: str, *, required: bool = False
         ) from None
 
 
+def _looks_like_html(response: httpx2.Response) -> bool:
+    """A web page rather than the API's JSON: what proxies and load balancers answer with."""
+    return "html" in response.headers.get("content-type", "") or response.text.lstrip().lower().startswith(
+        ("<!doctype", "<html")
+    )
+
+
 def _describe_body(response: httpx2.Response) -> str:
     content_type = response.headers.get("content-type", "no content type")
-    if "html" in content_type or response.text.lstrip().lower().startswith(("<!doctype", "<html")):
+    if _looks_like_html(response):
         return "an HTML page (probably from a proxy or load balancer)"
     return f"a body that is not valid JSON ({len(response.content)} bytes of {content_type})"
 
@@ -362,10 +367,9 @@ def _error_text(response: httpx2.Response) -> tuple[str | None, str]:
         if isinstance(body.get("detail"), str):
             return None, body["detail"]
     if body is None and response.content:
-        text = response.text.strip()
-        if "html" in response.headers.get("content-type", "") or text.lower().startswith(("<!doctype", "<html")):
+        if _looks_like_html(response):
             return None, f"{response.reason_phrase} (an HTML error page, probably from a proxy)"
-        return None, text  # shortened by the caller, after scrubbing
+        return None, response.text.strip()  # shortened by the caller, after scrubbing
     return None, response.reason_phrase or "error"
 
 

@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypeVar
 
+import anyio
+
 from redu_mcp.api import _telemetry as telemetry
 from redu_mcp.api._deadlines import time_left, within
 from redu_mcp.api._errors import GiveUpReason, RateLimitedError, ReduError, RetryFacts, ServerError, TransportError
@@ -135,7 +137,6 @@ async def call_with_retries(policy: RetryPolicy, attempt: Callable[[int], Awaita
 async def _retry(
     policy: RetryPolicy, attempt: Callable[[int], Awaitable[T]], first_failure: ReduError, started: float, describe: str
 ) -> T:
-    import anyio
     import tenacity  # imported on first use: start-up does not need it
 
     stopped_by: list[GiveUpReason] = []
