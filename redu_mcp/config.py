@@ -10,7 +10,7 @@ from typing import Any
 from redu_mcp.api import DEFAULT_BASE_URL
 from redu_mcp.server.settings import ConfigError, HttpLimits, Settings
 
-__all__ = ["LIMIT_ENV", "ConfigError", "settings_from_env"]
+__all__ = ["LIMIT_ENV", "ConfigError", "settings_from_env", "split_list"]
 
 #: ``HttpLimits`` fields and the environment variables that set them.
 LIMIT_ENV = {
