@@ -3,7 +3,7 @@
 What is shared, and by whom: the status board's poll leases and snapshots
 (``redu_mcp.provisioning.shared_board``: one upstream poll per instance per interval across
 replicas), and on the HTTP side the verified-key cache and the per-principal limits
-(``redu_mcp.server.shared_limits``). This module only holds the connection and the rules every
+(``redu_mcp.server.http._shared_limits``). This module only holds the connection and the rules every
 use of it follows:
 
 * **Never in the way.** Every call is time-boxed (connect 0.5 s, command 0.75 s, the whole call

@@ -3,7 +3,7 @@
 The review found that ~10,000 ``initialize`` calls in a minute filled the SDK's global session table
 (everyone else then got 503) and took 471 MB; under pass-through any Redu account could do it. Now
 each *principal* (everyone holding the operator token is one; under pass-through, each Redu user)
-has its own caps, enforced before the SDK sees the request (``redu_mcp.server.limits``):
+has its own caps, enforced before the SDK sees the request (``redu_mcp.server.http._limits``):
 
 * at most ``max_sessions_per_principal`` open sessions (429 with ``Retry-After`` beyond),
 * at most ``new_sessions_per_minute`` new ones (429 with ``Retry-After`` beyond),

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from redu_mcp.server.local_token import TOKEN_FILE_NAME, load_or_create_token
+from redu_mcp.server.http._local_token import TOKEN_FILE_NAME, load_or_create_token
 from redu_mcp.server.settings import ConfigError
 from tests.helpers import INITIALIZE, REPO, CliServer, cli_command, cli_http_server, free_port, raw_post
 

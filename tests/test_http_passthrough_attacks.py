@@ -22,7 +22,7 @@ import anyio
 import httpx2
 import pytest
 
-from redu_mcp.server.settings import MAX_BEARER_LENGTH, HttpLimits
+from redu_mcp.server.http._settings import MAX_BEARER_LENGTH, HttpLimits
 from tests.helpers import ALICE, BOB, http_client, raw_post, serving_mcp_http, two_users
 
 ME = ("GET", "/v1/me")

@@ -27,8 +27,8 @@ from redu_mcp.api import (
 )
 from redu_mcp.provisioning.shared_board import RedisBoard, snapshot_from_json, snapshot_json
 from redu_mcp.provisioning.waiting import Poll, Snapshot, wait_until_ready
+from redu_mcp.server.http._shared_limits import RedisLimits, SharedKeyVerdicts, SharedReservation
 from redu_mcp.server.settings import HttpLimits
-from redu_mcp.server.shared_limits import RedisLimits, SharedKeyVerdicts, SharedReservation
 from redu_mcp.sharing import SharedRedis, SharedStateUnavailable, check_url, describe_url
 from tests.replicas import RedisServer
 

@@ -24,7 +24,8 @@ from redu_mcp.api import NotConfiguredError, ReduClient, ReduError
 from redu_mcp.provisioning.audit import AuditLog
 from redu_mcp.provisioning.credentials import CredentialStore
 from redu_mcp.provisioning.waiting import Board, StatusBoard
-from redu_mcp.server.settings import ConfigError, Settings
+from redu_mcp.server.errors import ConfigError
+from redu_mcp.server.settings import Settings
 from redu_mcp.server.wording import Wording
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ Three modes (see ``Settings.http_auth``):
 
 * ``token`` (the default): every request carries ``Authorization: Bearer <token>``; the token is
   ``REDU_MCP_AUTH_TOKEN``, or on loopback one the ``redu-mcp`` command generates and prints
-  (``redu_mcp.server.local_token``). Every client acts with the server's own API key.
+  (``redu_mcp.server.http._local_token``). Every client acts with the server's own API key.
 * ``passthrough``: every request carries the caller's own Redu API key as its bearer token. The key
   is checked with ``GET /v1/me`` (answers cached briefly, refusals too; checks rate-limited per
   client address), a bad key gets HTTP 401, an API outage 503 with ``Retry-After``, and tools use
@@ -22,7 +22,7 @@ the module of each:
    principal. It asks a verifier (``_verifiers``: ``StaticTokenVerifier`` for ``token``,
    ``ReduKeyVerifier`` for ``passthrough``), whose answer is a verdict (``_verdicts``);
 4. ``PerPrincipalSessions`` (``_sessions``): 429 when a principal has too many sessions open or opens
-   them too fast (``redu_mcp.server.limits``);
+   them too fast (``redu_mcp.server.http._limits``);
 5. the SDK's app (``AuthContextMiddleware`` makes ``get_access_token()`` work in tools), with its own
    global session cap (503) and idle timeout as a backstop.
 
@@ -35,36 +35,95 @@ connect.
 
 Several replicas: with ``--stateless`` no request depends on which replica answered the previous one
 (no sessions: step 4 has nothing to count); with ``REDU_MCP_REDIS_URL`` the limits and the key cache
-are kept in Redis (``redu_mcp.server.shared_limits``), and a request for a session another replica
+are kept in Redis (``redu_mcp.server.http._shared_limits``), and a request for a session another replica
 serves is told so (404) instead of the SDK's bare "Session not found".
 
 Nothing OAuth-shaped is advertised: there is no authorization server, so there is no protected
 resource metadata document (the well-known paths answer 404) and the challenge names none.
+
+The package imports its modules on first use (``__getattr__``): the face's settings use its
+checks (``_settings``) before anything is served, and a stdio server never loads the rest.
 """
 
-from redu_mcp.server.http._app import advertised_url, build_http_app
-from redu_mcp.server.http._auth import ANONYMOUS, PRINCIPAL, REALM, UNAUTHENTICATED_PREFIXES, Authenticate
-from redu_mcp.server.http._guards import (
-    CREDENTIAL_WORDS,
-    LOOPBACK_ALLOWED_HOSTS,
-    LOOPBACK_ALLOWED_ORIGINS,
-    CheckHostAndOrigin,
-    HostRules,
-    RejectCredentialsInQuery,
-    host_rules,
-)
-from redu_mcp.server.http._health import HEALTH_PATHS, Health
-from redu_mcp.server.http._refusals import QuietWarnings
-from redu_mcp.server.http._run import client_setup, replica_notes, run_http
-from redu_mcp.server.http._sessions import SESSION_ELSEWHERE, PerPrincipalSessions
-from redu_mcp.server.http._verdicts import Accepted, BearerVerifier, Rejected, Throttled, Unavailable, Verdict
-from redu_mcp.server.http._verifiers import (
-    MAX_REMEMBERED_KEYS,
-    UNAVAILABLE_RETRY_AFTER,
-    VERIFIED_KEY_TTL,
-    ReduKeyVerifier,
-    StaticTokenVerifier,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from redu_mcp.server.http._app import advertised_url, build_http_app
+    from redu_mcp.server.http._auth import ANONYMOUS, PRINCIPAL, REALM, UNAUTHENTICATED_PREFIXES, Authenticate
+    from redu_mcp.server.http._guards import (
+        CREDENTIAL_WORDS,
+        LOOPBACK_ALLOWED_HOSTS,
+        LOOPBACK_ALLOWED_ORIGINS,
+        CheckHostAndOrigin,
+        HostRules,
+        RejectCredentialsInQuery,
+        host_rules,
+    )
+    from redu_mcp.server.http._health import HEALTH_PATHS, Health
+    from redu_mcp.server.http._limits import Limits, LocalLimits
+    from redu_mcp.server.http._local_token import TOKEN_FILE_NAME, load_or_create_token
+    from redu_mcp.server.http._refusals import QuietWarnings
+    from redu_mcp.server.http._run import client_setup, replica_notes, run_http
+    from redu_mcp.server.http._sessions import SESSION_ELSEWHERE, PerPrincipalSessions
+    from redu_mcp.server.http._settings import HttpLimits, check_exposure
+    from redu_mcp.server.http._shared_limits import RedisLimits, SharedKeyVerdicts, SharedReservation
+    from redu_mcp.server.http._verdicts import Accepted, BearerVerifier, Rejected, Throttled, Unavailable, Verdict
+    from redu_mcp.server.http._verifiers import (
+        MAX_REMEMBERED_KEYS,
+        UNAVAILABLE_RETRY_AFTER,
+        VERIFIED_KEY_TTL,
+        ReduKeyVerifier,
+        StaticTokenVerifier,
+    )
+
+#: Where each public name lives.
+_HOMES = {
+    "advertised_url": "_app",
+    "build_http_app": "_app",
+    "ANONYMOUS": "_auth",
+    "PRINCIPAL": "_auth",
+    "REALM": "_auth",
+    "UNAUTHENTICATED_PREFIXES": "_auth",
+    "Authenticate": "_auth",
+    "CREDENTIAL_WORDS": "_guards",
+    "LOOPBACK_ALLOWED_HOSTS": "_guards",
+    "LOOPBACK_ALLOWED_ORIGINS": "_guards",
+    "CheckHostAndOrigin": "_guards",
+    "HostRules": "_guards",
+    "RejectCredentialsInQuery": "_guards",
+    "host_rules": "_guards",
+    "HEALTH_PATHS": "_health",
+    "Health": "_health",
+    "Limits": "_limits",
+    "LocalLimits": "_limits",
+    "TOKEN_FILE_NAME": "_local_token",
+    "load_or_create_token": "_local_token",
+    "QuietWarnings": "_refusals",
+    "client_setup": "_run",
+    "replica_notes": "_run",
+    "run_http": "_run",
+    "SESSION_ELSEWHERE": "_sessions",
+    "PerPrincipalSessions": "_sessions",
+    "HttpLimits": "_settings",
+    "check_exposure": "_settings",
+    "RedisLimits": "_shared_limits",
+    "SharedKeyVerdicts": "_shared_limits",
+    "SharedReservation": "_shared_limits",
+    "Accepted": "_verdicts",
+    "BearerVerifier": "_verdicts",
+    "Rejected": "_verdicts",
+    "Throttled": "_verdicts",
+    "Unavailable": "_verdicts",
+    "Verdict": "_verdicts",
+    "MAX_REMEMBERED_KEYS": "_verifiers",
+    "UNAVAILABLE_RETRY_AFTER": "_verifiers",
+    "VERIFIED_KEY_TTL": "_verifiers",
+    "ReduKeyVerifier": "_verifiers",
+    "StaticTokenVerifier": "_verifiers",
+}
 
 __all__ = [
     "ANONYMOUS",
@@ -76,6 +135,7 @@ __all__ = [
     "PRINCIPAL",
     "REALM",
     "SESSION_ELSEWHERE",
+    "TOKEN_FILE_NAME",
     "UNAUTHENTICATED_PREFIXES",
     "UNAVAILABLE_RETRY_AFTER",
     "VERIFIED_KEY_TTL",
@@ -85,19 +145,34 @@ __all__ = [
     "CheckHostAndOrigin",
     "Health",
     "HostRules",
+    "HttpLimits",
+    "Limits",
+    "LocalLimits",
     "PerPrincipalSessions",
     "QuietWarnings",
+    "RedisLimits",
     "ReduKeyVerifier",
     "RejectCredentialsInQuery",
     "Rejected",
+    "SharedKeyVerdicts",
+    "SharedReservation",
     "StaticTokenVerifier",
     "Throttled",
     "Unavailable",
     "Verdict",
     "advertised_url",
     "build_http_app",
+    "check_exposure",
     "client_setup",
     "host_rules",
+    "load_or_create_token",
     "replica_notes",
     "run_http",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)

@@ -16,13 +16,14 @@ from redu_mcp.server.assembly import build_server
 from redu_mcp.server.http._auth import Authenticate
 from redu_mcp.server.http._guards import CheckHostAndOrigin, RejectCredentialsInQuery, host_rules
 from redu_mcp.server.http._health import Health
+from redu_mcp.server.http._limits import Limits, LocalLimits
 from redu_mcp.server.http._sessions import PerPrincipalSessions
+from redu_mcp.server.http._settings import WILDCARD_HOSTS
+from redu_mcp.server.http._shared_limits import RedisLimits, SharedKeyVerdicts
 from redu_mcp.server.http._verdicts import BearerVerifier
 from redu_mcp.server.http._verifiers import ReduKeyVerifier, StaticTokenVerifier
-from redu_mcp.server.limits import Limits, LocalLimits
 from redu_mcp.server.runtime import Runtime
-from redu_mcp.server.settings import WILDCARD_HOSTS, Settings
-from redu_mcp.server.shared_limits import RedisLimits, SharedKeyVerdicts
+from redu_mcp.server.settings import Settings
 
 
 def advertised_url(settings: Settings) -> str:

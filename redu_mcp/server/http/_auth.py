@@ -18,8 +18,8 @@ from starlette.responses import JSONResponse, Response
 
 from redu_mcp.server.http._health import HEALTH_PATHS
 from redu_mcp.server.http._refusals import refusal_body
+from redu_mcp.server.http._settings import well_formed_bearer
 from redu_mcp.server.http._verdicts import Accepted, BearerVerifier, Rejected, Throttled, Unavailable, Verdict
-from redu_mcp.server.settings import well_formed_bearer
 
 REALM = "redu-mcp"
 #: Paths served without authentication: the well-known discovery paths, which answer 404 (no

@@ -17,7 +17,8 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 
 from redu_mcp.server.http._refusals import QuietWarnings
-from redu_mcp.server.settings import WILDCARD_HOSTS, Settings
+from redu_mcp.server.http._settings import WILDCARD_HOSTS
+from redu_mcp.server.settings import Settings
 
 #: Query parameter names that look like credentials (``api_key``, ``X-Api-Key``, ``access_token``,
 #: ``authorization``, ``redu_key``...): a request carrying one is refused. The MCP endpoint takes no

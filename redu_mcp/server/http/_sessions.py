@@ -1,7 +1,7 @@
 """Each principal's sessions within its limits, counted at the HTTP boundary.
 
 The SDK has no session hooks, so which requests open and close a session is learnt here from the
-traffic, and the books are kept by ``redu_mcp.server.limits`` (in this process, or in Redis when
+traffic, and the books are kept by ``redu_mcp.server.http._limits`` (in this process, or in Redis when
 replicas share state). With shared books a request for a session another replica serves is told so
 (404), instead of the SDK's bare "Session not found".
 """
@@ -16,8 +16,8 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 
 from redu_mcp.server.http._auth import ANONYMOUS, PRINCIPAL
+from redu_mcp.server.http._limits import Limits, Refusal, Reservation
 from redu_mcp.server.http._refusals import QuietWarnings, refusal_body
-from redu_mcp.server.limits import Limits, Refusal, Reservation
 
 #: The answer to a request for a session that another replica serves (HTTP 404, like an unknown session).
 SESSION_ELSEWHERE = (

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from mcp.server.auth.provider import AccessToken
 
-from redu_mcp.server.limits import Refusal
+from redu_mcp.server.http._limits import Refusal
 
 
 @dataclass(frozen=True)

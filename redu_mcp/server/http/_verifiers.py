@@ -3,7 +3,7 @@
 Under ``--auth token`` the token is compared with the operator's in constant time. Under ``--auth
 passthrough`` it is a Redu API key, checked with ``GET /v1/me``: that costs an upstream call, so
 answers are remembered (here, and in Redis when replicas share state), concurrent checks of one key
-are merged, and checks are rate-limited per client address (``redu_mcp.server.limits``).
+are merged, and checks are rate-limited per client address (``redu_mcp.server.http._limits``).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import anyio
 from mcp.server.auth.provider import AccessToken
 
 from redu_mcp.api import AuthenticationError, PermissionDeniedError, ReduError, RetryPolicy
+from redu_mcp.server.http._limits import Limits
+from redu_mcp.server.http._shared_limits import SharedKeyVerdicts
 from redu_mcp.server.http._verdicts import Accepted, BearerVerifier, Rejected, Throttled, Unavailable, Verdict
-from redu_mcp.server.limits import Limits
 from redu_mcp.server.runtime import Runtime
-from redu_mcp.server.shared_limits import SharedKeyVerdicts
 
 log = logging.getLogger("redu_mcp.server.http")  # one logger for the package, like httpx2's
 

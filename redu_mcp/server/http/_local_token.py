@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from redu_mcp.provisioning import private_files
-from redu_mcp.server.settings import MIN_AUTH_TOKEN_LENGTH, ConfigError, well_formed_bearer
+from redu_mcp.server.errors import ConfigError
+from redu_mcp.server.http._settings import MIN_AUTH_TOKEN_LENGTH, well_formed_bearer
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 key checks per client address. The numbers are ``HttpLimits`` (settings); the accounting is here.
 
 ``Limits`` is the interface the HTTP layer uses (all ``async``); ``LocalLimits`` keeps the books in
-this process, ``redu_mcp.server.shared_limits.RedisLimits`` in Redis, for several replicas.
+this process, ``redu_mcp.server.http._shared_limits.RedisLimits`` in Redis, for several replicas.
 
 Sessions are learnt from the outside, at the HTTP boundary (the SDK has no public session hooks):
 a request without ``Mcp-Session-Id`` that the SDK answers with one opened a session; a ``DELETE``
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from redu_mcp.server.settings import HttpLimits
+from redu_mcp.server.http._settings import HttpLimits
 
 #: How many client addresses' key-check budgets together may spend per minute, as a multiple of one
 #: address's budget: a ceiling on what pass-through verification can cost the API however many

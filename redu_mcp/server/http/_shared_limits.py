@@ -29,8 +29,8 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, Final
 
-from redu_mcp.server.limits import ALL_ADDRESSES_FACTOR, Limits, LocalLimits, Refusal, Reservation
-from redu_mcp.server.settings import HttpLimits
+from redu_mcp.server.http._limits import ALL_ADDRESSES_FACTOR, Limits, LocalLimits, Refusal, Reservation
+from redu_mcp.server.http._settings import HttpLimits
 from redu_mcp.sharing import SharedRedis, SharedStateUnavailable, digest
 
 #: Seconds a reserved slot is held at most (an opening request that never answers frees it then).
