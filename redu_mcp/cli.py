@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -168,15 +169,30 @@ def _serve(args: argparse.Namespace) -> None:
 
     configure_from_env()  # OpenTelemetry export, only when OTEL_* variables ask for it
 
+    upstream = _sandbox_upstream(settings) if settings.sandbox else {}
     try:
         if settings.transport == "http":
             from redu_mcp.server.http import run_http
 
-            run_http(settings)
+            run_http(settings, **upstream)
         else:
             from redu_mcp.server import build_server
 
-            build_server(settings, log_level=args.log_level.upper()).run()
+            build_server(settings, log_level=args.log_level.upper(), **upstream).run()
     except ConfigError as exc:  # found while building (e.g. an audit log that cannot be opened)
         print(f"redu-mcp: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+def _sandbox_upstream(settings: Any) -> dict[str, Any]:
+    """The emulator as the server's upstream: its client, and stopping its engines (if any) when the
+    server's last session ends. The command line builds it, so the MCP face never imports it."""
+    from redu_mcp.sandbox import Sandbox
+
+    provisioner = None
+    if settings.engines:
+        from redu_mcp.sandbox.engine_provisioner import EngineProvisioner
+
+        provisioner = EngineProvisioner()
+    sandbox = Sandbox(provisioning_seconds=settings.provisioning_seconds, provisioner=provisioner)
+    return {"client": sandbox.client(), "on_close": sandbox.aclose}

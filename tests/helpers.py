@@ -141,7 +141,7 @@ async def serving_mcp_http(settings: Settings, sandbox: Sandbox) -> AsyncIterato
     """``build_http_app(settings)`` on a loopback port; yield (the MCP endpoint URL, the server's runtime)."""
     sock = listening_socket()
     settings.port = sock.getsockname()[1]  # before building: the app's auth resource URL names it
-    app, runtime = build_http_app(settings, sandbox=sandbox)
+    app, runtime = build_http_app(settings, client=sandbox.client())
     async with serving_asgi(app, sock) as port:
         yield f"http://127.0.0.1:{port}{settings.path}", runtime
 

@@ -52,7 +52,7 @@ async def _wait_ready(client, kind: str, id: int) -> dict:
 
 async def test_create_connect_round_trip_delete_leaves_nothing(make_settings, mode):
     sandbox = Sandbox(provisioner=EngineProvisioner())
-    server = build_server(make_settings(engines=True), sandbox=sandbox)
+    server = build_server(make_settings(engines=True), client=sandbox.client(), on_close=sandbox.aclose)
     engines_root = sandbox.store.provisioner.engines.root
 
     async with connect(server, mode) as client:
@@ -105,7 +105,7 @@ async def test_create_connect_round_trip_delete_leaves_nothing(make_settings, mo
 
 async def test_closing_the_server_stops_engines_that_were_never_deleted(make_settings):
     sandbox = Sandbox(provisioner=EngineProvisioner())
-    server = build_server(make_settings(engines=True), sandbox=sandbox)
+    server = build_server(make_settings(engines=True), client=sandbox.client(), on_close=sandbox.aclose)
     async with connect(server) as client:
         created = await create(client, "redis", "left-running")
         await _wait_ready(client, "redis", created["instance"]["id"])

@@ -114,7 +114,7 @@ def test_a_short_operator_token_is_refused_for_http_only(make_settings):
     with pytest.raises(ConfigError, match="REDU_MCP_AUTH_TOKEN is too short"):
         short.check_http_exposure()
     with pytest.raises(ConfigError, match="too short"):
-        build_http_app(make_settings(auth_token="s3cret"), sandbox=Sandbox())
+        build_http_app(make_settings(auth_token="s3cret"), client=Sandbox().client())
     make_settings(transport="stdio", auth_token="s3cret").check_http_exposure()  # stdio never uses it
 
 
@@ -243,12 +243,12 @@ def test_a_public_bind_without_auth_refuses_to_start(make_settings):
         exposed.check_http_exposure()
     # Also when the app is built outside the CLI, whatever `transport` says.
     with pytest.raises(ConfigError):
-        build_http_app(make_settings(host="0.0.0.0"), sandbox=Sandbox())
+        build_http_app(make_settings(host="0.0.0.0"), client=Sandbox().client())
     # With authentication it may serve any address.
     for authenticated in (dict(auth_token=TOKEN), dict(auth_passthrough=True)):
         settings = make_settings(transport="http", host="0.0.0.0", **authenticated)
         settings.check_http_exposure()
-        build_http_app(settings, sandbox=Sandbox())
+        build_http_app(settings, client=Sandbox().client())
 
 
 def test_the_cli_refuses_a_public_bind_without_auth():

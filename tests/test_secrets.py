@@ -117,7 +117,7 @@ async def test_the_password_goes_to_a_private_file_not_the_result(make, wire, cr
 
 async def test_the_default_directory_is_the_xdg_state_one(wire, tmp_path, mode):
     """conftest points XDG_STATE_HOME at the test's own directory."""
-    settings = Settings(sandbox=True, poll_interval_seconds=0.05)
+    settings = Settings(sandbox=True, poll_interval_seconds=0.05)  # the default credentials directory
     client = ReduClient(sandbox_key(), base_url=SANDBOX_BASE_URL, transport=wire, retry=FAST_RETRY)
     async with connect(build_server(settings, client=client), mode) as mcp:
         created = await create(mcp, "database", "xdg")

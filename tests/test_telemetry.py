@@ -281,10 +281,11 @@ OFF_BY_DEFAULT = """
 import sys, anyio
 from mcp import Client
 from redu_mcp.telemetry import configure_from_env
+from redu_mcp.sandbox import Sandbox
 from redu_mcp.server import Settings, build_server
 assert configure_from_env() == {}
 async def main():
-    async with Client(build_server(Settings(sandbox=True))) as client:
+    async with Client(build_server(Settings(sandbox=True), client=Sandbox().client())) as client:
         await client.list_tools()
         assert not (await client.call_tool("whoami", {})).is_error
 anyio.run(main)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 
@@ -19,10 +19,6 @@ from redu_mcp.server.settings import Settings
 from redu_mcp.server.telemetry import operation_metrics
 from redu_mcp.server.tools import tools_for
 
-if TYPE_CHECKING:
-    from redu_mcp.sandbox import Sandbox
-
-
 #: The server's name: also the audience sealed request state is bound to, the same on every replica.
 NAME = "redu-mcp"
 
@@ -30,14 +26,15 @@ NAME = "redu-mcp"
 def build_server(
     settings: Settings,
     *,
-    sandbox: Sandbox | None = None,
     client: ReduClient | None = None,
+    on_close: Callable[[], Awaitable[None]] | None = None,
     runtime: Runtime | None = None,
     **mcp_options: Any,
 ) -> MCPServer[Runtime]:
-    """The MCP server for ``settings``. ``sandbox`` or ``client`` replace the upstream (for tests);
-    ``mcp_options`` go to ``MCPServer`` (e.g. ``token_verifier``/``auth`` for HTTP)."""
-    runtime = runtime or Runtime(settings, sandbox=sandbox, client=client)
+    """The MCP server for ``settings``. ``client`` replaces the upstream (the sandbox's, a test's);
+    ``on_close`` runs when the last session ends (e.g. stopping the sandbox's engines);
+    ``mcp_options`` go to ``MCPServer`` (e.g. ``request_state_security``)."""
+    runtime = runtime or Runtime(settings, client=client, on_close=on_close)
     tools = {spec.name: spec.build() for spec in tools_for(settings.access)}
 
     @asynccontextmanager

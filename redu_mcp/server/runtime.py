@@ -1,9 +1,11 @@
-"""What a running server holds: its settings, the API client (or the sandbox), saved credentials
-and the shared status board. One ``Runtime`` per server: it is the server's lifespan context, so a
-tool reaches it through its ``Context`` (``runtime_of``).
+"""What a running server holds: its settings, the API client, saved credentials and the shared
+status board. One ``Runtime`` per server: it is the server's lifespan context, so a tool reaches it
+through its ``Context`` (``runtime_of``).
 
 The client is opened when the first MCP session starts and closed when the last one ends, so an
-in-process test client, a stdio process and an HTTP server all manage it the same way.
+in-process test client, a stdio process and an HTTP server all manage it the same way. A client
+handed in (the sandbox's, built by the command line; a test's) belongs to whoever made it: it is
+never closed here, and ``on_close`` runs instead when the last session ends.
 """
 
 from __future__ import annotations
@@ -11,10 +13,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -31,17 +32,24 @@ from redu_mcp.server.wording import Wording
 if TYPE_CHECKING:
     from mcp.server.mcpserver import Context
 
-    from redu_mcp.sandbox import Sandbox
     from redu_mcp.sharing import SharedRedis
 
 log = logging.getLogger(__name__)
 
 
 class Runtime:
-    def __init__(self, settings: Settings, *, sandbox: Sandbox | None = None, client: ReduClient | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client: ReduClient | None = None,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        if settings.sandbox and client is None:
+            raise ConfigError("--sandbox needs the emulator's client: build the server with client=Sandbox().client()")
         self.settings = settings
-        self._sandbox = sandbox
         self._given_client = client
+        self._on_close = on_close
         self._client: ReduClient | None = None
         self._sessions = 0
         self.credentials = CredentialStore(settings.credentials_dir)
@@ -61,27 +69,21 @@ class Runtime:
             from redu_mcp.provisioning.shared_board import RedisBoard
             from redu_mcp.sharing import SharedRedis
 
-            self.shared = SharedRedis(settings.redis_url, namespace=self._namespace(sandbox))
+            self.shared = SharedRedis(settings.redis_url, namespace=self._namespace())
             self.board = RedisBoard(self.shared)
         #: The clock of the server's caches (verified keys); tests move it forward.
         self.clock: Callable[[], float] = time.monotonic
 
-    def _namespace(self, sandbox: Sandbox | None) -> str:
+    def _namespace(self) -> str:
         """What replicas of one deployment share in Redis: the same API, and the same server key.
 
         A hash (never the key itself). An emulator in this process is this process's alone: its
         instances are nobody else's, so nothing about them is shared."""
         settings = self.settings
         if settings.sandbox:
-            return (
-                f"sandbox-{os.getpid()}-{id(sandbox):x}" if sandbox is not None else f"sandbox-{secrets.token_hex(8)}"
-            )
+            return f"sandbox-{secrets.token_hex(8)}"
         upstream = f"{settings.api_url}\0{'' if settings.auth_passthrough else settings.api_key or ''}"
         return hashlib.sha256(upstream.encode()).hexdigest()[:16]
-
-    @property
-    def sandbox(self) -> Sandbox | None:
-        return self._sandbox
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Runtime]:
@@ -145,23 +147,9 @@ class Runtime:
             return self._client
         if self._given_client is not None:
             self._client = self._given_client
-        elif self.settings.sandbox:
-            self._client = self._sandbox_for_use().client()
         else:
             self._client = ReduClient(self.settings.api_key, base_url=self.settings.api_url)
         return self._client
-
-    def _sandbox_for_use(self) -> Sandbox:
-        if self._sandbox is None:
-            from redu_mcp.sandbox import Sandbox
-
-            provisioner: Any = None
-            if self.settings.engines:
-                from redu_mcp.sandbox.engine_provisioner import EngineProvisioner
-
-                provisioner = EngineProvisioner()
-            self._sandbox = Sandbox(provisioning_seconds=self.settings.provisioning_seconds, provisioner=provisioner)
-        return self._sandbox
 
     async def _close(self) -> None:
         self.audit.close()
@@ -170,8 +158,8 @@ class Runtime:
         client, self._client = self._client, None
         if client is not None and client is not self._given_client:
             await client.aclose()
-        if self._sandbox is not None and self.settings.engines:
-            await self._sandbox.aclose()
+        if self._on_close is not None:
+            await self._on_close()
 
 
 def runtime_of(ctx: Context[Any, Any]) -> Runtime:

@@ -39,8 +39,8 @@ def advertised_url(settings: Settings) -> str:
 def build_http_app(settings: Settings, *, limits: Limits | None = None, **runtime_options: Any) -> tuple[Any, Runtime]:
     """The ASGI app serving MCP over streamable HTTP with the configured auth and limits, and its runtime.
 
-    ``limits`` replaces the in-process books (e.g. shared ones); ``runtime_options`` (``sandbox=``,
-    ``client=``) replace the upstream, for tests."""
+    ``limits`` replaces the in-process books (e.g. shared ones); ``runtime_options`` (``client=``,
+    ``on_close=``) go to the ``Runtime``, as for ``build_server``."""
     settings.check_http_exposure(serving_http=True)  # also for apps built outside the CLI
     runtime = Runtime(settings, **runtime_options)
     resource = advertised_url(settings)

@@ -111,10 +111,11 @@ async def _check_redis(runtime: Runtime) -> None:
         await shared.aclose()  # its connections belong to this event loop, not the server's
 
 
-def run_http(settings: Settings) -> None:
+def run_http(settings: Settings, **runtime_options: Any) -> None:
+    """Serve until interrupted; ``runtime_options`` as for ``build_http_app`` (the sandbox's client)."""
     import uvicorn
 
-    app, runtime = build_http_app(settings)
+    app, runtime = build_http_app(settings, **runtime_options)
     if runtime.shared is not None:
         runtime.shared.prepare()  # its import costs a fraction of a second: now, not in the first request
         anyio.run(_check_redis, runtime)
