@@ -255,12 +255,12 @@ async def api_call_ms(n: int = 2000) -> float:
     from redu_mcp.api import DATABASE
     from redu_mcp.sandbox import Sandbox
     from redu_mcp.server import Settings
-    from redu_mcp.server.runtime import Runtime
+    from redu_mcp.server.assembly import runtime_for
 
     logging.disable(logging.INFO)
     try:
         settings = Settings(sandbox=True, credentials_dir=Path(tempfile.mkdtemp()) / "credentials")
-        client = Runtime(settings, client=Sandbox().client()).client()
+        client = runtime_for(settings, client=Sandbox().client()).client()
         for _ in range(n // 10):
             await client.list_instances(DATABASE)
         started = time.perf_counter()

@@ -48,6 +48,9 @@ class Kind(Generic[InstanceT_co, CreatedT_co, BodyT_co]):
     name: KindName
     collection: str  # the API path segment: /v1/<collection>
     label: str  # how to name one to a human
+    engine: str  # the engine's name as people write it ("PostgreSQL")
+    engine_short: str  # the engine's name in identifiers ("postgres": the provision_postgres prompt)
+    usual_purpose: str  # what one is usually for, in words ("an application")
     model: type[InstanceT_co]
     created_model: type[CreatedT_co]  # the create response, which alone carries the password
     create_body: type[BodyT_co]
@@ -131,6 +134,9 @@ DATABASE: Final = Kind(
     name="database",
     collection="databases",
     label="PostgreSQL database",
+    engine="PostgreSQL",
+    engine_short="postgres",
+    usual_purpose="an application",
     model=Database,
     created_model=CreatedDatabase,
     create_body=DatabaseCreate,
@@ -149,6 +155,9 @@ REDIS: Final = Kind(
     name="redis",
     collection="redis",
     label="Redis instance",
+    engine="Redis",
+    engine_short="redis",
+    usual_purpose="a cache",
     model=Redis,
     created_model=CreatedRedis,
     create_body=RedisCreate,

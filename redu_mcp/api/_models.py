@@ -176,14 +176,14 @@ class CreateBody(BaseModel):
 class DatabaseCreate(CreateBody):
     """Body of ``POST /v1/databases``. Note: the request says ``version``, the response ``db_version``."""
 
-    db_name: PgIdentifier = DEFAULT_DB_NAME
-    db_user: PgIdentifier = DEFAULT_DB_USER
+    db_name: PgIdentifier = Field(DEFAULT_DB_NAME, description="Database to create (default 'app')")
+    db_user: PgIdentifier = Field(DEFAULT_DB_USER, description="Owner role to create (default 'appuser')")
     db_password: Password | None = None
-    version: PostgresVersion = DEFAULT_POSTGRES_VERSION
+    version: PostgresVersion = Field(DEFAULT_POSTGRES_VERSION, description="PostgreSQL major version")
 
 
 class RedisCreate(CreateBody):
     """Body of ``POST /v1/redis``."""
 
     password: Password | None = None
-    version: RedisVersion = DEFAULT_REDIS_VERSION
+    version: RedisVersion = Field(DEFAULT_REDIS_VERSION, description="Redis major version")

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, ValidationError, WithJsonSchema
 from redu_mcp import api
 from redu_mcp.api import REDACTED
 from redu_mcp.server import wording
+from redu_mcp.server.kinds import each_kind, either
 
 if TYPE_CHECKING:
     from mcp.server import ServerRequestContext
@@ -30,7 +31,12 @@ log = logging.getLogger(__name__)
 # --- the types ----------------------------------------------------------------------------------------
 
 InstanceId = Annotated[
-    int, Field(ge=1, le=2**31 - 1, description="The instance's id (from list_databases, list_redis or a create)")
+    int,
+    Field(
+        ge=1,
+        le=2**31 - 1,
+        description=f"The instance's id (from {either([*each_kind('list_{collection}'), 'a create'])})",
+    ),
 ]
 Limit = Annotated[int, Field(ge=1, le=100, description="Most instances to return (default 20, at most 100)")]
 Offset = Annotated[int, Field(ge=0, le=100_000, description="Newest instances to skip, for the next page (default 0)")]

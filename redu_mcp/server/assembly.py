@@ -18,9 +18,17 @@ from redu_mcp.server.runtime import Runtime
 from redu_mcp.server.settings import Settings
 from redu_mcp.server.telemetry import operation_metrics
 from redu_mcp.server.tools import tools_for
+from redu_mcp.server.wording import Wording
 
 #: The server's name: also the audience sealed request state is bound to, the same on every replica.
 NAME = "redu-mcp"
+
+
+def runtime_for(settings: Settings, **options: Any) -> Runtime:
+    """The runtime of a server for ``settings``: its sentences name only the tools it offers.
+    ``options`` (``client``, ``on_close``) as for ``build_server``."""
+    offered = frozenset(spec.name for spec in tools_for(settings.access))
+    return Runtime(settings, words=Wording(offered=offered), **options)
 
 
 def build_server(
@@ -34,8 +42,9 @@ def build_server(
     """The MCP server for ``settings``. ``client`` replaces the upstream (the sandbox's, a test's);
     ``on_close`` runs when the last session ends (e.g. stopping the sandbox's engines);
     ``mcp_options`` go to ``MCPServer`` (e.g. ``request_state_security``)."""
-    runtime = runtime or Runtime(settings, client=client, on_close=on_close)
-    tools = {spec.name: spec.build() for spec in tools_for(settings.access)}
+    offered = tools_for(settings.access)
+    runtime = runtime or runtime_for(settings, client=client, on_close=on_close)
+    tools = {spec.name: spec.build() for spec in offered}
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
@@ -50,7 +59,7 @@ def build_server(
     server: MCPServer[Runtime] = MCPServer(
         NAME,
         title="Redu Cloud databases",
-        instructions=instructions_for(settings),
+        instructions=instructions_for(settings, [spec.name for spec in offered]),
         version=__version__,
         website_url="https://docs.redu.cloud/API/managed",
         lifespan=lifespan,

@@ -13,7 +13,6 @@ refusal says so. What the model is told is worded in ``wording``.
 # No `from __future__ import annotations`: the SDK evaluates these signatures (Resolve, Elicit).
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, Resolve
@@ -25,6 +24,7 @@ from pydantic import BaseModel, Field
 from redu_mcp.api import AnyKind, Instance, NotFoundError, ReduError
 from redu_mcp.provisioning.lookups import other_kind_of
 from redu_mcp.server.arguments import ConfirmName, InstanceId
+from redu_mcp.server.refusals import CannotAsk, Refusal, RefusalReason
 from redu_mcp.server.runtime import runtime_of
 
 
@@ -38,11 +38,6 @@ class ConfirmDelete(BaseModel):
 NameCheckResult = Literal["matches", "mismatch", "missing", "gone", "person_required"]
 
 
-#: Why nobody could be asked: the client takes no questions, or this connection cannot carry one
-#: (a 2025-11-25 client on a server without sessions: the server has no way to send it a request).
-CannotAsk = Literal["client", "connection"]
-
-
 class NameCheck(BaseModel):
     """The decision made without asking anyone: ``confirm_name`` against a fresh GET, or a refusal."""
 
@@ -52,7 +47,6 @@ class NameCheck(BaseModel):
 
 
 Decision = ElicitationResult[ConfirmDelete | NameCheck]
-RefusalReason = Literal["declined", "cancelled", "unticked", "name_mismatch", "name_missing", "gone", "person_required"]
 
 
 def can_ask_user(capabilities: ClientCapabilities | None) -> bool:
@@ -74,15 +68,6 @@ def without_back_channel(ctx: Context) -> bool:
         return ctx.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS and not ctx.session.can_send_request
     except Exception:  # no session object at all: nothing can be sent either way
         return False
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why a delete must not go ahead."""
-
-    why: RefusalReason
-    given: str | None = None
-    cannot_ask: CannotAsk = "client"  # for name_missing and person_required: why nobody was asked
 
 
 _REFUSALS: dict[NameCheckResult, RefusalReason] = {

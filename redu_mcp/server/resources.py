@@ -1,4 +1,4 @@
-"""Resources: the create look-ups as JSON, and instances by id. Readable at every access level."""
+"""Resources: the create look-ups as JSON, and instances of every kind by id. Readable at every access level."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from pydantic import BaseModel
 
-from redu_mcp.api import DATABASE, REDIS, AnyKind, NotFoundError, ReduClient, ReduError
+from redu_mcp.api import AnyKind, NotFoundError, ReduClient, ReduError
+from redu_mcp.server.kinds import ALL_KINDS
 from redu_mcp.server.results import InstanceView
 from redu_mcp.server.runtime import Runtime
 
@@ -60,5 +61,5 @@ def register_resources(server: MCPServer[Runtime], runtime: Runtime) -> None:
                         mime_type="application/json",
                         description=f"One {kind.label} by id (JSON), as get_{kind.name} returns it")(read)  # fmt: skip
 
-    instance(DATABASE)
-    instance(REDIS)
+    for kind in ALL_KINDS:
+        instance(kind)

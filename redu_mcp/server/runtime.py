@@ -10,7 +10,6 @@ never closed here, and ``on_close`` runs instead when the last session ends.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import secrets
@@ -42,12 +41,15 @@ class Runtime:
         self,
         settings: Settings,
         *,
+        words: Wording,
         client: ReduClient | None = None,
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         if settings.sandbox and client is None:
             raise ConfigError("--sandbox needs the emulator's client: build the server with client=Sandbox().client()")
         self.settings = settings
+        #: This server's sentences: next steps name only the tools its access level offers.
+        self.words = words
         self._given_client = client
         self._on_close = on_close
         self._client: ReduClient | None = None
@@ -95,13 +97,6 @@ class Runtime:
             self._sessions -= 1
             if self._sessions == 0:
                 await self._close()
-
-    @functools.cached_property
-    def words(self) -> Wording:
-        """This server's sentences: next steps name only the tools its access level offers."""
-        from redu_mcp.server.tools import tools_for  # the tools module imports this one
-
-        return Wording(offered=frozenset(spec.name for spec in tools_for(self.settings.access)))
 
     def client_or_tool_error(self, doing: str) -> ReduClient:
         """``client()``, or a tool error saying why there is none (no API key for this request)."""

@@ -16,15 +16,18 @@ full result model, the same one that drives the tool's ``outputSchema``.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final, Literal, TypeVar, get_args
 
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel
 
 from redu_mcp.api import within
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 AccessLevel = Literal["read", "create", "full"]
 ACCESS_LEVELS: Final[tuple[AccessLevel, ...]] = get_args(AccessLevel)
@@ -57,6 +60,16 @@ class Profile:
 READS: Final = Profile("reads", "read", read_only=True, destructive=False, idempotent=True)
 CREATES: Final = Profile("creates", "create", read_only=False, destructive=False, idempotent=False)
 DESTROYS: Final = Profile("destroys", "full", read_only=False, destructive=True, idempotent=True)
+
+
+def declared(fn: F, *, returns: type, parameters: list[inspect.Parameter] | None = None) -> F:
+    """``fn`` as if it were declared to return ``returns`` (and to take ``parameters``): the SDK reads
+    a tool's arguments and result from its signature, and a tool whose arguments or result are made
+    from data (a kind's create; the per-kind defaults of the create options) has none to write."""
+    parameters = list(inspect.signature(fn).parameters.values()) if parameters is None else parameters
+    fn.__dict__["__signature__"] = inspect.Signature(parameters, return_annotation=returns)
+    fn.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": returns}
+    return fn
 
 
 def level_allows(access: AccessLevel, needed: AccessLevel) -> bool:

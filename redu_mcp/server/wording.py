@@ -1,8 +1,8 @@
-"""Every sentence a model reads about what happened: results, errors, next steps, progress.
+"""Every sentence a model reads about what happened: messages, errors, next steps, progress.
 
 Tools, resources and waits all word things here, from the facts that provisioning and the API
-library return (typed outcomes, errors with their fields). Nothing here calls the API or decides
-anything. A sentence is rendered afresh for each caller, so two callers who share a fact (one
+library return (typed outcomes, errors with their fields). Nothing here calls the API, decides
+anything or builds a result: a tool builds its own result and takes its sentences from here. A sentence is rendered afresh for each caller, so two callers who share a fact (one
 failed poll) each get the wording that fits their own situation.
 
 Rules every text follows: the next step names a tool (never an HTTP path), and only a tool this
@@ -16,7 +16,6 @@ import datetime
 import json
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from redu_mcp.api import (
     NAME_PATTERN,
@@ -46,12 +45,10 @@ from redu_mcp.provisioning.create import (
     UnknownReference,
 )
 from redu_mcp.provisioning.credentials import Delivery, NoPassword, Revealed, SavedToFile, SuppliedNotSaved
-from redu_mcp.provisioning.delete import Deleted, StillThere, Unverified
+from redu_mcp.provisioning.delete import StillThere, Unverified
 from redu_mcp.provisioning.waiting import Poll, WaitOutcome
-from redu_mcp.server.results import Connection, CreateResult, DeleteResult, InstanceView, WaitResult
-
-if TYPE_CHECKING:
-    from redu_mcp.server.confirmation import Refusal
+from redu_mcp.server.kinds import each_kind, either
+from redu_mcp.server.refusals import Refusal
 
 NOTHING_CREATED = "Nothing was created."
 #: Why a 2025-11-25 client on a server without sessions (--stateless) is never asked to confirm.
@@ -60,6 +57,7 @@ NO_BACK_CHANNEL = (
     "session to receive a question, and this server runs without sessions so that any of its replicas can answer)"
 )
 CALL_AGAIN_SOON = "Call the same tool again in a minute."
+LISTS = either(each_kind("list_{collection}"))  # "list_databases or list_redis"
 
 
 # --- facts, the same for everyone ----------------------------------------------------------------------
@@ -112,16 +110,11 @@ def poll_progress(poll: Poll) -> str:
     return f"status: {status} (poll {poll.number}, {seconds(poll.elapsed)})"
 
 
-def _connection(kind: AnyKind, instance: Instance) -> Connection | None:
-    """How to connect, once there is a host to connect to."""
-    return Connection.of(kind, instance) if instance.floating_ip else None
-
-
 def _described(kind: AnyKind, instance: Instance) -> str:
     return f"{kind.label} '{instance.name}' (id {instance.id})"
 
 
-def _age(instance: Instance, now: datetime.datetime | None = None) -> float | None:
+def age_of(instance: Instance, now: datetime.datetime | None = None) -> float | None:
     """Seconds since the instance was created, if the API said when."""
     if not instance.created_at:
         return None
@@ -162,9 +155,9 @@ class Wording:
         if isinstance(exc, PermissionDeniedError):
             return "This API key may not do that: tell the user; it needs the key of a user who may."
         if isinstance(exc, NotFoundError):
-            return "Call list_databases or list_redis to find the right id."
+            return f"Call {LISTS} to find the right id."
         if isinstance(exc, ConflictError):
-            return "Call list_databases or list_redis to see what exists, and choose another name."
+            return f"Call {LISTS} to see what exists, and choose another name."
         if isinstance(exc, InvalidRequestError):
             return "Check the arguments against list_create_options, then call again."
         return "Call the same tool again; if it keeps failing, tell the user."
@@ -201,94 +194,66 @@ class Wording:
 
     # --- create --------------------------------------------------------------------------------------
 
-    def created_result(
-        self, kind: AnyKind, outcome: Created | CreatedAnswerLost, delivery: Delivery | None
-    ) -> CreateResult:
-        """The result of a create that made an instance, its password delivered as ``delivery`` says."""
-        instance = outcome.instance
-        if isinstance(outcome, CreatedAnswerLost) and delivery is None:
-            if self._offers(f"delete_{kind.name}"):
-                fix = (
-                    f"For a usable password, delete it (delete_{kind.name} with id={instance.id} and "
-                    f"confirm_name='{instance.name}') and create it again, passing {kind.password_field} if you "
-                    "want to choose it. Do not create it again without deleting it first: the name is taken."
-                )
-            else:
-                fix = "Tell the user: its password is lost, so it must be deleted (in the Redu console) and created again."
-            return CreateResult(
-                created=True,
-                instance=InstanceView.of(kind, instance),
-                connection=_connection(kind, instance),
-                password_delivery="not_returned",
-                message=(
-                    f"Created {_described(kind, instance)}, but the answer was lost ({describe(outcome.lost)}) and "
-                    "with it the generated password: Redu keeps no copy, so the password is unknown."
-                ),
-                next_step=fix,
-            )
-        result = self._delivered(kind, instance, delivery or NoPassword())
-        if isinstance(outcome, CreatedAnswerLost):
-            before = f"The answer was lost ({describe(outcome.lost)}), but a look-up by name found it. "
-        elif outcome.first_failure is not None:
-            why = "a look-up by name showed it was not applied" if outcome.checked_by_name else "it was not applied"
-            before = f"The first attempt failed ({describe(outcome.first_failure)}) and {why}; a second one succeeded. "
-        else:
-            before = ""
-        return result.model_copy(update={"message": before + result.message})
-
-    def _delivered(self, kind: AnyKind, instance: Instance, delivery: Delivery) -> CreateResult:
+    def created(self, kind: AnyKind, instance: Instance, delivery: Delivery) -> str:
+        """What a create that made an instance says, its password delivered as ``delivery`` says."""
         label = _described(kind, instance)
-        base = CreateResult(
-            created=True,
-            instance=InstanceView.of(kind, instance),
-            connection=_connection(kind, instance),
-            password_delivery="not_returned",
-            message=f"Created {label}. The API returned no password.",
-            next_step=f"Call wait_for_ready with kind='{kind.name}' and id={instance.id}.",
-        )
         match delivery:
-            case SavedToFile(path=path, supplied=supplied):
+            case SavedToFile(supplied=supplied):
                 what = "the password you supplied" if supplied else "its one-time password"
-                message = f"Created {label}; {what} is in credentials_file (mode 0600), not shown here."
-                delivered = "caller_supplied" if supplied else "file"
-                return base.model_copy(
-                    update={"password_delivery": delivered, "credentials_file": str(path), "message": message}
-                )
-            case Revealed(password=password, save_error=None):
-                message = f"Created {label}. The password below is shown this once (Redu keeps no copy): give it to the user now."
-                return base.model_copy(
-                    update={"password_delivery": "shown_once", "password": password, "message": message}
-                )
-            case Revealed(password=password, save_error=reason):
-                message = (
+                return f"Created {label}; {what} is in credentials_file (mode 0600), not shown here."
+            case Revealed(save_error=None):
+                return f"Created {label}. The password below is shown this once (Redu keeps no copy): give it to the user now."
+            case Revealed(save_error=reason):
+                return (
                     f"Created {label}. Saving the password to a file failed ({reason}), so it is shown here "
                     "instead, this once (Redu keeps no copy): give it to the user now."
                 )
-                return base.model_copy(
-                    update={"password_delivery": "shown_once", "password": password, "message": message}
-                )
             case SuppliedNotSaved(save_error=reason):
-                message = f"Created {label} with the password you supplied (not repeated here); saving a credentials file failed ({reason})."
-                return base.model_copy(update={"password_delivery": "caller_supplied", "message": message})
+                return f"Created {label} with the password you supplied (not repeated here); saving a credentials file failed ({reason})."
             case NoPassword():
-                return base
+                return f"Created {label}. The API returned no password."
 
-    def already_exists_result(self, kind: AnyKind, outcome: AlreadyExists) -> CreateResult:
+    def create_preface(self, outcome: Created | CreatedAnswerLost) -> str:
+        """What happened on the way to a create that succeeded (empty when nothing did)."""
+        if isinstance(outcome, CreatedAnswerLost):
+            return f"The answer was lost ({describe(outcome.lost)}), but a look-up by name found it. "
+        if outcome.first_failure is not None:
+            why = "a look-up by name showed it was not applied" if outcome.checked_by_name else "it was not applied"
+            return f"The first attempt failed ({describe(outcome.first_failure)}) and {why}; a second one succeeded. "
+        return ""
+
+    def wait_for_it(self, kind: AnyKind, instance: Instance) -> str:
+        return f"Call wait_for_ready with kind='{kind.name}' and id={instance.id}."
+
+    def password_lost(self, kind: AnyKind, outcome: CreatedAnswerLost) -> tuple[str, str]:
+        """``(message, next step)`` for a create whose answer, and with it the generated password, was lost."""
+        instance = outcome.instance
+        if self._offers(f"delete_{kind.name}"):
+            fix = (
+                f"For a usable password, delete it (delete_{kind.name} with id={instance.id} and "
+                f"confirm_name='{instance.name}') and create it again, passing {kind.password_field} if you "
+                "want to choose it. Do not create it again without deleting it first: the name is taken."
+            )
+        else:
+            fix = "Tell the user: its password is lost, so it must be deleted (in the Redu console) and created again."
+        message = (
+            f"Created {_described(kind, instance)}, but the answer was lost ({describe(outcome.lost)}) and "
+            "with it the generated password: Redu keeps no copy, so the password is unknown."
+        )
+        return message, fix
+
+    def already_exists(self, kind: AnyKind, outcome: AlreadyExists) -> str:
         existing = outcome.instance
         meanwhile = " Another request created it just before this one." if outcome.conflict else ""
-        return CreateResult(
-            created=False,
-            instance=InstanceView.of(kind, existing),
-            connection=_connection(kind, existing),
-            password_delivery="unknown",
-            message=(
-                f"Nothing was created: {_described(kind, existing)} already exists (status {existing.status}).{meanwhile} "
-                "Its password was given only when it was created."
-            ),
-            next_step=(
-                f"If it is the one the user wants, use it (wait_for_ready with kind='{kind.name}' and id={existing.id}); "
-                "otherwise call the create again with another name."
-            ),
+        return (
+            f"Nothing was created: {_described(kind, existing)} already exists (status {existing.status}).{meanwhile} "
+            "Its password was given only when it was created."
+        )
+
+    def use_existing(self, kind: AnyKind, existing: Instance) -> str:
+        return (
+            f"If it is the one the user wants, use it (wait_for_ready with kind='{kind.name}' and id={existing.id}); "
+            "otherwise call the create again with another name."
         )
 
     def not_created(self, kind: AnyKind, name: str, outcome: NotCreated) -> str:
@@ -392,17 +357,14 @@ class Wording:
     def already_gone(self, kind: AnyKind, id: int) -> str:
         return f"Nothing to delete: there is no {kind.label} with id {id} (already deleted, or never created)."
 
-    def delete_result(self, kind: AnyKind, target: Instance, outcome: Deleted | StillThere) -> DeleteResult:
-        label = _described(kind, target)
-        if isinstance(outcome, StillThere):
-            message = (
-                f"The API answered the delete with HTTP {outcome.status} instead of 204, and {label} still exists "
-                f"(status {outcome.instance.status}): it may still be going. Call get_{kind.name} with id={target.id} "
-                "in a minute; delete it again only if it is still there."
-            )
-            return DeleteResult(deleted=False, kind=kind.name, id=target.id, name=target.name, message=message)
-        return DeleteResult(
-            deleted=True, kind=kind.name, id=target.id, name=target.name, message=f"Deleted {label} and all its data."
+    def deleted(self, kind: AnyKind, target: Instance) -> str:
+        return f"Deleted {_described(kind, target)} and all its data."
+
+    def still_there(self, kind: AnyKind, target: Instance, outcome: StillThere) -> str:
+        return (
+            f"The API answered the delete with HTTP {outcome.status} instead of 204, and {_described(kind, target)} "
+            f"still exists (status {outcome.instance.status}): it may still be going. Call get_{kind.name} with "
+            f"id={target.id} in a minute; delete it again only if it is still there."
         )
 
     def delete_unverified(self, kind: AnyKind, target: Instance, outcome: Unverified) -> str:
@@ -439,30 +401,19 @@ class Wording:
             )
         return None
 
-    def wait_result(self, kind: AnyKind, outcome: WaitOutcome, credentials_file: str | None) -> WaitResult:
-        instance = outcome.instance
-        assert instance is not None  # wait_failure covers a wait that saw no instance
-        age = _age(instance)
+    def wait_next_step(self, kind: AnyKind, outcome: WaitOutcome, credentials_file: str | None) -> str:
+        """What to do after a wait that ended ready, or not ready yet."""
         if outcome.ready:
             where = "; the password is in credentials_file" if credentials_file else ""
-            connection: Connection | None = Connection.of(kind, instance)
-            next_step = f"Ready. Connect with `connection`{where}."
-        else:
-            since = f", {seconds(age)} since it was created" if age is not None else ""
-            connection = None
-            next_step = (
-                f"Still {outcome.status} after {seconds(outcome.elapsed)} of waiting{since}. Call wait_for_ready "
-                f"again with kind='{kind.name}' and id={instance.id} (provisioning can take several minutes); do "
-                "not create another instance."
-            )
-        return WaitResult(
-            ready=outcome.ready,
-            instance=InstanceView.of(kind, instance),
-            waited_seconds=round(outcome.elapsed, 1),
-            seconds_since_created=None if age is None else round(age, 1),
-            connection=connection,
-            credentials_file=credentials_file if outcome.ready else None,
-            next_step=next_step,
+            return f"Ready. Connect with `connection`{where}."
+        instance = outcome.instance
+        assert instance is not None  # wait_failure covers a wait that saw no instance
+        age = age_of(instance)
+        since = f", {seconds(age)} since it was created" if age is not None else ""
+        return (
+            f"Still {outcome.status} after {seconds(outcome.elapsed)} of waiting{since}. Call wait_for_ready "
+            f"again with kind='{kind.name}' and id={instance.id} (provisioning can take several minutes); do "
+            "not create another instance."
         )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
 
-from redu_mcp.server.assembly import build_server
+from redu_mcp.server.assembly import build_server, runtime_for
 from redu_mcp.server.http._auth import Authenticate
 from redu_mcp.server.http._guards import CheckHostAndOrigin, RejectCredentialsInQuery, host_rules
 from redu_mcp.server.http._health import Health
@@ -42,7 +42,7 @@ def build_http_app(settings: Settings, *, limits: Limits | None = None, **runtim
     ``limits`` replaces the in-process books (e.g. shared ones); ``runtime_options`` (``client=``,
     ``on_close=``) go to the ``Runtime``, as for ``build_server``."""
     settings.check_http_exposure(serving_http=True)  # also for apps built outside the CLI
-    runtime = Runtime(settings, **runtime_options)
+    runtime = runtime_for(settings, **runtime_options)
     resource = advertised_url(settings)
     numbers = settings.http_limits
     shared = runtime.shared

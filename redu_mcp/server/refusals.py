@@ -1,0 +1,21 @@
+"""Why a destructive call does not go ahead, as data: ``confirmation`` decides, ``wording`` words it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+RefusalReason = Literal["declined", "cancelled", "unticked", "name_mismatch", "name_missing", "gone", "person_required"]
+
+#: Why nobody could be asked: the client takes no questions, or this connection cannot carry one
+#: (a 2025-11-25 client on a server without sessions: the server has no way to send it a request).
+CannotAsk = Literal["client", "connection"]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a delete must not go ahead."""
+
+    why: RefusalReason
+    given: str | None = None
+    cannot_ask: CannotAsk = "client"  # for name_missing and person_required: why nobody was asked

@@ -1,0 +1,34 @@
+"""The tools: one module per tool (or per small family), this registry listing them in the order
+tools/list shows them.
+
+Adding a tool: write its module (its ``ToolSpec``, body and result model), add one line below, and
+update the tools/list snapshot. Tools made per kind (``list_databases``, ``list_redis``, …) are made
+once for every kind of the API library's ``KINDS``: adding a kind adds them, with no edit here.
+"""
+
+from typing import Final
+
+from redu_mcp.server.kinds import ALL_KINDS
+from redu_mcp.server.specs import AccessLevel, ToolSpec, level_allows
+from redu_mcp.server.tools import create, delete, instances, options, wait, whoami
+
+#: Every tool, in the order they are listed.
+TOOLS: Final[tuple[ToolSpec, ...]] = (
+    *(
+        spec
+        for kind in ALL_KINDS
+        for spec in (instances.list_tool(kind), instances.get_tool(kind), delete.delete_tool(kind))
+    ),
+    *(create.create_tool(kind) for kind in ALL_KINDS),
+    wait.TOOL,
+    options.TOOL,
+    whoami.TOOL,
+)
+
+
+def tools_for(access: AccessLevel) -> list[ToolSpec]:
+    """The tools a server at ``access`` offers; the others do not exist for it."""
+    return [spec for spec in TOOLS if level_allows(access, spec.level)]
+
+
+__all__ = ["TOOLS", "tools_for"]

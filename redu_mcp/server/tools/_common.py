@@ -1,0 +1,48 @@
+"""What tool bodies share: API failures as tool errors, the audit line, and a 404 worded with the
+tool that fits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+
+from redu_mcp.api import AnyKind, ReduError
+from redu_mcp.provisioning.audit import AuditRecord, Outcome
+from redu_mcp.provisioning.lookups import other_kind_of
+from redu_mcp.server.runtime import Runtime, runtime_of
+
+
+@contextmanager
+def reported_as_tool_error(runtime: Runtime, doing: str, note: str = "") -> Iterator[None]:
+    """Turn an API failure into an error result a model can act on: what failed, why, what next."""
+    try:
+        yield
+    except ReduError as exc:
+        raise ToolError(runtime.words.failure(doing, exc, note)) from None
+
+
+def audit(
+    ctx: Context[Any, Any],
+    tool: str,
+    kind: AnyKind,
+    outcome: Outcome,
+    *,
+    id: int | None = None,
+    name: str | None = None,
+    detail: str | None = None,
+) -> None:
+    """One line in the audit trail (when one is configured): who did what to which instance."""
+    runtime = runtime_of(ctx)
+    request_id = str(ctx.request_id) if ctx.request_id is not None else None
+    record = AuditRecord(runtime.principal(), tool, kind.name, outcome, id, name, request_id, detail)
+    runtime.audit.record(record)
+
+
+async def not_found_error(runtime: Runtime, kind: AnyKind, id: int, tool: Literal["get", "wait"]) -> ToolError:
+    """A 404, worded with the tool that fits when the id is another kind's (one more GET per kind)."""
+    other = await other_kind_of(runtime.client(), kind, id)
+    return ToolError(runtime.words.not_found(kind, id, other, tool))
