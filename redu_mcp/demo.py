@@ -121,7 +121,9 @@ async def _demo(engines: bool) -> int:
             for kind, created in (("database", database), ("redis", redis)):
                 id = created["instance"]["id"]
 
-                async def on_progress(progress: float, total: float | None, message: str | None, kind=kind) -> None:
+                async def on_progress(
+                    progress: float, total: float | None, message: str | None, kind: str = kind
+                ) -> None:
                     out.progress(f"{kind:<8}", progress / total if total else 0.0, message or "")
 
                 ready[kind] = await call(

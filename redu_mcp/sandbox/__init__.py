@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import httpx2
 
+from redu_mcp.api import ReduClient
 from redu_mcp.sandbox.faults import DroppedConnection, Fault, FaultPlan
 from redu_mcp.sandbox.store import FAIL_PREFIX, Account, ClockProvisioner, Provisioner, Store
 
@@ -60,10 +61,8 @@ class Sandbox:
         """An httpx2 transport that calls the app in-process and behaves like a network on faults."""
         return SandboxTransport(self.app)
 
-    def client(self, api_key: str | None = None, **kwargs: Any):
+    def client(self, api_key: str | None = None, **kwargs: Any) -> ReduClient:
         """A ``ReduClient`` talking to this sandbox in-process."""
-        from redu_mcp.api import ReduClient
-
         key = self.default_key if api_key is None else api_key
         return ReduClient(key, base_url=SANDBOX_BASE_URL, transport=self.transport(), **kwargs)
 

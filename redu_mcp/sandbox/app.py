@@ -7,6 +7,7 @@ be given faults and asked what it received by a test in another process.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -19,6 +20,9 @@ from starlette.routing import Route
 from redu_mcp.api import KINDS, AnyKind, CreateBody
 from redu_mcp.sandbox.faults import DroppedConnection, Fault
 from redu_mcp.sandbox.store import Account, generate_password
+
+#: A route's handler.
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 if TYPE_CHECKING:
     from redu_mcp.sandbox import Sandbox
@@ -49,7 +53,8 @@ def build_app(sandbox: Sandbox) -> _Gate:
     store = sandbox.store
 
     def account_of(request: Request) -> Account:
-        return request.state.account
+        account: Account = request.state.account  # set by the gate for every authenticated request
+        return account
 
     def page(request: Request, items: list[dict[str, Any]]) -> Response:
         """A list in the sandbox's envelope style, cut into pages of ``page_size``."""
@@ -70,13 +75,13 @@ def build_app(sandbox: Sandbox) -> _Gate:
     async def me(request: Request) -> Response:
         return JSONResponse(account_of(request).as_json())
 
-    def lookup(items: list[dict[str, Any]]):
+    def lookup(items: list[dict[str, Any]]) -> Endpoint:
         async def endpoint(request: Request) -> Response:
             return page(request, items)
 
         return endpoint
 
-    def collection(kind: AnyKind):
+    def collection(kind: AnyKind) -> Endpoint:
         async def endpoint(request: Request) -> Response:
             owner = account_of(request).id
             if request.method == "POST":
@@ -123,7 +128,7 @@ def build_app(sandbox: Sandbox) -> _Gate:
             return f"security_group_names: unknown security group '{sorted(unknown)[0]}'"
         return None
 
-    def instance(kind: AnyKind):
+    def instance(kind: AnyKind) -> Endpoint:
         async def endpoint(request: Request) -> Response:
             account = account_of(request)
             try:

@@ -17,7 +17,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ._accounts import _Account
 from ._janitor import _DIR_FLAGS, _Janitor, _proc_start_time, _reap_uid, _remove_engine_dir
@@ -44,7 +44,7 @@ async def _in_thread(work: Callable[[], _T], undo: Callable[[_T], None]) -> _T:
         return await asyncio.wrap_future(future)
     except asyncio.CancelledError:
 
-        def cleanup(done: concurrent.futures.Future) -> None:
+        def cleanup(done: concurrent.futures.Future[Any]) -> None:
             if not done.cancelled() and done.exception() is None:
                 undo(done.result())
 

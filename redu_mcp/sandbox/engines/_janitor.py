@@ -236,7 +236,7 @@ def _remove_engine_dir(root_fd: int, name: str, *, reclaim: bool) -> bool:
 # --------------------------------------------------------------------------- the janitor
 
 
-_old_janitors: list[subprocess.Popen] = []
+_old_janitors: list[subprocess.Popen[bytes]] = []
 
 
 class _Janitor:

@@ -92,7 +92,7 @@ def _running(
     home: _Home,
     port: int,
     version: str,
-    process: subprocess.Popen,
+    process: subprocess.Popen[bytes],
     output: _LogTail,
     password: str,
     **login: Any,
@@ -283,7 +283,7 @@ class Engines:
         for _ in range(100):
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
                 sock.bind((HOST, 0))
-                port = sock.getsockname()[1]
+                port: int = sock.getsockname()[1]
             if port not in self._ports:
                 self._ports.add(port)
                 return port
@@ -291,7 +291,7 @@ class Engines:
 
     def _launch(
         self, argv: list[str], home: _Home, secrets: tuple[str, ...], stdin: bytes | None = None
-    ) -> tuple[subprocess.Popen, _LogTail]:
+    ) -> tuple[subprocess.Popen[bytes], _LogTail]:
         """Start a server: its output into a pipe we drain, never into a file."""
         read_fd, write_fd = os.pipe()
         try:

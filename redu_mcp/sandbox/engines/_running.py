@@ -43,7 +43,7 @@ class RunningEngine:
     #: The account the engine runs as (a dedicated pool account as root, else our own).
     uid: int
     gid: int
-    _process: subprocess.Popen = field(repr=False)
+    _process: subprocess.Popen[bytes] = field(repr=False)
     _log: _LogTail = field(repr=False)
     _home: _Home = field(repr=False)
     _password: str = field(repr=False)

@@ -53,7 +53,7 @@ def _die_with_us() -> Any:
     return preexec
 
 
-def _spawn_kwargs(run_as: _Account, cwd: Path | None, env: dict[str, str] | None = None) -> dict:
+def _spawn_kwargs(run_as: _Account, cwd: Path | None, env: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "cwd": cwd,
         "env": env if env is not None else _child_env(),
