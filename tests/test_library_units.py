@@ -88,7 +88,7 @@ async def test_concurrent_tasks_each_keep_their_own_deadline():
 def test_retry_facts_travel_on_a_copy_and_the_original_is_never_changed():
     original = ServerError("bad gateway", endpoint="GET /me", status=502, code="bad_gateway")
     facts = RetryFacts(attempts=4, elapsed=1.25, stopped_by="attempts", time_left=3.0)
-    given_up = original.with_retry(facts)
+    given_up = original.after_retrying(facts)
     assert given_up is not original and type(given_up) is ServerError
     assert given_up.retry == facts and original.retry is None
     assert (given_up.status, given_up.code, given_up.endpoint) == (502, "bad_gateway", "GET /me")

@@ -60,7 +60,7 @@ class ReduError(Exception):
         #: Set on the copy the retry loop raises when it gives up after retrying.
         self.retry: RetryFacts | None = None
 
-    def with_retry(self, facts: RetryFacts) -> Self:
+    def after_retrying(self, facts: RetryFacts) -> Self:
         """A copy of this error that also says how retrying it ended (the original stays as it was)."""
         twin = copy.copy(self)
         twin.retry = facts

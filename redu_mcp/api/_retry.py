@@ -169,7 +169,7 @@ async def _retry(
         )
         log.info("giving up on %s after %d attempt(s) (%s): %s", describe, facts.attempts, facts.stopped_by,
                  type(exc).__name__)  # fmt: skip
-        raise exc.with_retry(facts) from None
+        raise exc.after_retrying(facts) from None
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         exc = failure(state)

@@ -261,7 +261,7 @@ class _Create:
         reason = no_time_to_retry(failure, delay, policy.min_attempt_seconds)
         if reason is not None:
             if reason == "retry_after":
-                failure = failure.with_retry(RetryFacts(1, 0.0, "retry_after", time_left()))
+                failure = failure.after_retrying(RetryFacts(1, 0.0, "retry_after", time_left()))
             return NotCreated("no_time_to_retry", failure, checked_by_name=checked)
         if delay > 0:
             await anyio.sleep(delay)
