@@ -55,14 +55,15 @@ async def list_page(
 
 
 async def other_kind_of(client: ReduClient, kind: AnyKind, id: int) -> AnyKind | None:
-    """After a 404: the other kind, if this id is an instance of it (one GET; None when not, or unknown)."""
+    """After a 404: the kind this id is an instance of, if any (one GET per other kind, until one
+    answers; None when none does, or none could say)."""
     for other in KINDS.values():
         if other is kind:
             continue
         try:
             await client.get_instance(other, id)
         except ReduError:
-            return None
+            continue  # not this one (or it could not say): the next kind may know
         return other
     return None
 
