@@ -181,3 +181,12 @@ def test_scrubbing_comes_before_shortening():
     key = "sk-live-" + "k" * 40
     text = scrub("x" * 190 + key, [key], limit=200)
     assert "sk-live" not in text and "k" * 8 not in text
+
+
+def test_the_kind_names_are_the_kinds():
+    """``KindName`` (the type) and ``KINDS`` (the data) name the same kinds: the face reads only KINDS."""
+    from typing import get_args
+
+    from redu_mcp.api import KINDS, KindName
+
+    assert list(get_args(KindName)) == list(KINDS)
