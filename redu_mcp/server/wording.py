@@ -27,6 +27,7 @@ from redu_mcp.api import (
     ConflictError,
     Instance,
     InvalidRequestError,
+    MalformedKeyError,
     NotConfiguredError,
     NotFoundError,
     PermissionDeniedError,
@@ -153,6 +154,8 @@ class Wording:
         advised = retry_after_of(exc)
         if advised is not None and (isinstance(exc, RateLimitedError) or advised >= 1):
             return f"Call the same tool again {when_to_retry(advised)}."
+        if isinstance(exc, MalformedKeyError):
+            return "The server's Redu API key is not a usable key: ask the operator to set REDU_API_KEY to the key from the Redu console."
         if isinstance(exc, NotConfiguredError):
             return "The server has no Redu API key: ask the operator to set REDU_API_KEY (or to start it with --sandbox to try it out)."
         if isinstance(exc, (TransportError, ResponseFormatError, ServerError, RateLimitedError)):
