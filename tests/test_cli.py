@@ -12,6 +12,7 @@ import time
 import httpx2
 import pytest
 
+from tests import artifacts
 from tests.helpers import missing_engines
 
 REDU_MCP = [sys.executable, "-m", "redu_mcp"]
@@ -68,6 +69,12 @@ def test_engines_without_sandbox_is_a_configuration_error():
     result = _run("--engines")
     assert result.returncode == 2
     assert "--engines only makes sense with --sandbox" in result.stderr
+
+
+def test_version_prints_the_packages_version():
+    result = _run("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"redu-mcp {artifacts.VERSION}\n"
 
 
 def test_help_names_the_commands():
