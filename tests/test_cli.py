@@ -101,4 +101,8 @@ def test_demo_with_engines_connects_for_real():
     result = _run("demo", "--engines", env={**os.environ, "NO_COLOR": "1"}, timeout=180)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "PostgreSQL: connected as appuser" in result.stdout
+    # The version get_database shows is the one the demo connected to, not merely the one asked for.
+    running = re.search(r"PostgreSQL: connected as appuser: PostgreSQL (\d+)\.", result.stdout)
+    shown = re.search(r'"version": "(\d+)"', result.stdout)
+    assert running and shown and running.group(1) == shown.group(1), result.stdout
     assert "SET/GET greeting → 'hello from redu-mcp'" in result.stdout
