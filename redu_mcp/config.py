@@ -1,4 +1,4 @@
-"""Settings from the environment first and command-line flags second (the table in the README)."""
+"""Settings from the environment first and command-line flags second (the tables in the README and docs/deploying.md)."""
 
 from __future__ import annotations
 
