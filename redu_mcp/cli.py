@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from redu_mcp import __version__
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -21,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
         description="MCP server for Redu Cloud managed PostgreSQL and Redis.",
         epilog="Commands: 'redu-mcp demo' (try it), 'redu-mcp sandbox --port 8080' (the API emulator).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--api-url", help="Redu API base URL (env REDU_API_URL; default https://api.redu.cloud/v1)")
     parser.add_argument("--sandbox", action="store_true", help="run against the built-in API emulator (no key needed)")
     parser.add_argument("--engines", action="store_true", help="with --sandbox: run real PostgreSQL/Redis servers")

@@ -1,4 +1,4 @@
-"""Settings from the environment first and command-line flags second (the table in the README)."""
+"""Settings from the environment first and command-line flags second (the tables in the README and docs/deploying.md)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from redu_mcp.api import DEFAULT_BASE_URL
+from redu_mcp.api import DEFAULT_BASE_URL, api_key_problem
 from redu_mcp.server.settings import ConfigError, HttpLimits, Settings
 
 __all__ = ["LIMIT_ENV", "ConfigError", "settings_from_env", "split_list"]
@@ -87,13 +87,23 @@ def split_list(value: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (value or "").split(",") if part.strip())
 
 
+def api_key_from_env(env: Mapping[str, str]) -> str | None:
+    """``REDU_API_KEY``, refused when it cannot be a key (a placeholder pasted from the README, a
+    trailing newline): one line at start-up beats an error from every tool. Never echoed."""
+    key = env.get("REDU_API_KEY") or None
+    problem = api_key_problem(key) if key else None
+    if problem:
+        raise ConfigError(f"REDU_API_KEY {problem}: set it to your key from the Redu console")
+    return key
+
+
 def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Settings from ``REDU_*`` environment variables, with explicit overrides (from flags) on top.
 
     An override of ``None`` means "not given": the environment (or the default) stands."""
     env = os.environ if env is None else env
     values: dict[str, Any] = {
-        "api_key": env.get("REDU_API_KEY") or None,
+        "api_key": api_key_from_env(env),
         "api_url": env.get("REDU_API_URL") or DEFAULT_BASE_URL,
         "access": env.get("REDU_MCP_ACCESS") or "full",
         "secrets": env.get("REDU_MCP_SECRETS") or "file",

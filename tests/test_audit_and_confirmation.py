@@ -141,7 +141,7 @@ async def test_under_confirm_human_the_exact_name_alone_deletes_nothing(make_ser
     assert not result.is_error and data["deleted"] is False
     assert "only a person may approve a delete (--confirm human)" in data["message"]
     assert "--confirm auto" in data["message"] and "Redu console" in data["message"]  # what the operator can do
-    assert id in sandbox.store.records and sandbox.count("DELETE") == 0
+    assert sandbox.store.exists(kind, id) and sandbox.count("DELETE") == 0
 
 
 async def test_under_confirm_human_a_person_still_decides(make_server, sandbox, mode):
@@ -149,10 +149,10 @@ async def test_under_confirm_human_a_person_still_decides(make_server, sandbox, 
     server = make_server(confirm="human")
     async with connect(server, mode, elicitation_callback=answering("accept", confirm=False)) as client:
         unticked = await client.call_tool("delete_database", {"id": id})
-    assert unticked.structured_content["deleted"] is False and id in sandbox.store.records
+    assert unticked.structured_content["deleted"] is False and sandbox.store.exists("database", id)
     async with connect(server, mode, elicitation_callback=answering("accept")) as client:
         approved = await client.call_tool("delete_database", {"id": id})
-    assert approved.structured_content["deleted"] is True and id not in sandbox.store.records
+    assert approved.structured_content["deleted"] is True and not sandbox.store.exists("database", id)
 
 
 def test_a_mistyped_confirmation_mode_stops_the_server(make_settings):
@@ -208,7 +208,7 @@ async def test_a_value_with_a_line_break_never_adds_a_variable(make_server, sand
     async with connect(make_server()) as client:
         created = await create(client, "database", "sneaky")
         id = created["instance"]["id"]
-        sandbox.store.records[id].public["db_name"] = "app\nLD_PRELOAD=/tmp/evil.so"
+        sandbox.store.record("database", id).public["db_name"] = "app\nLD_PRELOAD=/tmp/evil.so"
         waited = await client.call_tool("wait_for_ready", {"kind": "database", "id": id})
     assert not waited.is_error
     values = read_env(Path(created["credentials_file"]))

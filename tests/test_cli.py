@@ -12,6 +12,7 @@ import time
 import httpx2
 import pytest
 
+from tests import artifacts
 from tests.helpers import missing_engines
 
 REDU_MCP = [sys.executable, "-m", "redu_mcp"]
@@ -70,6 +71,12 @@ def test_engines_without_sandbox_is_a_configuration_error():
     assert "--engines only makes sense with --sandbox" in result.stderr
 
 
+def test_version_prints_the_packages_version():
+    result = _run("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"redu-mcp {artifacts.VERSION}\n"
+
+
 def test_help_names_the_commands():
     result = _run("--help")
     assert result.returncode == 0
@@ -94,4 +101,8 @@ def test_demo_with_engines_connects_for_real():
     result = _run("demo", "--engines", env={**os.environ, "NO_COLOR": "1"}, timeout=180)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "PostgreSQL: connected as appuser" in result.stdout
+    # The version get_database shows is the one the demo connected to, not merely the one asked for.
+    running = re.search(r"PostgreSQL: connected as appuser: PostgreSQL (\d+)\.", result.stdout)
+    shown = re.search(r'"version": "(\d+)"', result.stdout)
+    assert running and shown and running.group(1) == shown.group(1), result.stdout
     assert "SET/GET greeting → 'hello from redu-mcp'" in result.stdout

@@ -168,7 +168,7 @@ async def test_named_redis_methods(redu: ReduClient) -> None:
 async def test_a_read_keeps_only_declared_fields(redu: ReduClient, sandbox: Sandbox) -> None:
     """Should the API ever echo a password on GET, or nest one, the read model does not keep it."""
     created = await redu.create_database(pg())
-    sandbox.store.records[created.id].public.update(
+    sandbox.store.record("database", created.id).public.update(
         db_password="leaked",
         api_key="also-leaked",
         passwd="leaked-3",
@@ -188,7 +188,7 @@ async def test_create_rejects_the_wrong_body_type(redu: ReduClient, sandbox: San
 
 async def test_unknown_statuses_are_kept_and_unknown_fields_ignored(redu: ReduClient, sandbox: Sandbox) -> None:
     created = await redu.create_redis(rd())
-    sandbox.store.records[created.id].public.update(status="rebuilding", maintenance_window="sun 02:00")
+    sandbox.store.record("redis", created.id).public.update(status="rebuilding", maintenance_window="sun 02:00")
     got = await redu.get_redis(created.id)
     assert got.status == "rebuilding"  # an unknown status is representable
     assert "maintenance_window" not in got.model_dump()  # an unknown field is ignored, and breaks nothing

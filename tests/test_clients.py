@@ -8,11 +8,13 @@ does to it: substituting ``${env:…}`` (Cursor) or ``${input:…}`` (VS Code), 
 The ``claude mcp add`` lines are run by the real Claude Code CLI, whose ``claude mcp get`` then
 connects to the server.
 
-``uvx redu-mcp`` must find the package as built, not on PyPI: the launches get ``UV_FIND_LINKS``
+The lines that work today run from a clone (``uv --directory <clone> run redu-mcp``: this checkout)
+or from a built wheel (``uvx --from <wheel>``). The lines marked "after the first release"
+(``uvx redu-mcp``) must find the package as built, not on PyPI: their launches get ``UV_FIND_LINKS``
 pointing at a directory holding the built wheel (a new directory per session, so uv never reuses a
 copy it cached from another build). The upstream is the sandbox API on a loopback port
 (``REDU_API_URL``), which knows only the key the config carries: ``whoami`` answering proves the
-key made it through.
+key made it through. Every install path runs at one default access level, ``full``.
 """
 
 from __future__ import annotations
@@ -31,13 +33,19 @@ from typing import Any
 import anyio
 import pytest
 
+from redu_mcp.config import settings_from_env
 from tests import artifacts
 from tests.helpers import REPO, cli_http_server
 from tests.test_inspector import INSPECTOR, INSTALL_INSPECTOR, Run, inspector
 
 README = (REPO / "README.md").read_text()
+#: The README and docs/, where the install lines and commands live.
+DOCS = README + "".join(path.read_text() for path in sorted((REPO / "docs").glob("*.md")))
 EXAMPLE = REPO / "claude_desktop_config.example.json"
 KEY_PLACEHOLDER = "paste-your-redu-api-key-here"
+CLONE_PLACEHOLDER = "/ABSOLUTE/PATH/TO/redu-mcp"
+WHEEL_PLACEHOLDER = f"/ABSOLUTE/PATH/TO/{artifacts.WHEEL_NAME}"
+DEFAULT_ACCESS = "full"
 CLAUDE = artifacts.npm_tool("claude", "CLAUDE_BIN")
 
 needs_inspector = pytest.mark.skipif(
@@ -50,10 +58,21 @@ needs_claude = pytest.mark.skipif(
 
 
 def readme_block(kind: str, name: str) -> str:
-    """The fenced block right after ``<!-- client-<kind>: <name> -->`` in the README."""
-    match = re.search(rf"<!-- client-{kind}: {re.escape(name)} -->\n```\w*\n(.*?)\n```", README, re.S)
-    assert match, f"README has no client-{kind} block named {name}"
-    return match.group(1)
+    """The fenced block right after ``<!-- client-<kind>: <name> -->`` in the README or docs/."""
+    matches = re.findall(rf"<!-- client-{kind}: {re.escape(name)} -->\n```\w*\n(.*?)\n```", DOCS, re.S)
+    assert len(matches) == 1, f"README and docs/ need exactly one client-{kind} block named {name}"
+    return matches[0]
+
+
+def client_blocks(kind: str) -> list[str]:
+    """The names of every ``<!-- client-<kind>: … -->`` block in the README and docs/."""
+    return re.findall(rf"<!-- client-{kind}: ([\w-]+) -->", DOCS)
+
+
+def from_here(value: str, wheel: Path | None = None) -> str:
+    """What a user writes in place of the placeholders: their clone (here, this checkout), their wheel."""
+    value = value.replace(WHEEL_PLACEHOLDER, str(wheel or WHEEL_PLACEHOLDER))
+    return value.replace(CLONE_PLACEHOLDER, str(REPO))
 
 
 @pytest.fixture(scope="session")
@@ -97,14 +116,25 @@ def check_whoami(run: Run, access: str) -> None:
 
 
 @needs_inspector
-async def test_claude_desktop_uvx_config(find_links: Path, inspector_home: Path, tmp_path: Path):
-    config = json.loads(readme_block("config", "claude-desktop"))
+@pytest.mark.parametrize(
+    ("block", "command"),
+    [("claude-desktop", ["uv", "--directory", CLONE_PLACEHOLDER, "run", "redu-mcp"]),  # today, from a clone
+     ("claude-desktop-uvx", ["uvx", "redu-mcp"])],  # after the first release
+)  # fmt: skip
+async def test_claude_desktop_config(block, command, find_links: Path, inspector_home: Path, tmp_path: Path):
+    config = json.loads(readme_block("config", block))
     entry = config["mcpServers"]["redu"]
-    assert (entry["command"], entry["args"]) == ("uvx", ["redu-mcp"])
-    entry["env"]["REDU_API_KEY"] = entry["env"]["REDU_API_KEY"].replace(KEY_PLACEHOLDER, artifacts.API_KEY)
+    assert [entry["command"], *entry["args"]] == command
+    assert entry["env"] == {"REDU_API_KEY": KEY_PLACEHOLDER}  # one default access level: the server's
+    entry["args"] = [from_here(a) for a in entry["args"]]
+    entry["env"]["REDU_API_KEY"] = artifacts.API_KEY  # what the user pastes
     async with artifacts.serving_sandbox() as (api_url, _):
         entry["env"].update(host_env(find_links, api_url, tmp_path / "state"))
-        check_whoami(await whoami_through_inspector(config, "redu", inspector_home, tmp_path), "create")
+        check_whoami(await whoami_through_inspector(config, "redu", inspector_home, tmp_path), DEFAULT_ACCESS)
+
+
+def cursor_links() -> list[str]:
+    return re.findall(r"(?:cursor://anysphere\.cursor-deeplink/mcp/install|https://cursor\.com/en/install-mcp)\?[^)`\s]+", README)  # fmt: skip
 
 
 @needs_inspector
@@ -112,18 +142,19 @@ async def test_cursor_config_and_install_links(find_links: Path, inspector_home:
     config = json.loads(readme_block("config", "cursor"))
     entry = config["mcpServers"]["redu"]
     assert entry["env"] == {"REDU_API_KEY": "${env:REDU_API_KEY}"}  # the key stays out of the file
-    # Both install links carry exactly this server entry: base64 of its JSON, named by `name=`.
-    links = re.findall(r"(?:cursor://anysphere\.cursor-deeplink/mcp/install|https://cursor\.com/en/install-mcp)\?[^)`\s]+", README)  # fmt: skip
+    # Both install links (after the first release) carry this entry with `uvx redu-mcp` as its command.
+    links = cursor_links()
     assert len(links) == 2
     for link in links:
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(link).query)
         assert query["name"] == ["redu"]
-        assert json.loads(base64.b64decode(query["config"][0])) == entry
+        assert json.loads(base64.b64decode(query["config"][0])) == {**entry, "command": "uvx", "args": ["redu-mcp"]}
     # What Cursor does at launch: ${env:NAME} from its own environment.
+    entry["args"] = [from_here(a) for a in entry["args"]]
     entry["env"]["REDU_API_KEY"] = artifacts.API_KEY
     async with artifacts.serving_sandbox() as (api_url, _):
         entry["env"].update(host_env(find_links, api_url, tmp_path / "state"))
-        check_whoami(await whoami_through_inspector(config, "redu", inspector_home, tmp_path), "full")
+        check_whoami(await whoami_through_inspector(config, "redu", inspector_home, tmp_path), DEFAULT_ACCESS)
 
 
 @needs_inspector
@@ -135,11 +166,12 @@ async def test_vscode_config(find_links: Path, inspector_home: Path, tmp_path: P
     assert entry["type"] == "stdio"
     assert entry["env"]["REDU_API_KEY"] == "${input:" + prompt["id"] + "}"
     # What VS Code does at launch: the answer to the prompt in place of ${input:id}.
+    entry["args"] = [from_here(a) for a in entry["args"]]
     entry["env"]["REDU_API_KEY"] = artifacts.API_KEY
     async with artifacts.serving_sandbox() as (api_url, _):
         entry["env"].update(host_env(find_links, api_url, tmp_path / "state"))
         launched = {"mcpServers": config["servers"]}  # the Inspector reads only this shape
-        check_whoami(await whoami_through_inspector(launched, "redu", inspector_home, tmp_path), "create")
+        check_whoami(await whoami_through_inspector(launched, "redu", inspector_home, tmp_path), DEFAULT_ACCESS)
 
 
 def example_entries() -> list[str]:
@@ -149,23 +181,26 @@ def example_entries() -> list[str]:
 @needs_inspector
 @pytest.mark.parametrize("name", example_entries())
 async def test_claude_desktop_example_config(name: str, find_links: Path, inspector_home: Path, tmp_path: Path):
+    """Every entry launches today: from a clone, or from a wheel built from it (no release needed)."""
     config = json.loads(EXAMPLE.read_text())
     entry = config["mcpServers"][name]
-    pinned = [a.split("@", 1)[1] for a in entry["args"] if a.startswith("redu-mcp@")]
-    assert pinned in ([], [artifacts.VERSION])  # a pinned version is the current one
-    entry["args"] = [a.replace("/ABSOLUTE/PATH/TO/redu-mcp", str(REPO)) for a in entry["args"]]
+    if entry["command"] == "uvx":
+        assert entry["args"][:1] == ["--from"]  # a file, not a registry's package: there is no release yet
+    entry["args"] = [from_here(a, find_links / artifacts.WHEEL_NAME) for a in entry["args"]]
     env = entry.setdefault("env", {})
     for key, value in env.items():
         env[key] = value.replace(KEY_PLACEHOLDER, artifacts.API_KEY)
     async with artifacts.serving_sandbox() as (api_url, _):
+        # No UV_FIND_LINKS: the clone and the wheel need no package index for redu-mcp itself.
         env.update(host_env(find_links, api_url, tmp_path / "state"))
+        del env["UV_FIND_LINKS"]
         run = await whoami_through_inspector(config, name, inspector_home, tmp_path)
     assert run.code == 0, run.stderr
     me = run.result["structuredContent"]
     if "--sandbox" in entry["args"]:
         assert me["sandbox"] is True
     else:
-        check_whoami(run, "read" if "read" in entry["args"] else env.get("REDU_MCP_ACCESS", "full"))
+        check_whoami(run, "read" if "read" in entry["args"] else DEFAULT_ACCESS)
 
 
 # --- Claude Code: the README's `claude mcp add` lines, run by the real CLI --------------------------------
@@ -205,16 +240,19 @@ def status(output: str) -> str:
 
 
 @needs_claude
-async def test_claude_code_stdio_line(find_links: Path, claude_home: Path, tmp_path: Path):
+@pytest.mark.parametrize("block", ["claude-code-stdio", "claude-code-stdio-uvx"])  # today; after the release
+async def test_claude_code_stdio_line(block: str, find_links: Path, claude_home: Path, tmp_path: Path):
     async with artifacts.serving_sandbox() as (api_url, _):
         env = {**host_env(find_links, api_url, tmp_path / "state"), "REDU_API_KEY": artifacts.API_KEY}
-        await anyio.to_thread.run_sync(lambda: claude(claude_home, readme_claude_command("claude-code-stdio"), env))
+        add = readme_claude_command(block, **{CLONE_PLACEHOLDER: str(REPO)})
+        await anyio.to_thread.run_sync(lambda: claude(claude_home, add, env))
         stored = json.loads((claude_home / ".claude.json").read_text())["mcpServers"]["redu"]
+        command = add[add.index("--") + 1 :]
         assert stored == {
             "type": "stdio",
-            "command": "uvx",
-            "args": ["redu-mcp"],
-            "env": {"REDU_API_KEY": "${REDU_API_KEY}", "REDU_MCP_ACCESS": "create"},
+            "command": command[0],
+            "args": command[1:],
+            "env": {"REDU_API_KEY": "${REDU_API_KEY}"},
         }  # the key itself is not in the file: Claude Code expands ${REDU_API_KEY} when it starts the server
         shown = await anyio.to_thread.run_sync(lambda: claude(claude_home, ["mcp", "get", "redu"], env))
     assert status(shown) == "✔ Connected", shown
@@ -237,6 +275,29 @@ def test_claude_code_http_line_with_a_header(claude_home: Path, tmp_path: Path):
 
 
 def test_readme_blocks_are_valid_json():
-    for name in ("claude-desktop", "cursor", "vscode"):
+    assert client_blocks("config")
+    for name in client_blocks("config"):
         json.loads(readme_block("config", name))
     assert isinstance(json.loads(EXAMPLE.read_text())["mcpServers"], dict)
+
+
+def test_one_default_access_level_on_every_install_path():
+    """No install line sets an access level of its own (only the example named read-only narrows
+    it), and the server's default, the bundle's and the README's word agree."""
+    configs = [json.loads(readme_block("config", name)) for name in client_blocks("config")]
+    entries = [e for config in configs for e in (config.get("mcpServers") or config["servers"]).values()]
+    entries += [json.loads(base64.b64decode(urllib.parse.parse_qs(urllib.parse.urlsplit(link).query)["config"][0]))
+                for link in cursor_links()]  # fmt: skip
+    commands = [readme_block("command", name) for name in client_blocks("command")]
+    assert entries and commands
+    for entry in entries:
+        assert "REDU_MCP_ACCESS" not in entry.get("env", {}) and "--access" not in entry["args"], entry
+    for command in commands:
+        assert "REDU_MCP_ACCESS" not in command and "--access" not in command, command
+    for name, entry in json.loads(EXAMPLE.read_text())["mcpServers"].items():
+        assert "REDU_MCP_ACCESS" not in entry.get("env", {})
+        assert ("--access" in entry["args"]) is name.endswith("read-only"), name
+    manifest = json.loads((REPO / "packaging" / "mcpb" / "manifest.json").read_text())
+    assert manifest["user_config"]["access"]["default"] == DEFAULT_ACCESS
+    assert settings_from_env({}).access == DEFAULT_ACCESS
+    assert f"default access level, `{DEFAULT_ACCESS}`" in README

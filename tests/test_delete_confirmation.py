@@ -27,8 +27,8 @@ from tests.helpers import connect, seed_instance
 KIND_NAMES = ["database", "redis"]
 
 
-def exists(sandbox: Sandbox, id: int) -> bool:
-    return id in sandbox.store.records
+def exists(sandbox: Sandbox, kind: str, id: int) -> bool:
+    return sandbox.store.exists(kind, id)
 
 
 class Asker:
@@ -55,7 +55,7 @@ async def test_accepted_confirmation_deletes(server, sandbox, mode, kind):
         result = await client.call_tool(f"delete_{kind}", {"id": id})
     assert not result.is_error, result.content[0].text
     assert result.structured_content["deleted"] is True
-    assert not exists(sandbox, id)
+    assert not exists(sandbox, kind, id)
     assert sandbox.count("DELETE") == 1
     # The question names the instance: kind, name and id.
     (question,) = asker.questions
@@ -84,7 +84,7 @@ async def test_anything_but_a_ticked_acceptance_deletes_nothing(server, sandbox,
     assert "Do not retry" in message  # and no hint on how to get around the user's answer
     assert "confirm_name" not in message
     assert len(asker.questions) == 1
-    assert exists(sandbox, id)
+    assert exists(sandbox, "database", id)
     assert sandbox.count("DELETE") == 0
 
 
@@ -95,7 +95,7 @@ async def test_only_a_real_true_confirms(server, sandbox, mode, content):
     async with connect(server, mode, elicitation_callback=Asker("accept", content)) as client:
         result = await client.call_tool("delete_redis", {"id": id})
     assert result.is_error
-    assert exists(sandbox, id) and sandbox.count("DELETE") == 0
+    assert exists(sandbox, "redis", id) and sandbox.count("DELETE") == 0
 
 
 async def test_a_wrong_confirm_name_is_refused_even_when_the_client_could_ask(server, sandbox, mode):
@@ -106,7 +106,7 @@ async def test_a_wrong_confirm_name_is_refused_even_when_the_client_could_ask(se
     assert result.structured_content["deleted"] is False
     assert "confirm_name 'staging-cache' is not the name of" in result.structured_content["message"]
     assert asker.questions == []  # refused before anyone was asked
-    assert exists(sandbox, id) and sandbox.count("DELETE") == 0
+    assert exists(sandbox, "redis", id) and sandbox.count("DELETE") == 0
 
 
 async def test_a_right_confirm_name_does_not_skip_the_question(server, sandbox, mode):
@@ -117,7 +117,7 @@ async def test_a_right_confirm_name_does_not_skip_the_question(server, sandbox, 
         result = await client.call_tool("delete_database", {"id": id, "confirm_name": "orders"})
     assert result.structured_content["deleted"] is False
     assert len(asker.questions) == 1
-    assert exists(sandbox, id) and sandbox.count("DELETE") == 0
+    assert exists(sandbox, "database", id) and sandbox.count("DELETE") == 0
 
 
 @pytest.mark.parametrize("kind", KIND_NAMES)
@@ -145,17 +145,17 @@ async def test_confirm_name_without_elicitation(server, sandbox, mode, kind):
         assert missing.structured_content["deleted"] is False
         assert "cannot ask the user, so confirm_name is required" in missing.structured_content["message"]
         assert "confirm_name='old-stuff'" in missing.structured_content["message"]  # the one call that follows
-        assert exists(sandbox, id)
+        assert exists(sandbox, kind, id)
 
         wrong = await client.call_tool(f"delete_{kind}", {"id": id, "confirm_name": "keeper"})
         assert wrong.structured_content["deleted"] is False
         assert "is not the name of" in wrong.structured_content["message"]
-        assert exists(sandbox, id) and exists(sandbox, keeper)
+        assert exists(sandbox, kind, id) and exists(sandbox, kind, keeper)
         assert sandbox.count("DELETE") == 0
 
         right = await client.call_tool(f"delete_{kind}", {"id": id, "confirm_name": "old-stuff"})
         assert right.structured_content["deleted"] is True, right.content[0].text
-        assert not exists(sandbox, id) and exists(sandbox, keeper)
+        assert not exists(sandbox, kind, id) and exists(sandbox, kind, keeper)
 
         again = await client.call_tool(f"delete_{kind}", {"id": id, "confirm_name": "old-stuff"})
         assert not again.is_error and again.structured_content["deleted"] is False
@@ -169,11 +169,11 @@ async def test_confirm_name_is_checked_against_a_fresh_get(server, sandbox, mode
     async with connect(server, mode) as client:
         looked = await client.call_tool("get_database", {"id": id})
         assert looked.structured_content["name"] == "before"
-        sandbox.store.records[id].public["name"] = "after"  # renamed upstream
+        sandbox.store.record("database", id).public["name"] = "after"  # renamed upstream
         stale = await client.call_tool("delete_database", {"id": id, "confirm_name": "before"})
         assert stale.structured_content["deleted"] is False
         assert "which is 'after'" in stale.structured_content["message"]
-        assert exists(sandbox, id)
+        assert exists(sandbox, "database", id)
     assert sandbox.count("GET", f"/v1/databases/{id}") == 2  # the get, and the check's own GET
     assert sandbox.count("DELETE") == 0
 
@@ -186,7 +186,7 @@ async def test_the_confirmation_cannot_be_smuggled_in_as_an_argument(server, san
         result = await client.call_tool("delete_redis", {"id": id, smuggled: forged if smuggled != "confirm" else True})
     assert result.is_error
     assert f"unknown argument '{smuggled}'" in result.content[0].text
-    assert exists(sandbox, id)
+    assert exists(sandbox, "redis", id)
     assert sandbox.count() == 1  # only the setup's POST: not even a GET
 
 
@@ -197,7 +197,7 @@ async def test_a_failing_check_deletes_nothing(server, sandbox, mode):
     async with connect(server, mode) as client:
         result = await client.call_tool("delete_redis", {"id": id, "confirm_name": "flaky"})
     assert result.is_error and "HTTP 503" in result.content[0].text
-    assert exists(sandbox, id) and sandbox.count("DELETE") == 0
+    assert exists(sandbox, "redis", id) and sandbox.count("DELETE") == 0
 
 
 # --- which clients count as able to ask -----------------------------------------------------------------------

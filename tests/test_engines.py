@@ -171,18 +171,41 @@ def test_find_binaries_redis_missing_only(monkeypatch, tmp_path):
         find_binaries("redis")
 
 
+def fake_postgres(directory: Path, version: str) -> Path:
+    """initdb, postgres and psql that only say which version they are."""
+    directory.mkdir(parents=True)
+    for name in ("initdb", "postgres", "psql"):
+        (directory / name).write_text(f"#!/bin/sh\necho '{name} (PostgreSQL) {version}'\n")
+        (directory / name).chmod(0o755)
+    return directory
+
+
 def test_find_binaries_prefers_newest_postgres(monkeypatch, tmp_path):
     for version in ("9.6", "13", "16"):
-        bin_dir = tmp_path / version / "bin"
-        bin_dir.mkdir(parents=True)
-        for name in ("initdb", "postgres", "psql"):
-            (bin_dir / name).write_text("#!/bin/sh\n")
-            (bin_dir / name).chmod(0o755)
+        fake_postgres(tmp_path / version / "bin", f"{version}.1")
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     monkeypatch.setattr(_binaries, "POSTGRES_LIB_DIR", tmp_path)
     found = find_binaries("postgres")
     assert found["initdb"] == tmp_path / "16" / "bin" / "initdb"
     assert found["postgres"].parent == found["initdb"].parent
+
+
+async def test_the_requested_postgres_runs_when_it_is_installed_and_the_version_says_which(monkeypatch, tmp_path):
+    lib = tmp_path / "lib"
+    for version in ("14", "16"):
+        fake_postgres(lib / version / "bin", f"{version}.7")
+    on_path = fake_postgres(tmp_path / "on-path", "15.3")  # an explicit choice beats a guess, not a request
+    monkeypatch.setenv("PATH", str(on_path))
+    monkeypatch.setattr(_binaries, "POSTGRES_LIB_DIR", lib)
+    assert find_binaries("postgres", "14")["postgres"] == lib / "14" / "bin" / "postgres"
+    assert find_binaries("postgres", "13")["postgres"] == on_path / "postgres"  # not installed: the default
+    assert find_binaries("postgres")["postgres"] == on_path / "postgres"
+    manager = Engines()
+    try:
+        assert await manager.version_for("postgres", "14") == "14.7"
+        assert await manager.version_for("postgres", "13") == "15.3"  # what would really run
+    finally:
+        await manager.aclose()
 
 
 def test_bad_arguments_are_rejected_without_echoing_the_password():
@@ -326,7 +349,7 @@ async def test_port_already_taken_is_reported(engines, monkeypatch, kind):
 async def test_bogus_binary_is_a_start_error(engines, monkeypatch, tmp_path):
     bogus = tmp_path / "redis-server"
     bogus.write_text("not a program")  # exists, but is not executable
-    monkeypatch.setattr(_manager, "find_binaries", lambda kind: {"redis-server": bogus})
+    monkeypatch.setattr(_manager, "find_binaries", lambda kind, version=None: {"redis-server": bogus})
     with pytest.raises(EngineStartError, match=r"could not run .*redis-server") as info:
         await engines.start_redis(password=PASSWORD)
     assert_secret_absent(PASSWORD, str(info.value), "the exception")

@@ -17,10 +17,13 @@ import grp
 import json
 import os
 import pwd
+import shutil
 import signal
 import stat
 import subprocess
+import tempfile
 import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -568,10 +571,26 @@ UNPRIVILEGED_CHILD = textwrap.dedent(
 )
 
 
+@pytest.fixture
+def readable_engines_package() -> Iterator[Path]:
+    """A copy of the engines package another user can read: the clone may be private (a 0700 home,
+    as many are), and pytest's own tmp_path is 0700 too."""
+    base = Path(tempfile.mkdtemp(prefix="redu-mcp-engines-", dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        copy = base / "engines"
+        shutil.copytree(ENGINES_PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+        for path in (copy, *copy.rglob("*")):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        yield copy
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 @needs_root  # to become an unprivileged user for the test
 @needs_both
 @pytest.mark.parametrize("ending", ["close", "exit"])
-def test_without_root_engines_run_as_the_invoking_user(ending):
+def test_without_root_engines_run_as_the_invoking_user(ending, readable_engines_package):
     python = Path("/usr/bin/python3")
     if not python.exists():
         pytest.skip("needs /usr/bin/python3 that an unprivileged user can run")
@@ -582,7 +601,7 @@ def test_without_root_engines_run_as_the_invoking_user(ending):
         pytest.skip("/usr/bin/python3 is older than 3.11")
     user = pwd.getpwnam("nobody")  # any unprivileged account: here it is the *invoking* user
     result = subprocess.run(
-        [python, "-I", "-c", UNPRIVILEGED_CHILD, ENGINES_PACKAGE, ending],
+        [python, "-I", "-c", UNPRIVILEGED_CHILD, readable_engines_package, ending],
         user=user.pw_uid,
         group=user.pw_gid,
         extra_groups=[],

@@ -61,12 +61,13 @@ async def test_create_connect_round_trip_delete_leaves_nothing(make_settings, mo
         db_ready = await _wait_ready(client, "database", db["instance"]["id"])
         cache_ready = await _wait_ready(client, "redis", cache["instance"]["id"])
 
-        # The reported version is the requested one; the engine's real one is a sandbox-only field,
-        # which the server does not forward (only declared fields leave it).
+        # The reported version is the one really running (its major, from the create's answer on); the
+        # full one is a sandbox-only field, which the server does not forward (only declared fields leave it).
         detail = (await client.call_tool("get_database", {"id": db["instance"]["id"]})).structured_content
-        assert detail["version"] == "16" and "sandbox_engine_version" not in detail
-        record = sandbox.store.records[db["instance"]["id"]]
-        assert record.public["sandbox_engine_version"].split(".")[0].isdigit()
+        assert "sandbox_engine_version" not in detail
+        record = sandbox.store.record("database", db["instance"]["id"])
+        assert record.public["sandbox_engine_version"].split(".")[0] == detail["version"] == db["instance"]["version"]
+        cache_detail = (await client.call_tool("get_redis", {"id": cache["instance"]["id"]})).structured_content
         assert db_ready["connection"]["host"] == "127.0.0.1"
 
         pg = read_env(Path(db_ready["credentials_file"]))
@@ -75,17 +76,21 @@ async def test_create_connect_round_trip_delete_leaves_nothing(make_settings, mo
             await conn.execute("CREATE TABLE orders (id serial PRIMARY KEY, item text)")
             await conn.execute("INSERT INTO orders (item) VALUES ('coffee'), ('tea')")
             rows = await (await conn.execute("SELECT item FROM orders ORDER BY id")).fetchall()
+            running = await (await conn.execute("SHOW server_version_num")).fetchone()
         assert [r[0] for r in rows] == ["coffee", "tea"]
+        assert running is not None and str(int(running[0]) // 10000) == detail["version"]  # e.g. 150018 → 15
 
         rd = read_env(Path(cache_ready["credentials_file"]))
         redis_client = aioredis.from_url(rd["REDIS_URL"], decode_responses=True, socket_timeout=10)
         try:
             await redis_client.set("greeting", "hello")
             assert await redis_client.get("greeting") == "hello"
+            running_redis = (await redis_client.info("server"))["redis_version"]
+            assert str(running_redis).split(".")[0] == cache_detail["version"]
         finally:
             await redis_client.aclose()
 
-        engines = {record.public["id"]: record.runtime for record in sandbox.store.records.values()}
+        engines = {key: record.runtime for key, record in sandbox.store.records.items()}
         leftovers = [(e.pid, e.port, e.data_dir) for e in engines.values()]
         assert len(leftovers) == 2
 

@@ -63,7 +63,7 @@ def server(hostile: Sandbox, make_settings):
 
 async def plant(sandbox: Sandbox, id: int) -> None:
     """The API starts sending more than the docs say about this instance."""
-    sandbox.store.records[id].public.update(
+    sandbox.store.record("database", id).public.update(
         connection={"host": "h", "password": SECRETS[0]},
         dsn=f"postgresql://appuser:{SECRETS[1]}@203.0.113.5:5432/app",
         passwd=SECRETS[2],

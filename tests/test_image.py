@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import time
@@ -111,3 +112,74 @@ async def test_streamable_http_by_flag_with_a_token(http_container: str):
         assert len((await client.list_tools()).tools) == len(tools_for("full"))
         options = await client.call_tool("list_create_options", {})
         assert not options.is_error and options.structured_content["flavors"]
+
+
+# --- the README's own lines ----------------------------------------------------------------------------
+
+
+def readme_container_lines() -> list[list[str]]:
+    """The README's podman lines, continuations joined, as words."""
+    from tests.test_docs import block_checked_by
+
+    text = block_checked_by("test_the_readme_container_lines_run").replace("\\\n", " ")
+    return [shlex.split(line.split("  #")[0]) for line in text.splitlines()]
+
+
+def as_here(words: list[str], volume: str, port: int) -> list[str]:
+    """The README's words with this test's image, volume and port in place of the README's."""
+    swap = {"redu-mcp": IMAGE, "8000:8000": f"127.0.0.1:{port}:8000",
+            "http://localhost:8000/mcp": f"http://localhost:{port}/mcp"}  # fmt: skip
+    words = [swap.get(w, w).replace("redu-mcp-state:", f"{volume}:") for w in words]
+    assert words[:2] == ["podman", "run"]
+    return words[2:]  # after `podman run`
+
+
+async def test_the_readme_container_lines_run(tmp_path: Path):
+    """The build line names this Containerfile; the stdio line keeps a password's file in its volume,
+    private, after the container is gone; the HTTP line's banner names the URL a client then uses."""
+    build, stdio, http = readme_container_lines()
+    assert build[:2] == ["podman", "build"] and "packaging/oci/Containerfile" in build
+    port, key = free_port(), "rk-image-test-0123456789"
+    volume = f"redu-mcp-test-{port}"
+    env = {**podman_env(), "REDU_API_KEY": key, "REDU_MCP_AUTH_TOKEN": TOKEN}
+    try:
+        server = StdioServerParameters(
+            command=PODMAN, args=["run", *as_here(stdio, volume, port), "--sandbox"], env=env
+        )
+        async with Client(server) as client:
+            created = await client.call_tool("create_database", dict(CREATE_ARGS, name="kept"))
+        assert not created.is_error, created.content[0].text
+        saved = created.structured_content["credentials_file"]
+        assert saved.startswith("/home/app/.local/state/redu-mcp/credentials/")
+        mount = f"{volume}:/home/app/.local/state/redu-mcp"
+        kept = podman("run", "--rm", "-v", mount, "--entrypoint", "stat", IMAGE, "-c", "%a %U", saved)
+        assert kept.stdout.split() == ["600", "app"], kept.stderr  # the container went, the file stayed
+
+        name = f"redu-mcp-test-http-{port}"
+        started = subprocess.run(
+            [PODMAN, "run", "-d", "--name", name, *as_here(http, volume, port), "--sandbox"],
+            capture_output=True, text=True, timeout=120, check=False, env={**os.environ, **env},
+        )  # fmt: skip
+        assert started.returncode == 0, started.stderr
+        try:
+            url = f"http://localhost:{port}/mcp"
+            deadline = time.monotonic() + STARTUP_TIMEOUT
+            while "serving MCP" not in (banner := podman("logs", name).stderr):
+                assert time.monotonic() < deadline, banner
+                time.sleep(0.1)
+            assert f"at {url}\n" in banner  # what the README promises: a URL a client can use
+            headers = {"Authorization": f"Bearer {TOKEN}"}
+            async with httpx2.AsyncClient(headers=headers, timeout=30) as http_client:
+                async with Client(streamable_http_client(url, http_client=http_client)) as client:
+                    me = await client.call_tool("whoami", {})
+            assert not me.is_error and me.structured_content["sandbox"] is True
+        finally:
+            podman("rm", "--force", "--time", "5", name)
+    finally:
+        for _ in range(20):  # a container's own --rm clean-up may still hold the volume for a moment
+            if (
+                podman("volume", "rm", "--force", volume).returncode == 0
+                or podman("volume", "exists", volume).returncode
+            ):
+                break
+            time.sleep(0.5)

@@ -112,9 +112,13 @@ def test_environment_variables_are_the_servers_own(server: dict[str, Any]):
 
 
 def test_every_version_written_in_the_docs_is_the_current_one(project: dict[str, Any]):
-    readme = (REPO / "README.md").read_text()
+    docs = "".join(path.read_text() for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))])
     example = (REPO / "claude_desktop_config.example.json").read_text()
-    written = re.findall(r"redu-mcp@(\d[\w.]*)", readme + example) + re.findall(r"redu-mcp-(\d[\w.]*?)\.mcpb", readme)
+    written = (
+        re.findall(r"redu-mcp@(\d[\w.]*)", docs + example)
+        + re.findall(r"redu-mcp-(\d[\w.]*?)\.mcpb", docs)
+        + re.findall(r"redu_mcp-(\d[\w.]*?)-py3-none-any\.whl", docs + example)
+    )
     assert written and set(written) == {project["version"]}
     manifest = json.loads((REPO / "packaging" / "mcpb" / "manifest.json").read_text())
     assert manifest["version"] == project["version"]

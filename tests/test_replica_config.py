@@ -70,9 +70,9 @@ def test_start_up_says_what_a_replica_shares():
     def said(**values) -> str:
         return " ".join(text for _, text in replica_notes(Settings(transport="http", **values)))
 
-    alone = replica_notes(Settings(transport="http"))
-    assert [level for level, _ in alone] == [logging.INFO]
-    assert "only one replica is supported" in said()
+    assert replica_notes(Settings(transport="http")) == []  # one local server: nothing about replicas
+    for plausible in ({"stateless": True}, {"redis_url": "redis://127.0.0.1:6379/0"}, {"host": "0.0.0.0"}):
+        assert "only one replica is supported" in said(**plausible, auth_token=KEY), plausible
     assert "only one replica is supported" not in said(state_keys=(KEY,), stateless=True)
     assert "127.0.0.1:6379/0" in said(redis_url="redis://:pw-secret@127.0.0.1:6379/0")
     assert "pw-secret" not in said(redis_url="redis://:pw-secret@127.0.0.1:6379/0")
@@ -90,6 +90,12 @@ def test_the_cli_serves_statelessly_with_a_key_from_a_file_and_never_prints_it(t
     log = server.log()
     assert "stateless HTTP" in log and KEY not in log
     assert "only one replica is supported" not in log
+
+
+def test_one_local_server_says_nothing_about_replicas(tmp_path: Path):
+    with cli_http_server(tmp_path) as server:
+        assert httpx2.get(server.url.removesuffix("/mcp") + "/healthz").status_code == 200
+    assert "REDU_MCP_STATE_KEY" not in server.log() and "replica" not in server.log()
 
 
 def test_a_replica_whose_redis_does_not_answer_says_so_at_start_up_and_serves(tmp_path: Path):

@@ -102,6 +102,18 @@ async def test_create_answers_the_password_once(sandbox: Sandbox) -> None:
         assert (await http.get(f"/v1/redis/{redis['id']}")).status_code == 404
 
 
+async def test_ids_are_numbered_per_kind_like_the_apis_examples(sandbox: Sandbox) -> None:
+    """The API's examples answer id 1 for the first database and for the first Redis instance."""
+    async with raw(sandbox) as http:
+        ids = [(await http.post(f"/v1/{path}", json=db_json(name))).json()["id"]
+               for path, name in (("databases", "a"), ("redis", "b"), ("databases", "c"), ("redis", "d"))]  # fmt: skip
+        assert ids == [1, 1, 2, 2]
+        assert (await http.get("/v1/databases/1")).json()["name"] == "a"
+        assert (await http.get("/v1/redis/1")).json()["name"] == "b"
+        assert (await http.delete("/v1/redis/1")).status_code == 204
+        assert (await http.get("/v1/databases/1")).json()["name"] == "a"  # another kind's delete leaves it be
+
+
 @pytest.mark.parametrize(
     ("body", "status", "starts"),
     [

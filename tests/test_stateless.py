@@ -99,7 +99,7 @@ async def test_a_delete_asked_by_one_replica_is_answered_through_another_with_a_
                     "Invalid or expired requestState",
                 )
     assert transport.rerouted == 1
-    assert (id in sandbox.store.records) is not shared_key
+    assert sandbox.store.exists("database", id) is not shared_key
 
 
 # --- stateless: what 2025-11-25 clients get ----------------------------------------------------------------
@@ -114,7 +114,7 @@ async def test_a_2025_client_without_sessions_confirms_by_name_and_is_told_why(m
             assert refused.structured_content["deleted"] is False
             assert "protocol 2025-11-25" in message and "without sessions" in message
             assert "call delete_redis again with confirm_name='legacy-by-name'" in message
-            assert id in sandbox.store.records
+            assert sandbox.store.exists("redis", id)
             done = await client.call_tool("delete_redis", {"id": id, "confirm_name": "legacy-by-name"})
             assert done.structured_content["deleted"] is True
 
@@ -131,7 +131,7 @@ async def test_under_confirm_human_a_2025_client_without_sessions_is_refused_cle
                 assert result.structured_content["deleted"] is False
                 assert "--confirm human" in message and "protocol 2025-11-25" in message
                 assert "2026-07-28" in message and "Redu console" in message
-        assert id in sandbox.store.records
+        assert sandbox.store.exists("database", id)
         # A 2026-07-28 client on the same server is asked, and its user's tick deletes.
         async with mcp_client(url, "auto", elicitation_callback=tick) as client:
             result = await client.call_tool("delete_database", {"id": id})

@@ -103,7 +103,8 @@ async def _round_trip(client: Client) -> None:
     # Asked about with another kind's tools, the id is named as a MySQL database: the look-up tries
     # every other kind, not only the first one after the one asked about.
     wrong = await client.call_tool("get_database", {"id": id})
-    assert wrong.is_error and f"Id {id} is a MySQL database: call get_mysql instead." in wrong.content[0].text
+    assert wrong.is_error and f"A MySQL database has id {id}" in wrong.content[0].text
+    assert "call get_mysql instead" in wrong.content[0].text
 
     deleted = await client.call_tool("delete_mysql", {"id": id, "confirm_name": "orders-my"})
     assert deleted.structured_content == {

@@ -26,6 +26,7 @@ from redu_mcp.api._errors import (
     ConflictError,
     GiveUpReason,
     InvalidRequestError,
+    MalformedKeyError,
     NotConfiguredError,
     NotFoundError,
     PermissionDeniedError,
@@ -36,6 +37,7 @@ from redu_mcp.api._errors import (
     ServerError,
     TransportError,
 )
+from redu_mcp.api._keys import api_key_problem
 from redu_mcp.api._kinds import DATABASE, KINDS, REDIS, AnyKind, EnvNames, Kind, KindName
 from redu_mcp.api._models import (
     DEFAULT_DB_NAME,
@@ -115,6 +117,7 @@ __all__ = [
     "KeypairName",
     "Kind",
     "KindName",
+    "MalformedKeyError",
     "Network",
     "NotConfiguredError",
     "NotFoundError",
@@ -139,6 +142,7 @@ __all__ = [
     "TransportError",
     "User",
     "WhenMetricsLoaded",
+    "api_key_problem",
     "is_retryable",
     "no_time_to_retry",
     "parse_retry_after",

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from redu_mcp.api import _errors as errors
 from redu_mcp.api import _telemetry as telemetry
 from redu_mcp.api._deadlines import time_left
+from redu_mcp.api._keys import api_key_problem
 from redu_mcp.api._kinds import DATABASE, REDIS, Kind
 from redu_mcp.api._models import (
     CreateBody,
@@ -70,6 +71,8 @@ class ReduClient:
         http: httpx2.AsyncClient | None = None,
     ) -> None:
         self._api_key = api_key or None
+        #: Why the key cannot be one (a placeholder, characters no key has): raised at each request.
+        self._key_problem = api_key_problem(self._api_key) if self._api_key else None
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self._owns_http = http is None
@@ -233,6 +236,8 @@ class ReduClient:
         endpoint = _endpoint(method, path)
         if self._api_key is None:
             raise errors.NotConfiguredError("no Redu API key is configured", endpoint=endpoint)
+        if self._key_problem is not None:
+            raise errors.MalformedKeyError(f"the Redu API key {self._key_problem}", endpoint=endpoint)
         left = time_left()
         if left is not None:
             if left <= 0:

@@ -2,6 +2,7 @@
 
     ReduError                       the endpoint (method and path: never the host, never the key)
      ├── NotConfiguredError         no API key to send
+     │    └── MalformedKeyError     a key is set, but it is a placeholder or has characters no key has
      ├── TransportError             no usable answer: connect failure, timeout, dropped connection
      ├── ResponseFormatError        a 2xx whose body we cannot read
      └── APIStatusError             an error status, with the API's own code and message
@@ -83,6 +84,11 @@ class NotConfiguredError(ReduError):
     """There is no API key to send (none configured, or none came with this request)."""
 
 
+class MalformedKeyError(NotConfiguredError):
+    """An API key is set, but it cannot be one: an example's placeholder, or characters no key has
+    (non-ASCII, blanks, control characters). Raised before anything is sent; never quotes the key."""
+
+
 class TransportError(ReduError):
     """No usable HTTP answer: connection refused or dropped, or a timeout.
 
@@ -137,6 +143,7 @@ ERROR_CLASSES: Final[dict[str, type[ReduError]]] = {
     for cls in (
         ReduError,
         NotConfiguredError,
+        MalformedKeyError,
         TransportError,
         ResponseFormatError,
         APIStatusError,

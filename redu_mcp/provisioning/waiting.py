@@ -232,7 +232,9 @@ async def wait_until_ready(
                         return ended("lasting_error", exc)
                     failures += 1
                     if no_time_to_retry(exc) == "retry_after":
-                        too_long = exc.after_retrying(RetryFacts(failures, clock() - started, "retry_after", time_left()))
+                        too_long = exc.after_retrying(
+                            RetryFacts(failures, clock() - started, "retry_after", time_left())
+                        )
                         return ended("retry_after_too_long", too_long)
                     advised = retry_after_of(exc)
                     giving_up = failures >= MAX_TRANSIENT_FAILURES

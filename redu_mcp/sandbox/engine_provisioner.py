@@ -2,8 +2,10 @@
 
 An instance is ``provisioning`` while its engine starts, ``ready`` only once an authenticated
 connection succeeds (then ``floating_ip`` is 127.0.0.1 and ``port`` the engine's real port), and
-``error`` if the engine failed, with the reason in the sandbox log. The reported version is the
-one requested; the engine's real version is in ``sandbox_engine_version`` so nobody is misled.
+``error`` if the engine failed, with the reason in the sandbox log. PostgreSQL runs the requested
+major version when it is installed (Debian's ``/usr/lib/postgresql/<major>``); Redis runs whichever
+``redis-server`` there is. Either way the reported version is the one really running (its major,
+from the create's answer on; the full one in ``sandbox_engine_version``), so nobody is misled.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 from typing import Any
 
 from redu_mcp.api import DATABASE, REDIS
-from redu_mcp.sandbox.engines import Engines, EngineStartError, RunningEngine
+from redu_mcp.sandbox.engines import Engine, Engines, EngineStartError, EngineUnavailable, RunningEngine
 from redu_mcp.sandbox.store import Record
 
 log = logging.getLogger("redu_mcp.sandbox")
@@ -22,7 +24,7 @@ log = logging.getLogger("redu_mcp.sandbox")
 class EngineProvisioner:
     def __init__(self, engines: Engines | None = None) -> None:
         self._engines = engines
-        self._starting: dict[int, asyncio.Task[RunningEngine]] = {}
+        self._starting: dict[tuple[str, int], asyncio.Task[RunningEngine]] = {}
 
     @property
     def engines(self) -> Engines:
@@ -35,13 +37,25 @@ class EngineProvisioner:
         public = record.public
         if record.fail:
             return  # a `fail-` name: no engine, it ends in error on the clock-free path below
+        requested = public.get(record.kind.version_field)
+        await self._report_the_real_version(record, requested)
         starting = {
             DATABASE.name: lambda: self.engines.start_postgres(
-                db_name=public["db_name"], db_user=public["db_user"], password=password
+                db_name=public["db_name"], db_user=public["db_user"], password=password, version=requested
             ),
             REDIS.name: lambda: self.engines.start_redis(password=password),
         }[record.kind.name]()
-        self._starting[public["id"]] = asyncio.create_task(starting)
+        self._starting[record.key] = asyncio.create_task(starting)
+
+    async def _report_the_real_version(self, record: Record, requested: str | None) -> None:
+        """The version field says what will really run (its major), not what was asked for."""
+        engine: Engine = "postgres" if record.kind is DATABASE else "redis"
+        try:
+            actual = await self.engines.version_for(engine, requested)
+        except (EngineUnavailable, EngineStartError):
+            return  # the start fails the same way, and the instance ends in error with the reason
+        record.public[record.kind.version_field] = actual.split(".")[0]
+        record.public["sandbox_engine_version"] = actual
 
     async def refresh(self, record: Record) -> None:
         public = record.public
@@ -51,16 +65,15 @@ class EngineProvisioner:
             self._fail(record, "sandbox: names starting with 'fail-' always fail")
             return
         if record.runtime is None:
-            task = self._starting.get(public["id"])
+            task = self._starting.get(record.key)
             if task is None or not task.done():
                 return
-            del self._starting[public["id"]]
+            del self._starting[record.key]
             try:
                 record.runtime = task.result()
             except (EngineStartError, ValueError) as exc:
                 self._fail(record, str(exc))
                 return
-            public["sandbox_engine_version"] = record.runtime.actual_version
         engine: RunningEngine = record.runtime
         reason = engine.failure()
         if reason:
@@ -73,7 +86,7 @@ class EngineProvisioner:
         record.public["status"] = "error"
 
     async def stop(self, record: Record) -> None:
-        task = self._starting.pop(record.public["id"], None)
+        task = self._starting.pop(record.key, None)
         if task is not None:
             task.cancel()
             try:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from redu_mcp.api import AnyKind
+from redu_mcp.api import KINDS, AnyKind, KindName
 
 FAIL_PREFIX = "fail-"
 
@@ -81,6 +81,11 @@ class Record:
     fail: bool = False
     runtime: Any = None  # whatever the provisioner keeps (e.g. a running engine)
 
+    @property
+    def key(self) -> tuple[str, int]:
+        """Ids are numbered per kind, like the API's (database 1 and Redis 1 are two instances)."""
+        return (self.kind.name, self.public["id"])
+
 
 class Provisioner(Protocol):
     async def start(self, record: Record, password: str) -> None: ...
@@ -130,19 +135,26 @@ class Store:
         self.networks = [dict(n) for n in SEED_NETWORKS]
         self.keypairs = [dict(k) for k in SEED_KEYPAIRS]
         self.security_groups = [dict(g) for g in SEED_SECURITY_GROUPS]
-        self.records: dict[int, Record] = {}
+        self.records: dict[tuple[str, int], Record] = {}  # by Record.key
         self.fail_names: set[str] = set()
-        self._ids = itertools.count(1)
+        self._ids = {kind: itertools.count(1) for kind in KINDS}
 
     def owned(self, kind: AnyKind, owner: str) -> list[Record]:
         return [r for r in self.records.values() if r.kind == kind and r.owner == owner]
 
     def find(self, kind: AnyKind, owner: str, id: int) -> Record | None:
-        record = self.records.get(id)
-        return record if record and record.kind == kind and record.owner == owner else None
+        record = self.records.get((kind.name, id))
+        return record if record and record.owner == owner else None
+
+    # For tests that reach behind the API: an instance by kind (its name, e.g. "redis") and id, whoever owns it.
+    def record(self, kind: KindName, id: int) -> Record:
+        return self.records[(kind, id)]
+
+    def exists(self, kind: KindName, id: int) -> bool:
+        return (kind, id) in self.records
 
     async def create(self, kind: AnyKind, owner: str, public: dict[str, Any], password: str) -> Record:
-        id = next(self._ids)
+        id = next(self._ids[kind.name])
         public = {"id": id, **public, "status": "provisioning", "floating_ip": None}
         public["created_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         name = public["name"]
@@ -153,7 +165,7 @@ class Store:
             started_at=self.clock(),
             fail=name.startswith(FAIL_PREFIX) or name in self.fail_names,
         )
-        self.records[id] = record
+        self.records[record.key] = record
         await self.provisioner.start(record, password)
         return record
 
@@ -162,7 +174,7 @@ class Store:
         return dict(record.public)
 
     async def delete(self, record: Record) -> None:
-        self.records.pop(record.public["id"], None)
+        self.records.pop(record.key, None)
         await self.provisioner.stop(record)
 
 

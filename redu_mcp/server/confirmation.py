@@ -22,7 +22,6 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import BaseModel, Field
 
 from redu_mcp.api import AnyKind, Instance, NotFoundError, ReduError
-from redu_mcp.provisioning.lookups import other_kind_of
 from redu_mcp.server.arguments import ConfirmName, InstanceId
 from redu_mcp.server.refusals import CannotAsk, Refusal, RefusalReason
 from redu_mcp.server.runtime import runtime_of
@@ -104,10 +103,8 @@ def resolvers(kind: AnyKind) -> tuple[Callable[..., Awaitable[Instance | None]],
         try:
             return await client.get_instance(kind, id)
         except NotFoundError:
-            other = await other_kind_of(client, kind, id)
-            if other is not None:
-                raise ToolError(runtime.words.not_found(kind, id, other, "delete")) from None
-            return None  # already gone
+            # Already gone. Never "the other kind has this id: delete that": ids are numbered per kind.
+            return None
         except ReduError as exc:
             raise ToolError(runtime.words.failure(f"look up {kind.label} {id} before deleting it", exc)) from None
 

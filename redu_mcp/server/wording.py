@@ -26,6 +26,7 @@ from redu_mcp.api import (
     ConflictError,
     Instance,
     InvalidRequestError,
+    MalformedKeyError,
     NotConfiguredError,
     NotFoundError,
     PermissionDeniedError,
@@ -146,6 +147,8 @@ class Wording:
         advised = retry_after_of(exc)
         if advised is not None and (isinstance(exc, RateLimitedError) or advised >= 1):
             return f"Call the same tool again {when_to_retry(advised)}."
+        if isinstance(exc, MalformedKeyError):
+            return "The server's Redu API key is not a usable key: ask the operator to set REDU_API_KEY to the key from the Redu console."
         if isinstance(exc, NotConfiguredError):
             return "The server has no Redu API key: ask the operator to set REDU_API_KEY (or to start it with --sandbox to try it out)."
         if isinstance(exc, (TransportError, ResponseFormatError, ServerError, RateLimitedError)):
@@ -168,16 +171,14 @@ class Wording:
         return f"Could not {doing}: {describe(exc)}.{note} Next step: {self.advice(exc)}"
 
     def not_found(self, kind: AnyKind, id: int, other: AnyKind | None, tool: str) -> str:
-        """No ``kind`` with this id. ``other``: the kind it does exist as; ``tool``: get, delete or wait."""
+        """No ``kind`` with this id. ``other``: a kind that has an instance with this id; ``tool``: get
+        or wait (a delete of a missing id is "nothing to delete": it never points at another instance)."""
         text = f"There is no {kind.label} with id {id} (HTTP 404)."
         if other is None:
             return f"{text} Next step: call list_{kind.collection} to find the right id."
-        fits = {
-            "get": f"get_{other.name}",
-            "delete": f"delete_{other.name}",
-            "wait": f"wait_for_ready with kind='{other.name}'",
-        }[tool]
-        return f"{text} Id {id} is a {other.label}: call {fits} instead."
+        fits = {"get": f"get_{other.name}", "wait": f"wait_for_ready with kind='{other.name}'"}[tool]
+        # Ids are numbered per kind (database 1 and Redis 1 are two instances): a hint, not a verdict.
+        return f"{text} A {other.label} has id {id} (ids are numbered per kind): if that is the one meant, call {fits} instead."
 
     # --- lists ---------------------------------------------------------------------------------------
 

@@ -43,11 +43,13 @@ def _path_dirs() -> list[Path]:
     return [Path(p) for p in os.environ.get("PATH", "").split(os.pathsep) if p]
 
 
-def _postgres_dirs() -> list[Path]:
-    """PATH first (an explicit choice wins), then Debian's versioned dirs, newest first."""
+def _postgres_dirs(version: str | None = None) -> list[Path]:
+    """The requested major version's Debian dir when it is installed, then PATH (an explicit
+    choice wins over a guess), then Debian's versioned dirs, newest first."""
     versioned = [d for d in POSTGRES_LIB_DIR.glob("*/bin") if os.path.isdir(d)]
     versioned.sort(key=lambda d: _version_key(d.parent.name), reverse=True)
-    return _path_dirs() + versioned
+    requested = [d for d in versioned if version is not None and d.parent.name == version]
+    return requested + _path_dirs() + versioned
 
 
 def _missing(kind: str, names: list[str]) -> str:
@@ -57,8 +59,8 @@ def _missing(kind: str, names: list[str]) -> str:
     )
 
 
-def _find_postgres() -> dict[str, Path]:
-    dirs = _postgres_dirs()
+def _find_postgres(version: str | None) -> dict[str, Path]:
+    dirs = _postgres_dirs(version)
     for directory in dirs:
         if not _is_executable(directory / "initdb"):
             continue
@@ -77,14 +79,16 @@ def _find_postgres() -> dict[str, Path]:
     raise EngineUnavailable(_missing("postgres", absent or ["initdb", "postgres"]))
 
 
-def find_binaries(kind: Engine) -> dict[str, Path]:
+def find_binaries(kind: Engine, version: str | None = None) -> dict[str, Path]:
     """Locate the programs for ``kind``: initdb/postgres/psql, or redis-server.
 
-    PostgreSQL is looked up in PATH and then in /usr/lib/postgresql/*/bin (newest first), taking
-    initdb and postgres from the same directory. Raises EngineUnavailable when something is missing.
+    PostgreSQL is looked up in /usr/lib/postgresql/<version>/bin when that major ``version`` is
+    installed, else in PATH and then in /usr/lib/postgresql/*/bin (newest first), taking initdb and
+    postgres from the same directory. Redis is whichever redis-server PATH has (``version`` cannot
+    choose it). Raises EngineUnavailable when something is missing.
     """
     if kind == "postgres":
-        return _find_postgres()
+        return _find_postgres(version)
     if kind == "redis":
         found = shutil.which("redis-server")
         if found is None:

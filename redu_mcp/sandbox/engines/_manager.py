@@ -158,15 +158,23 @@ class Engines:
     def engines(self) -> list[RunningEngine]:
         return list(self._engines)
 
-    async def start_postgres(self, *, db_name: str, db_user: str, password: str) -> RunningEngine:
-        """initdb a cluster, create db_user (not a superuser) owning db_name, launch postgres.
+    async def version_for(self, kind: Engine, version: str | None = None) -> str:
+        """The full version an engine of ``kind`` started with ``version`` would run, e.g. '15.18'."""
+        bins = find_binaries(kind, version)
+        return await _binary_version(bins["postgres" if kind == "postgres" else "redis-server"])
+
+    async def start_postgres(
+        self, *, db_name: str, db_user: str, password: str, version: str | None = None
+    ) -> RunningEngine:
+        """initdb a cluster, create db_user (not a superuser) owning db_name, launch postgres: the
+        requested major ``version`` when it is installed, else the default (``find_binaries``).
 
         Returns once the server process is launched; poll ``is_ready()`` for readiness.
         """
         _check_name("db_name", db_name)
         _check_name("db_user", db_user, forbidden="\0\r\n\"$'\\")
         _check_password(password)
-        bins = find_binaries("postgres")
+        bins = find_binaries("postgres", version)
         version = await _binary_version(bins["postgres"])
         verifier = _scram_verifier(password)
         secrets = _secret_forms(password, verifier)

@@ -62,11 +62,13 @@ def replica_notes(settings: Settings) -> list[tuple[int, str]]:
     from redu_mcp.sharing import describe_url
 
     notes: list[tuple[int, str]] = []
-    several = settings.stateless or settings.redis_url is not None
-    if not settings.state_keys:
+    # Several replicas are plausible only where the operator set up for them (no sessions, shared
+    # Redis) or serves beyond this machine; one local server needs no word about replicas.
+    several = settings.stateless or settings.redis_url is not None or not settings.loopback
+    if several and not settings.state_keys:
         notes.append(
             (
-                logging.WARNING if several else logging.INFO,
+                logging.WARNING,
                 "REDU_MCP_STATE_KEY is not set: request state (a delete's confirmation) is sealed with a key of "
                 "this process only, so only one replica is supported (a confirmation answered through another "
                 "replica, or after a restart, is refused)",

@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 from mcp.server.auth.provider import AccessToken
 
-from redu_mcp.api import AuthenticationError, PermissionDeniedError, ReduError, RetryPolicy
+from redu_mcp.api import AuthenticationError, MalformedKeyError, PermissionDeniedError, ReduError, RetryPolicy
 from redu_mcp.server.http._limits import Limits
 from redu_mcp.server.http._shared_limits import SharedKeyVerdicts
 from redu_mcp.server.http._verdicts import Accepted, BearerVerifier, Rejected, Throttled, Unavailable, Verdict
@@ -133,6 +133,9 @@ class ReduKeyVerifier(BearerVerifier):
         client = self._runtime.base_client().with_api_key(token).with_retry(RetryPolicy.none())
         try:
             user = await client.me()
+        except MalformedKeyError:  # a placeholder: refused before anything was sent
+            log.info("refused a request: its bearer token is an example's placeholder, not a Redu API key")
+            return Rejected()
         except (AuthenticationError, PermissionDeniedError):
             self._remember(self._rejected, digest, self._runtime.clock() + self._rejected_ttl)
             if self._shared is not None:
