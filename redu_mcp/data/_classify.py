@@ -281,12 +281,13 @@ def _tables(node: ast.Node) -> tuple[str, ...]:
     from pglast import ast, enums
 
     cte_names = {n.ctename for n in _walk(node) if isinstance(n, ast.CommonTableExpr)}
-    names: list[str] = []
+    found: list[tuple[int, str]] = []  # (where it is written, name): the statement's own order
     for item in _walk(node):
         if isinstance(item, ast.RangeVar) and item.relname:
             if item.schemaname is None and item.relname in cte_names:
                 continue
-            names.append(f"{item.schemaname}.{item.relname}" if item.schemaname else item.relname)
+            found.append((item.location or 0, f"{item.schemaname}.{item.relname}" if item.schemaname else item.relname))
+    names = [name for _, name in sorted(found)]
     if isinstance(node, ast.DropStmt) and node.removeType in (
         enums.ObjectType.OBJECT_TABLE,
         enums.ObjectType.OBJECT_VIEW,
