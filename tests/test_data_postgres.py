@@ -8,6 +8,7 @@ are also tested on their own (no engine needed).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import subprocess
@@ -475,6 +476,33 @@ async def test_a_sleep_ends_at_the_statement_timeout(pg: Postgres, victim: str) 
         for classifier in (True, False):
             outcome = await run_sql(pools, pg.target(), "SELECT pg_sleep(600)", mode="read", classify_first=classifier)
             assert isinstance(outcome, Failed) and outcome.error.kind == "timeout" and outcome.error.sqlstate == "57014"
+    finally:
+        await pools.aclose()
+
+
+async def test_a_cancelled_call_stops_its_statement(pg: Postgres) -> None:
+    """The MCP call is cancelled mid-statement: the server stops it too (not at its 30 s timeout)."""
+    pools = Pools(PostgresOptions(statement_timeout_ms=60_000))
+    marker = unique("sleep")
+    running = (
+        "SELECT count(*) FROM pg_stat_activity "
+        f"WHERE state = 'active' AND query LIKE '%{marker}%' AND pid <> pg_backend_pid()"
+    )
+    try:
+        call = asyncio.ensure_future(run_sql(pools, pg.target(), f"SELECT pg_sleep(60) AS {marker}", mode="read"))
+        for _ in range(200):
+            if await pg.scalar(running) == 1:
+                break
+            await asyncio.sleep(0.05)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        for _ in range(200):  # up to 10 s, well before the statement's own end
+            if await pg.scalar(running) == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await pg.scalar(running) == 0
+        assert isinstance(await run_sql(pools, pg.target(), "SELECT 1", mode="read"), SqlResult)
     finally:
         await pools.aclose()
 

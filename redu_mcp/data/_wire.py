@@ -13,6 +13,7 @@ cancelled, and a write is drained (counting) so that it still completes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -59,8 +60,24 @@ async def execute(
         pgconn.set_chunked_rows_mode(CHUNK_ROWS)
     else:
         pgconn.set_single_row_mode()
-    await _flush(pgconn)
+    try:
+        await _flush(pgconn)
+        return await _results(conn, collector, secret=secret, cancel_when_full=cancel_when_full, offset=offset)
+    except BaseException:
+        # The caller went away (cancelled) or the socket failed: stop the statement on the server
+        # rather than leave it running until its timeout. The pool discards this connection.
+        if pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.cancel_safe(timeout=2.0), 3.0)
+        raise
 
+
+async def _results(
+    conn: AsyncConnection[Any], collector: RowCollector, *, secret: str, cancel_when_full: bool, offset: int
+) -> Executed | SqlError:
+    from psycopg import pq
+
+    pgconn = conn.pgconn
     command, affected, cancelled = "", None, False
     columns: tuple[tuple[str, int], ...] = ()
     error: SqlError | None = None
