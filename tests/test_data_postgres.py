@@ -322,6 +322,13 @@ async def test_read_returns_typed_json_values(pg: Postgres, pools: Pools) -> Non
     json.dumps(result.rows, allow_nan=False)
 
 
+async def test_dates_are_read_in_the_databases_order(pg: Postgres, pools: Pools) -> None:
+    """Only the output style is set for the call: input keeps the database's DateStyle (MDY here)."""
+    assert await pg.scalar("SHOW DateStyle") == "ISO, MDY"
+    result = await run_sql(pools, pg.target(), "SELECT '03/04/2024'::date", mode="read")
+    assert isinstance(result, SqlResult) and result.rows == (("2024-03-04",),)
+
+
 async def test_user_types_are_named(pg: Postgres, pools: Pools) -> None:
     mood = unique("mood")
     await pg.run(f"CREATE TYPE {mood} AS ENUM ('ok', 'sad')")

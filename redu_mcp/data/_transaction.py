@@ -25,7 +25,8 @@ def prelude(options: PostgresOptions, *, read_only: bool, statement_timeout_ms: 
             f"SET LOCAL statement_timeout = {int(timeout)}",
             f"SET LOCAL lock_timeout = {int(options.lock_timeout_ms)}",
             f"SET LOCAL idle_in_transaction_session_timeout = {int(options.idle_in_transaction_timeout_ms)}",
-            "SET LOCAL DateStyle = 'ISO, YMD'",
+            # Output styles only: the database's own date order still reads input ('01/02/2024').
+            "SET LOCAL DateStyle = 'ISO'",
             "SET LOCAL IntervalStyle = 'iso_8601'",
             "SET LOCAL bytea_output = 'hex'",
             # A first snapshot: from here PostgreSQL refuses to make the transaction read-write

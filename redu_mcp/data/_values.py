@@ -89,7 +89,7 @@ _CONVERTERS: dict[int, Callable[[str], JsonValue]] = {
     JSON: _json,
     JSONB: _json,
     BYTEA: _bytea,
-    DATE: lambda text: text,  # ISO already (DateStyle ISO, YMD); infinity and BC stay as written
+    DATE: lambda text: text,  # ISO already (DateStyle ISO); infinity and BC stay as written
     TIMESTAMP: iso_datetime,
     TIMESTAMPTZ: iso_datetime,
     TIME: _time,
