@@ -25,6 +25,13 @@ class Column:
 
 
 def _json_length(value: JsonValue) -> int:
+    """Characters of ``value`` as compact JSON (a string's escapes not counted: near enough for a cap)."""
+    if isinstance(value, str):
+        return len(value) + 2
+    if value is None or isinstance(value, bool):
+        return 5 if value is False else 4
+    if isinstance(value, int | float):
+        return len(repr(value))
     return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
 
 
@@ -76,11 +83,12 @@ class RowCollector:
         cut: list[int] = []
         length = 2  # the brackets
         for index, (text, (oid, element)) in enumerate(zip(texts, self._types, strict=True)):
-            value, was_cut = self._cell(text, oid, element)
+            value, chars = self._cell(text, oid, element)
             row.append(value)
-            if was_cut:
+            if chars is None:
                 cut.append(index)
-            length += _json_length(value) + 1
+                chars = _json_length(value)
+            length += chars + 1
         if self._chars + length > self.max_total_chars:
             self.cut = "max_chars"
             return
@@ -88,11 +96,13 @@ class RowCollector:
         self.cut_cells += [(len(self.rows), index) for index in cut]
         self.rows.append(tuple(row))
 
-    def _cell(self, text: str | None, oid: int, element: tuple[int, str] | None) -> tuple[JsonValue, bool]:
+    def _cell(self, text: str | None, oid: int, element: tuple[int, str] | None) -> tuple[JsonValue, int | None]:
+        """The value and its length in characters, or the cut value and None."""
         if text is not None and len(text) > 4 * self.max_cell_chars:
-            return text[: self.max_cell_chars], True  # no conversion brings this under the cap
+            return text[: self.max_cell_chars], None  # no conversion brings this under the cap
         value = convert(text, oid, element)
-        if _json_length(value) <= self.max_cell_chars:
-            return value, False
+        chars = _json_length(value)
+        if chars <= self.max_cell_chars:
+            return value, chars
         as_text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        return as_text[: self.max_cell_chars], True
+        return as_text[: self.max_cell_chars], None
