@@ -435,6 +435,19 @@ async def test_unparseable_text_is_refused_at_write_and_left_to_postgres_at_read
     assert isinstance(at_read, Failed) and at_read.error.kind == "syntax" and at_read.statement is None
 
 
+async def test_nothing_is_sent_for_text_that_cannot_be_a_statement(pg: Postgres, pools: Pools) -> None:
+    for query, parameters, reason in (
+        ("-- only a comment", [], "empty"),
+        ("SELECT 1\x00; DROP TABLE x", [], "nul_character"),
+        ("SELECT $1", ["a\x00b"], "nul_character"),
+        ("SELECT 1; SELECT 2; SELECT 3", [], "multiple_statements"),
+    ):
+        outcome = await run_sql(pools, pg.target(), query, parameters, mode="write")
+        assert isinstance(outcome, Refused) and outcome.reason == reason, (query, outcome)
+    assert outcome.statement_count == 3
+    assert pools.keys() == []  # refused before any connection was opened
+
+
 # The attacker at read: each statement, with the classifier and without it. ``words`` is what the
 # classifier answers (a refusal reason) or None when it lets the statement through to PostgreSQL;
 # ``server`` is PostgreSQL's answer when the statement reaches it (an error kind, or "ok" when it runs
