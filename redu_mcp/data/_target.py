@@ -33,6 +33,8 @@ FailureKind = Literal[
     "timeout",  # connected, then no answer in time
     "tls_failed",  # TLS was required and could not be set up
     "auth_failed",  # the server refused the password (the credentials file is stale or wrong)
+    "rejected",  # authenticated or not, the server turned the session away: too many connections,
+    #              starting up, no such database (``detail`` carries its SQLSTATE)
     "protocol",  # something answered that is not the expected server
 ]
 
@@ -52,6 +54,7 @@ class ConnectionReport:
     tcp_ms: float | None = None  # TCP connect
     tls: str | None = None  # what was negotiated, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384"; None: plain
     authenticated: bool = False
+    session_ms: float | None = None  # TLS and authentication, until the session was ready
     server_version: str | None = None
     round_trip_ms: float | None = None  # SELECT 1 / PING
     protocol: str | None = None  # Redis: "RESP3" after HELLO 3
