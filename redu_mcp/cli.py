@@ -28,6 +28,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--sandbox", action="store_true", help="run against the built-in API emulator (no key needed)")
     parser.add_argument("--engines", action="store_true", help="with --sandbox: run real PostgreSQL/Redis servers")
     parser.add_argument("--access", help="read | create | full (env REDU_MCP_ACCESS; default full)")
+    parser.add_argument(
+        "--data",
+        help="off | read | write: how far tools may use an instance's data (env REDU_MCP_DATA; default read)",
+    )
     parser.add_argument("--secrets", help="file | reveal (env REDU_MCP_SECRETS; default file)")
     parser.add_argument("--confirm", help="auto | human: who may approve a delete (env REDU_MCP_CONFIRM; default auto)")
     parser.add_argument(
@@ -84,6 +88,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    if sys.platform == "win32":
+        # psycopg's async connections (the data tools) need a selector event loop, not Windows' default.
+        import asyncio
+
+        asyncio.set_event_loop_policy(asyncio.WindowsSelectorEventLoopPolicy())
     level = args.log_level.upper()
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     if level != "DEBUG":
@@ -126,6 +135,7 @@ def _serve(args: argparse.Namespace) -> None:
             sandbox=args.sandbox or None,
             engines=args.engines or None,
             access=args.access,
+            data=args.data,
             secrets=args.secrets,
             confirm=args.confirm,
             audit_log=args.audit_log,

@@ -106,6 +106,8 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "api_key": api_key_from_env(env),
         "api_url": env.get("REDU_API_URL") or DEFAULT_BASE_URL,
         "access": env.get("REDU_MCP_ACCESS") or "full",
+        "data": env.get("REDU_MCP_DATA") or "read",
+        "pg_sslmode": env.get("REDU_MCP_PG_SSLMODE") or "prefer",
         "secrets": env.get("REDU_MCP_SECRETS") or "file",
         "confirm": env.get("REDU_MCP_CONFIRM") or "auto",
         "audit_log": env.get("REDU_MCP_AUDIT_LOG") or None,
@@ -122,6 +124,8 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
             values["poll_interval_seconds"] = float(env["REDU_MCP_POLL_INTERVAL"])
         except ValueError:
             raise ConfigError("REDU_MCP_POLL_INTERVAL must be a number of seconds") from None
+    if env.get("REDU_MCP_PG_SSLROOTCERT"):
+        values["pg_sslrootcert"] = Path(env["REDU_MCP_PG_SSLROOTCERT"]).expanduser()
     if env.get("REDU_MCP_CREDENTIALS_DIR"):
         values["credentials_dir"] = Path(env["REDU_MCP_CREDENTIALS_DIR"]).expanduser()
     values.update({key: value for key, value in overrides.items() if value is not None})

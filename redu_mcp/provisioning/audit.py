@@ -2,7 +2,8 @@
 
 One JSON object per line: ``time`` (UTC), ``principal`` (the pass-through user's id, ``operator``
 for the operator's token, ``local`` for stdio or an unauthenticated loopback), ``tool``, ``kind``,
-``id``, ``name``, ``outcome``, ``request_id``, and a short ``detail`` where it helps. Records are
+``id``, ``name``, ``outcome``, ``request_id``, and a short ``detail`` where it helps; for a change
+of an instance's data also ``statement`` (its kind), ``tables``, ``sha256`` of its text and ``rows``. Records are
 built from declared fields only, so no password or key can be in one.
 
 Targets (``REDU_MCP_AUDIT_LOG``, comma-separated): a file path (appended, created 0600 without
@@ -39,6 +40,12 @@ Outcome = Literal[
     "already_gone",
     "not_deleted",  # the API's answer was odd and the instance is still there
     "delete_failed",  # the DELETE failed or its outcome could not be checked
+    # --- using an instance's data
+    "ran",  # a statement or command ran (and, at --data write, committed)
+    "sql_failed",  # the engine refused it: nothing was changed
+    "migrated",  # a migration was applied
+    "already_applied",  # the same migration again: nothing was run
+    "migration_failed",  # refused or failed: everything rolled back
 ]
 
 
@@ -52,6 +59,11 @@ class AuditRecord:
     name: str | None = None
     request_id: str | None = None
     detail: str | None = None  # e.g. how a delete was confirmed, or why it was refused
+    # Data changes: what ran, never its text (it holds the caller's literals).
+    statement: str | None = None  # its kind: "insert", "drop", "migration", a Redis command's name
+    tables: tuple[str, ...] | None = None  # the tables it names (or the count of keys, for Redis)
+    sha256: str | None = None  # of the text, to match a line with what was sent
+    rows: int | None = None  # rows affected
 
 
 class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):

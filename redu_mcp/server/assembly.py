@@ -27,7 +27,7 @@ NAME = "redu-mcp"
 def runtime_for(settings: Settings, **options: Any) -> Runtime:
     """The runtime of a server for ``settings``: its sentences name only the tools it offers.
     ``options`` (``client``, ``on_close``) as for ``build_server``."""
-    offered = frozenset(spec.name for spec in tools_for(settings.access))
+    offered = frozenset(spec.name for spec in tools_for(settings.access, settings.data))
     return Runtime(settings, words=Wording(offered=offered), **options)
 
 
@@ -42,7 +42,7 @@ def build_server(
     """The MCP server for ``settings``. ``client`` replaces the upstream (the sandbox's, a test's);
     ``on_close`` runs when the last session ends (e.g. stopping the sandbox's engines);
     ``mcp_options`` go to ``MCPServer`` (e.g. ``request_state_security``)."""
-    offered = tools_for(settings.access)
+    offered = tools_for(settings.access, settings.data)
     runtime = runtime or runtime_for(settings, client=client, on_close=on_close)
     tools = {spec.name: spec.build() for spec in offered}
 

@@ -1,7 +1,9 @@
-"""Who may approve a delete, decided before anything is deleted.
+"""Who may approve a delete (or a change that destroys an instance's data), decided before anything
+is done.
 
 Two resolvers run before a delete tool's body (the SDK's ``Resolve``): ``current`` reads the target
 afresh (None when it is already gone), and ``confirmation`` decides how the deletion is confirmed.
+Data tools ask the same way (``ask_or_check``) when what they were given destroys data.
 A ``confirm_name`` that does not match the target's current name is refused outright. Otherwise a
 client that can ask its user (form elicitation) asks, and only an explicit tick confirms. A client
 that cannot ask needs the exact current name in ``confirm_name`` (``--confirm auto``), or is refused
@@ -34,7 +36,21 @@ class ConfirmDelete(BaseModel):
     confirm: bool = Field(strict=True, description="Delete it permanently, with all its data? This cannot be undone.")
 
 
-NameCheckResult = Literal["matches", "mismatch", "missing", "gone", "person_required"]
+class ConfirmChange(BaseModel):
+    """The form a person answers before a change that destroys data."""
+
+    confirm: bool = Field(strict=True, description="Make this change? What it removes cannot be brought back.")
+
+
+NameCheckResult = Literal[
+    "matches",
+    "mismatch",
+    "missing",
+    "gone",
+    "person_required",
+    "not_needed",  # nothing destructive: no confirmation is asked for
+    "needs_full_access",  # destructive, and this server's access level does not allow it at all
+]
 
 
 class NameCheck(BaseModel):
@@ -46,6 +62,7 @@ class NameCheck(BaseModel):
 
 
 Decision = ElicitationResult[ConfirmDelete | NameCheck]
+ChangeDecision = ElicitationResult[ConfirmChange | NameCheck]
 
 
 def can_ask_user(capabilities: ClientCapabilities | None) -> bool:
@@ -74,23 +91,47 @@ _REFUSALS: dict[NameCheckResult, RefusalReason] = {
     "missing": "name_missing",
     "gone": "gone",
     "person_required": "person_required",
+    "needs_full_access": "needs_full_access",
 }
 
 
-def refusal_of(decision: Decision) -> Refusal | None:
-    """Why the deletion must not go ahead, or None when it is confirmed."""
+def refusal_of(decision: Decision | ChangeDecision) -> Refusal | None:
+    """Why it must not go ahead, or None when it is confirmed (or needs no confirmation)."""
     if not isinstance(decision, AcceptedElicitation):
         return Refusal("declined" if decision.action == "decline" else "cancelled")
     data = decision.data
     if isinstance(data, NameCheck):
-        return None if data.result == "matches" else Refusal(_REFUSALS[data.result], data.given, data.cannot_ask)
+        if data.result in ("matches", "not_needed"):
+            return None
+        return Refusal(_REFUSALS[data.result], data.given, data.cannot_ask)
     return None if data.confirm is True else Refusal("unticked")
 
 
-def confirmed_by(decision: Decision) -> Literal["the user", "confirm_name"]:
-    """Who approved a confirmed delete (for the audit trail)."""
-    confirmed_by_name = isinstance(decision, AcceptedElicitation) and isinstance(decision.data, NameCheck)
-    return "confirm_name" if confirmed_by_name else "the user"
+def confirmed_by(decision: Decision | ChangeDecision) -> Literal["the user", "confirm_name"] | None:
+    """Who approved it (for the audit trail); None when nothing needed approving."""
+    if isinstance(decision, AcceptedElicitation) and isinstance(decision.data, NameCheck):
+        return None if decision.data.result == "not_needed" else "confirm_name"
+    return "the user"
+
+
+def ask_or_check(
+    ctx: Context, target: Instance, confirm_name: str | None, question: str, form: type[BaseModel]
+) -> Elicit[Any] | NameCheck:
+    """Ask the user where the client can; else check ``confirm_name`` (``--confirm auto``) or refuse
+    (``--confirm human``). A ``confirm_name`` naming another instance is refused outright."""
+    runtime = runtime_of(ctx)
+    if confirm_name is not None and confirm_name != target.name:
+        # Refused outright, even when the client could ask the user: the caller named another instance.
+        return NameCheck(result="mismatch", given=confirm_name)
+    connection_cannot = without_back_channel(ctx)
+    if can_ask_user(ctx.client_capabilities) and not connection_cannot:
+        return Elicit(question, form)
+    cannot_ask: CannotAsk = "connection" if connection_cannot else "client"
+    if runtime.settings.confirm == "human":
+        return NameCheck(result="person_required", cannot_ask=cannot_ask)
+    if confirm_name is None:
+        return NameCheck(result="missing", cannot_ask=cannot_ask)
+    return NameCheck(result="matches", given=confirm_name)
 
 
 def resolvers(kind: AnyKind) -> tuple[Callable[..., Awaitable[Instance | None]], Callable[..., Awaitable[Any]]]:
@@ -111,20 +152,9 @@ def resolvers(kind: AnyKind) -> tuple[Callable[..., Awaitable[Instance | None]],
     async def confirmation(
         ctx: Context, target: Annotated[Instance | None, Resolve(current)], confirm_name: ConfirmName = None
     ) -> Elicit[ConfirmDelete] | NameCheck:
-        runtime = runtime_of(ctx)
         if target is None:
             return NameCheck(result="gone")
-        if confirm_name is not None and confirm_name != target.name:
-            # Refused outright, even when the client could ask the user: the caller named another instance.
-            return NameCheck(result="mismatch", given=confirm_name)
-        connection_cannot = without_back_channel(ctx)
-        if can_ask_user(ctx.client_capabilities) and not connection_cannot:
-            return Elicit(runtime.words.confirmation_question(kind, target), ConfirmDelete)
-        cannot_ask: CannotAsk = "connection" if connection_cannot else "client"
-        if runtime.settings.confirm == "human":
-            return NameCheck(result="person_required", cannot_ask=cannot_ask)
-        if confirm_name is None:
-            return NameCheck(result="missing", cannot_ask=cannot_ask)
-        return NameCheck(result="matches", given=confirm_name)
+        question = runtime_of(ctx).words.confirmation_question(kind, target)
+        return ask_or_check(ctx, target, confirm_name, question, ConfirmDelete)
 
     return current, confirmation

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-RefusalReason = Literal["declined", "cancelled", "unticked", "name_mismatch", "name_missing", "gone", "person_required"]
+RefusalReason = Literal[
+    "declined", "cancelled", "unticked", "name_mismatch", "name_missing", "gone", "person_required", "needs_full_access"
+]
 
 #: Why nobody could be asked: the client takes no questions, or this connection cannot carry one
 #: (a 2025-11-25 client on a server without sessions: the server has no way to send it a request).
@@ -14,7 +16,7 @@ CannotAsk = Literal["client", "connection"]
 
 @dataclass(frozen=True)
 class Refusal:
-    """Why a delete must not go ahead."""
+    """Why a delete (or a destructive change of an instance's data) must not go ahead."""
 
     why: RefusalReason
     given: str | None = None

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from mcp.server.mcpserver.exceptions import ToolError
 
 from redu_mcp.api import NotConfiguredError, ReduClient, ReduError
+from redu_mcp.data import Pools
 from redu_mcp.provisioning.audit import AuditLog
 from redu_mcp.provisioning.credentials import CredentialStore
 from redu_mcp.provisioning.waiting import Board, StatusBoard
@@ -55,6 +56,8 @@ class Runtime:
         self._client: ReduClient | None = None
         self._sessions = 0
         self.credentials = CredentialStore(settings.credentials_dir)
+        #: Connections to PostgreSQL instances, per principal and instance (opened on first use).
+        self.pools = Pools(settings.postgres_options)
         try:
             self.audit = AuditLog(settings.audit_log)
         except OSError as exc:
@@ -148,6 +151,7 @@ class Runtime:
 
     async def _close(self) -> None:
         self.audit.close()
+        await self.pools.aclose()
         if self.shared is not None:
             await self.shared.aclose()
         client, self._client = self._client, None

@@ -13,6 +13,7 @@ from typing import Final, Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 
 from redu_mcp.api import DEFAULT_BASE_URL
+from redu_mcp.data import SSL_MODES, PostgresOptions, SslMode
 from redu_mcp.provisioning.credentials import SecretsMode
 from redu_mcp.server.errors import ConfigError
 from redu_mcp.server.http._settings import (
@@ -24,7 +25,7 @@ from redu_mcp.server.http._settings import (
     check_origin,
     check_public_url,
 )
-from redu_mcp.server.specs import ACCESS_LEVELS, AccessLevel
+from redu_mcp.server.specs import ACCESS_LEVELS, DATA_LEVELS, AccessLevel, DataLevel
 
 Transport = Literal["stdio", "http"]
 #: auto: the user is asked where the client can ask, else confirm_name suffices; human: only a
@@ -104,6 +105,10 @@ class Settings:
     sandbox: bool = False
     engines: bool = False
     access: AccessLevel = "full"
+    #: How far tools may use an instance's data: off, read (read-only transactions and commands), write.
+    data: DataLevel = "read"
+    pg_sslmode: SslMode = "prefer"  # libpq's sslmode for connections to instances (REDU_MCP_PG_SSLMODE)
+    pg_sslrootcert: Path | None = None  # the CA bundle verify-ca/verify-full check against
     secrets: SecretsMode = "file"
     confirm: ConfirmMode = "auto"
     audit_log: str | None = None  # where audit records go: file paths and/or "stderr", comma-separated
@@ -133,6 +138,19 @@ class Settings:
         # Case and surrounding blanks are forgiven ("READ " is read); anything else stops the server:
         # a mistyped restriction must never fall back to a wider level.
         self.access = _choice(self.access, ACCESS_LEVELS, "access level", "--access / REDU_MCP_ACCESS")
+        self.data = _choice(self.data, DATA_LEVELS, "data level", "--data / REDU_MCP_DATA")
+        if self.data == "write" and self.access == "read":
+            raise ConfigError(
+                "--data write needs --access create or full: a read-only server cannot write to instances"
+            )
+        self.pg_sslmode = _choice(self.pg_sslmode, SSL_MODES, "PostgreSQL sslmode", "REDU_MCP_PG_SSLMODE")
+        if self.pg_sslmode in ("verify-ca", "verify-full") and self.pg_sslrootcert is None:
+            raise ConfigError(
+                f"REDU_MCP_PG_SSLMODE={self.pg_sslmode} needs REDU_MCP_PG_SSLROOTCERT: the CA bundle to check "
+                "the instances' certificates against"
+            )
+        if self.pg_sslrootcert is not None and not self.pg_sslrootcert.is_file():
+            raise ConfigError(f"REDU_MCP_PG_SSLROOTCERT is not a readable file: {self.pg_sslrootcert}")
         self.secrets = _choice(self.secrets, SECRETS_MODES, "secrets mode", "--secrets / REDU_MCP_SECRETS")
         self.confirm = _choice(self.confirm, CONFIRM_MODES, "confirmation mode", "--confirm / REDU_MCP_CONFIRM")
         if self.auth_token and self.auth_passthrough:
@@ -197,3 +215,8 @@ class Settings:
     def check_http_exposure(self, *, serving_http: bool | None = None) -> None:
         """Refuse to serve HTTP where anyone could use it (see ``check_exposure``)."""
         check_exposure(self, serving_http=serving_http)
+
+    @property
+    def postgres_options(self) -> PostgresOptions:
+        """How connections to PostgreSQL instances are made (TLS); the rest are the data layer's defaults."""
+        return PostgresOptions(sslmode=self.pg_sslmode, sslrootcert=self.pg_sslrootcert)

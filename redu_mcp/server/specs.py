@@ -26,11 +26,15 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel
 
 from redu_mcp.api import within
+from redu_mcp.server.fence import FencedResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 AccessLevel = Literal["read", "create", "full"]
 ACCESS_LEVELS: Final[tuple[AccessLevel, ...]] = get_args(AccessLevel)
+#: How far tools may use what was provisioned (``--data``): not at all, read-only, or read and write.
+DataLevel = Literal["off", "read", "write"]
+DATA_LEVELS: Final[tuple[DataLevel, ...]] = get_args(DataLevel)
 
 #: How long one tool call may take, every request and retry included. Desktop clients cancel a call
 #: at about 60 s, and the answer must arrive before that.
@@ -39,13 +43,20 @@ TOOL_DEADLINE_SECONDS: Final = 45.0
 
 @dataclass(frozen=True)
 class Profile:
-    """A named set of the four MCP hints, and the access level a tool with these hints needs."""
+    """A named set of the four MCP hints, and the access level (and, for a tool that uses an
+    instance's data, the data level) a tool with these hints needs."""
 
     name: str
     level: AccessLevel
     read_only: bool
     destructive: bool
     idempotent: bool
+    data: DataLevel | None = None  # None: the tool does not touch an instance's data
+
+    def allowed(self, access: AccessLevel, data: DataLevel) -> bool:
+        """Is a tool with this profile offered at ``access`` and ``data``?"""
+        data_ok = self.data is None or DATA_LEVELS.index(self.data) <= DATA_LEVELS.index(data)
+        return level_allows(access, self.level) and data_ok
 
     def annotations(self, title: str) -> ToolAnnotations:
         return ToolAnnotations(
@@ -60,6 +71,11 @@ class Profile:
 READS: Final = Profile("reads", "read", read_only=True, destructive=False, idempotent=True)
 CREATES: Final = Profile("creates", "create", read_only=False, destructive=False, idempotent=False)
 DESTROYS: Final = Profile("destroys", "full", read_only=False, destructive=True, idempotent=True)
+#: Tools that use an instance's data: reading (inside the engine's own read-only guards), writing
+#: (what can be destroyed is confirmed like a delete), and migrating (applied once per version).
+READS_DATA: Final = Profile("reads data", "read", read_only=True, destructive=False, idempotent=True, data="read")
+WRITES_DATA: Final = Profile("writes data", "create", read_only=False, destructive=True, idempotent=False, data="write")
+MIGRATES: Final = Profile("migrates", "create", read_only=False, destructive=True, idempotent=True, data="write")
 
 
 def declared(fn: F, *, returns: type, parameters: list[inspect.Parameter] | None = None) -> F:
@@ -123,11 +139,13 @@ class ToolSpec:
 
 def as_result(value: Any) -> Any:
     """A result model as the tool result: compact text without nulls (what the model reads, ~30%
-    shorter than indented JSON), and the whole model as ``structuredContent``."""
+    shorter than indented JSON; data read from an instance inside its fence), and the whole model as
+    ``structuredContent``."""
     if not isinstance(value, BaseModel):
         return value
+    text = value.fenced_text() if isinstance(value, FencedResult) else value.model_dump_json(exclude_none=True)
     return CallToolResult(
-        content=[TextContent(type="text", text=value.model_dump_json(exclude_none=True))],
+        content=[TextContent(type="text", text=text)],
         structured_content=value.model_dump(mode="json"),
     )
 

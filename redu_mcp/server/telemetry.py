@@ -1,4 +1,5 @@
-"""Metrics of the MCP face: the duration of every MCP request, tool calls included.
+"""Metrics of the MCP face (the duration of every MCP request) and a span per statement a data tool
+runs on an instance.
 
 The SDK already opens one SERVER span per inbound message (tracer ``mcp-python-sdk``: ``tools/call
 whoami``, with ``gen_ai.tool.name`` and ``error.type=tool_error`` on error results), and the API
@@ -17,10 +18,15 @@ something else has (see ``redu_mcp.api._telemetry``): start-up does not pay for 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
 from mcp.types import CallToolResult
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
+from redu_mcp import __version__
 from redu_mcp.api import WhenMetricsLoaded
 
 if TYPE_CHECKING:
@@ -60,3 +66,22 @@ async def operation_metrics(ctx: ServerRequestContext[Any, Any], call_next: Call
         attributes["error.type"] = "tool_error"  # as the SDK's span says
     histogram.record(time.perf_counter() - started, attributes)
     return result
+
+
+_tracer = trace.get_tracer(SCOPE, __version__)
+
+
+@contextmanager
+def data_span(system: str, operation: str | None, tables: Iterable[str] = ()) -> Iterator[None]:
+    """A CLIENT span around one statement or command run on an instance: the engine
+    (``db.system.name``), the operation (``SELECT``, ``GET``) and the first table. Never the text:
+    it holds the caller's literals."""
+    attributes: dict[str, str] = {"db.system.name": system}
+    if operation:
+        attributes["db.operation.name"] = operation.upper()
+    first = next(iter(tables), None)
+    if first:
+        attributes["db.collection.name"] = first
+    name = " ".join(part for part in (attributes.get("db.operation.name"), first) if part) or system
+    with _tracer.start_as_current_span(name, kind=SpanKind.CLIENT, attributes=attributes):
+        yield

@@ -37,6 +37,7 @@ from redu_mcp.api import (
     TransportError,
     retry_after_of,
 )
+from redu_mcp.data import ChecksumMismatch, ConnectionFailure, Migration, MigrationRefused, Refused, SqlError, Target
 from redu_mcp.provisioning.create import (
     AlreadyExists,
     Created,
@@ -45,9 +46,17 @@ from redu_mcp.provisioning.create import (
     OutcomeUnknown,
     UnknownReference,
 )
-from redu_mcp.provisioning.credentials import Delivery, NoPassword, Revealed, SavedToFile, SuppliedNotSaved
+from redu_mcp.provisioning.credentials import (
+    Delivery,
+    NoCredentials,
+    NoPassword,
+    Revealed,
+    SavedToFile,
+    SuppliedNotSaved,
+)
 from redu_mcp.provisioning.delete import StillThere, Unverified
 from redu_mcp.provisioning.waiting import Poll, WaitOutcome
+from redu_mcp.server.fence import fence
 from redu_mcp.server.kinds import each_kind, either
 from redu_mcp.server.refusals import Refusal
 
@@ -59,6 +68,18 @@ NO_BACK_CHANNEL = (
 )
 CALL_AGAIN_SOON = "Call the same tool again in a minute."
 LISTS = either(each_kind("list_{collection}"))  # "list_databases or list_redis"
+#: What makes a statement destructive, in words.
+_DESTRUCTIVE = {
+    "drop": "DROP",
+    "truncate": "TRUNCATE",
+    "delete_without_where": "DELETE without WHERE",
+    "update_without_where": "UPDATE without WHERE",
+    "merge_delete": "MERGE ... DELETE",
+    "alter_drop": "ALTER ... DROP",
+    "do_block": "a DO block",
+    "drop_owned": "DROP OWNED",
+    "reassign_owned": "REASSIGN OWNED",
+}
 
 
 # --- facts, the same for everyone ----------------------------------------------------------------------
@@ -354,6 +375,8 @@ class Wording:
                     f"this client cannot ask one. Tell the user: delete {described} in the Redu console, or ask the "
                     "operator to use a client that can ask, or to run the server with --confirm auto."
                 )
+            case "needs_full_access":  # deleting is offered only at --access full, so this is not reached
+                return f"Nothing was deleted: deleting needs --access full. {dont_retry}"
 
     def already_gone(self, kind: AnyKind, id: int) -> str:
         return f"Nothing to delete: there is no {kind.label} with id {id} (already deleted, or never created)."
@@ -416,6 +439,193 @@ class Wording:
             f"again with kind='{kind.name}' and id={instance.id} (provisioning can take several minutes); do "
             "not create another instance."
         )
+
+    # --- using an instance ---------------------------------------------------------------------------
+
+    def sandbox_without_engines(self, kind: AnyKind, instance: Instance) -> str:
+        return (
+            f"{_described(kind, instance)} is emulated: this server runs against the Redu sandbox without real "
+            "servers, so nothing listens at its address. Tell the user: to try the data tools, restart the server "
+            "with --sandbox --engines (it needs PostgreSQL and redis-server installed)."
+        )
+
+    def not_ready_to_use(self, kind: AnyKind, instance: Instance) -> str:
+        return (
+            f"{_described(kind, instance)} is not ready yet (status {instance.status}). Next step: call "
+            f"wait_for_ready with kind='{kind.name}' and id={instance.id}, then call this tool again."
+        )
+
+    def no_address(self, kind: AnyKind, instance: Instance) -> str:
+        return (
+            f"{_described(kind, instance)} is ready but has no address (floating IP) yet. Next step: call "
+            f"get_{kind.name} with id={instance.id} in a minute, then call this tool again."
+        )
+
+    def no_credentials(self, kind: AnyKind, instance: Instance, missing: NoCredentials) -> str:
+        why = {
+            "missing": "it saved no credentials file for it (the instance was created elsewhere, or its password was shown instead of saved)",
+            "other_instance": "the credentials file there belongs to another instance (one that had this id before, or another user's)",
+            "not_private": "the credentials file there is not private (a link, another user's, or readable by others), so it is not used",
+            "unreadable": f"the credentials file could not be read ({missing.detail or 'no reason given'})",
+        }[missing.reason]
+        return (
+            f"This server has no password for {_described(kind, instance)}: {why}. It connects only with the "
+            "password saved when the instance was created, never one typed in the chat. Tell the user: if they "
+            f"have the password, they can save it in {missing.expected} (an env file with {kind.env.password}=..., "
+            "mode 0600; see the server's documentation), then call this tool again."
+        )
+
+    def unavailable(self, kind: AnyKind, target: Target, failure: ConnectionFailure) -> str:
+        at = f"{target.host}:{target.port}"
+        described = f"{kind.label} {target.instance_id}"
+        match failure.kind:
+            case "unreachable":
+                what = (
+                    f"nothing answered at {at}. Its security groups may not allow connections to port "
+                    f"{target.port} from this server's address. Next step: tell the user to check the "
+                    "instance's security groups in the Redu console"
+                )
+            case "refused":
+                what = (
+                    f"{at} refused the connection: nothing listens on port {target.port} (the server may be "
+                    "restarting). Next step: call check_connection again in a minute"
+                )
+            case "timeout":
+                what = f"{at} did not answer in time. Next step: call check_connection again in a minute"
+            case "tls_failed":
+                what = (
+                    f"TLS could not be set up with {at}. Next step: tell the user; the operator sets how this "
+                    "server uses TLS (REDU_MCP_PG_SSLMODE, REDU_MCP_PG_SSLROOTCERT)"
+                )
+            case "auth_failed":
+                what = (
+                    f"{at} refused the saved password: the credentials file is out of date. Next step: tell the "
+                    "user to put the current password in the instance's credentials file"
+                )
+            case "rejected":
+                what = (
+                    f"{at} turned the session away (too many connections, starting up, or no such database). "
+                    "Next step: call this tool again in a minute"
+                )
+            case "protocol":
+                what = f"what answered at {at} is not a {kind.engine} server"
+        return f"Could not connect to {described}: {what}.\n{fence(failure.detail)}"
+
+    def sql_refused(self, refused: Refused | MigrationRefused) -> str:
+        reason = refused.reason
+        why = {
+            "transaction_control": "transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT) is the server's: each call is one transaction of its own",
+            "session_control": "session settings (SET, RESET, SET ROLE, DISCARD, PREPARE, cursors) would not outlive the call",
+            "copy_program": "COPY to or from a program is never allowed",
+            "copy_file": "COPY to or from a file on the server is never allowed",
+            "copy_client": "COPY to or from the client has no channel here: use INSERT ... VALUES or SELECT",
+            "listen_notify": "LISTEN, NOTIFY and UNLISTEN have no channel here",
+            "load": "LOAD is never allowed",
+            "role_management": "roles are not managed here (changing the password would break the credentials file)",
+            "empty": "there is no statement in it",
+            "multiple_statements": f"it holds {getattr(refused, 'statement_count', 'several')} statements, and run_sql takes one per call (apply_migration takes several)",
+            "unparseable": "the parser cannot read it, so nothing can say whether it is destructive",
+            "parameter_count": f"it uses {getattr(refused, 'parameters_expected', '?')} parameters ($1, $2, ...) and {getattr(refused, 'parameters_given', '?')} were given",
+            "nul_character": "PostgreSQL text cannot hold a NUL character",
+            "parameters": "a migration takes no parameters ($1)",
+            "invalid_version": "the version must be letters, digits, '.', '_' or '-', starting with a letter or digit (e.g. '20261207_01')",
+            "invalid_name": "the name must be one line of at most 200 characters",
+        }[reason]
+        where = ""
+        if isinstance(refused, MigrationRefused) and refused.statement_index is not None:
+            where = f" (statement {refused.statement_index + 1} of the migration)"
+        position = ""
+        if refused.parse_error is not None:
+            position = f" PostgreSQL's parser says: {refused.parse_error.message}"
+            if refused.parse_error.position is not None:
+                position += f" (at character {refused.parse_error.position})"
+            position += "."
+        return f"Nothing was sent: {why}{where}.{position} Change the statement and call again."
+
+    def sql_failed(self, error: SqlError, statement_index: int | None = None) -> str:
+        advice = {
+            "read_only": "This server runs SQL read-only (--data read): only the operator can allow writes (--data write).",
+            "timeout": "The statement ran longer than its time limit and was cancelled: narrow it (WHERE, LIMIT) or add an index.",
+            "lock_timeout": "It waited too long for a lock another session holds: call again in a minute.",
+            "syntax": "Fix the statement and call again; describe_database shows the tables and columns.",
+            "undefined": "Check the names with describe_database, then call again.",
+            "permission": "The instance's user may not do that.",
+            "parameters": "Pass one parameter per $n the statement uses.",
+            "connection_lost": "The connection broke: call again.",
+        }.get(error.kind, "Change the statement and call again.")
+        where = f" in statement {statement_index + 1} of the migration" if statement_index is not None else ""
+        at = f" at character {error.position}" if error.position is not None else ""
+        state = f"SQLSTATE {error.sqlstate}" if error.sqlstate else "no SQLSTATE"
+        said = "\n".join(
+            part
+            for part in (
+                error.message,
+                error.detail and f"DETAIL: {error.detail}",
+                error.hint and f"HINT: {error.hint}",
+            )
+            if part
+        )
+        return (
+            f"PostgreSQL refused it{where} ({state}{at}); nothing was changed. {advice} "
+            f"Its message follows.\n{fence(said)}"
+        )
+
+    def migration_applied(self, migration: Migration, fresh: bool) -> str:
+        if fresh:
+            return f"Applied migration {migration.version} ({migration.statements} statements) in one transaction."
+        return (
+            f"Migration {migration.version} was already applied on {migration.applied_at} with the same SQL: "
+            "nothing ran again."
+        )
+
+    def checksum_mismatch(self, mismatch: ChecksumMismatch) -> str:
+        applied = mismatch.applied
+        return (
+            f"Nothing was run: migration {applied.version} was already applied on {applied.applied_at} with other "
+            f"SQL (SHA-256 {applied.checksum[:12]}…, this one {mismatch.given_checksum[:12]}…). A version is applied "
+            "once: give this change a new version, or call list_migrations to see what is applied."
+        )
+
+    def change_question(self, kind: AnyKind, target: Instance, what: str, reasons: list[str]) -> str:
+        listed = ", ".join(_DESTRUCTIVE.get(reason, reason) for reason in dict.fromkeys(reasons))
+        shown = what if len(what) <= 400 else what[:400] + "…"
+        return (
+            f"Change {_described(kind, target)} in a way that cannot be undone ({listed})?\n{shown}\n"
+            "What it removes is lost for good."
+        )
+
+    def refused_change(self, kind: AnyKind, target: Instance, refusal: Refusal) -> str:
+        dont_retry = "Do not retry unless the user asks for this change again."
+        described = _described(kind, target)
+        match refusal.why:
+            case "declined" | "cancelled":
+                return f"Nothing was changed: the user {refusal.why} the confirmation. {dont_retry}"
+            case "unticked":
+                return f"Nothing was changed: the user did not confirm it. {dont_retry}"
+            case "needs_full_access":
+                return (
+                    "Nothing was changed: it destroys data (a DROP, TRUNCATE, DELETE or UPDATE without WHERE, "
+                    "ALTER ... DROP or a DO block), which this server allows only at --access full. Tell the user; "
+                    "a narrower statement (with a WHERE) needs no confirmation."
+                )
+            case "name_mismatch":
+                return (
+                    f"Nothing was changed: confirm_name is not the name of {described}. Make sure the user wants "
+                    f"this change on {described}; only then call again with confirm_name='{target.name}'."
+                )
+            case "name_missing":
+                who = NO_BACK_CHANNEL if refusal.cannot_ask == "connection" else "this client cannot ask the user"
+                return (
+                    f"Nothing was changed: it destroys data, and {who}, so confirm_name is required. Only if the "
+                    f"user asked for this change, call again with confirm_name='{target.name}'."
+                )
+            case "person_required":
+                return (
+                    "Nothing was changed: it destroys data, and on this server only a person may approve that "
+                    "(--confirm human), but this client cannot ask one. Tell the user."
+                )
+            case "gone":
+                return self.already_gone(kind, target.id)
 
 
 # --- argument refusals ----------------------------------------------------------------------------------

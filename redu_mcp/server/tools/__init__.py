@@ -9,8 +9,8 @@ once for every kind of the API library's ``KINDS``: adding a kind adds them, wit
 from typing import Final
 
 from redu_mcp.server.kinds import ALL_KINDS
-from redu_mcp.server.specs import AccessLevel, ToolSpec, level_allows
-from redu_mcp.server.tools import create, delete, instances, options, wait, whoami
+from redu_mcp.server.specs import AccessLevel, DataLevel, ToolSpec
+from redu_mcp.server.tools import connection, create, delete, instances, migrations, options, schema, sql, wait, whoami
 
 #: Every tool, in the order they are listed.
 TOOLS: Final[tuple[ToolSpec, ...]] = (
@@ -23,12 +23,20 @@ TOOLS: Final[tuple[ToolSpec, ...]] = (
     wait.TOOL,
     options.TOOL,
     whoami.TOOL,
+    connection.TOOL,
+    schema.TOOL,
+    sql.READ_TOOL,
+    sql.WRITE_TOOL,
+    migrations.LIST,
+    migrations.APPLY,
 )
 
 
-def tools_for(access: AccessLevel) -> list[ToolSpec]:
-    """The tools a server at ``access`` offers; the others do not exist for it."""
-    return [spec for spec in TOOLS if level_allows(access, spec.level)]
+def tools_for(access: AccessLevel, data: DataLevel = "read") -> list[ToolSpec]:
+    """The tools a server at ``access`` and ``data`` offers; the others do not exist for it. A tool
+    listed in two variants (``run_sql`` at read and at write) is offered in the last one allowed."""
+    offered = {spec.name: spec for spec in TOOLS if spec.profile.allowed(access, data)}
+    return list(offered.values())
 
 
 __all__ = ["TOOLS", "tools_for"]

@@ -34,11 +34,13 @@ def audit(
     id: int | None = None,
     name: str | None = None,
     detail: str | None = None,
+    **change: Any,
 ) -> None:
-    """One line in the audit trail (when one is configured): who did what to which instance."""
+    """One line in the audit trail (when one is configured): who did what to which instance.
+    ``change``: what a data tool ran (``statement``, ``tables``, ``sha256``, ``rows``)."""
     runtime = runtime_of(ctx)
     request_id = str(ctx.request_id) if ctx.request_id is not None else None
-    record = AuditRecord(runtime.principal(), tool, kind.name, outcome, id, name, request_id, detail)
+    record = AuditRecord(runtime.principal(), tool, kind.name, outcome, id, name, request_id, detail, **change)
     runtime.audit.record(record)
 
 

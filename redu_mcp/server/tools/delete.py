@@ -116,6 +116,8 @@ def delete_tool(kind: AnyKind) -> ToolSpec:
         else:
             audit(ctx, tool, kind, "confirmed", id=id, name=name, detail=f"by {confirmed_by(decision)}")
             end = await _delete(runtime.client(), kind, target)
+            if isinstance(end, Deleted):
+                await runtime.pools.close_instance(kind.name, id)  # its connections lead nowhere now
         outcome, detail = _audited(end)
         audit(ctx, tool, kind, outcome, id=id, name=name, detail=detail)
         return _present(runtime.words, kind, id, target, end)
