@@ -12,7 +12,6 @@ It uses no pool: a check must not reuse a connection made earlier with other cre
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import ssl
 import time
@@ -54,9 +53,8 @@ async def _tcp_and_tls(
         secured: Any = writer.get_extra_info("ssl_object")
         return tcp_ms, f"{secured.version()} {secured.cipher()[0]}", None
     finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
+        # A probe needs no graceful close, and waiting for one can hang after a half-done handshake.
+        writer.transport.abort()
         del reader
 
 

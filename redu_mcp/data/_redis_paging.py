@@ -1,7 +1,7 @@
 """What to call next when a reply was cut: the range, cursor or keys that continue it.
 
 Only commands whose next part can be named exactly get a ``next_call``: a string goes on with
-``GETRANGE`` from the byte where it was cut; ``LRANGE``/``ZRANGE`` by index from the next index
+``GETRANGE`` from the byte where it was cut (one cap's worth: the caller knows the total); ``LRANGE``/``ZRANGE`` by index from the next index
 (negative indexes stay negative, counted from the same end, so the list's length is not needed);
 ``ZRANGE … BYSCORE|BYLEX`` and ``Z*RANGEBY*`` with a ``LIMIT`` offset; ``XRANGE``/``XREVRANGE``
 after the last ID shown (exclusive); ``MGET``/``HMGET``/``SMISMEMBER`` with the names not shown.
@@ -70,10 +70,12 @@ def _next_index(start: int, stop: int, total: int, shown: int) -> int | None:
     return None  # a negative start with a positive stop: its first index depends on the length
 
 
-def string_continuation(command: str, arguments: Sequence[Argument], total: int, shown: int) -> Continuation:
-    """A top-level string reply cut after ``shown`` of its ``total`` bytes."""
+def string_continuation(
+    command: str, arguments: Sequence[Argument], total: int, shown: int, chunk: int
+) -> Continuation:
+    """A top-level string reply cut after ``shown`` of its ``total`` bytes; ask ``chunk`` bytes more."""
     if command in {"get", "getex"} and arguments:
-        return _call("GETRANGE", arguments[0], shown, 2 * shown - 1)
+        return _call("GETRANGE", arguments[0], shown, shown + chunk - 1)
     if command in {"getrange", "substr"} and len(arguments) == 3:
         start, stop = _int(arguments[1]), _int(arguments[2])
         if start is not None and stop is not None:

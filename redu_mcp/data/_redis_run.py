@@ -104,7 +104,7 @@ def shape(
         return rendered.value, None
     assert rendered.total is not None and rendered.shown is not None  # only strings, lists and maps are cut
     if isinstance(reply, bytes):
-        rest = string_continuation(command, arguments, rendered.total, rendered.shown)
+        rest = string_continuation(command, arguments, rendered.total, rendered.shown, caps.max_total_chars)
         return rendered.value, _truncation("bytes", rendered.total, rendered.shown, 0, rest)
     whole: list[Any] = list(reply) if isinstance(reply, list | Mapping) else []
     more = (

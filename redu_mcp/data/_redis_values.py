@@ -79,9 +79,8 @@ def cut_string(raw: bytes, limit: int) -> tuple[JsonValue, int]:
     try:
         return head.decode("utf-8"), len(head)
     except UnicodeDecodeError as exc:
-        # A character split by the cut (at most 3 bytes before the end) is left for the next call.
-        split = len(head) < len(raw) and exc.reason == "unexpected end of data"
-        if split and exc.start > 0 and exc.start >= len(head) - 3:
+        # A character split at the end (by the cut, or by the range asked for) is left for the next call.
+        if exc.reason == "unexpected end of data" and exc.start > 0 and exc.start >= len(head) - 3:
             return head[: exc.start].decode("utf-8"), exc.start
     shown = raw[: max(3, (limit // 4) * 3)]
     return bytes_marker(shown), len(shown)
