@@ -335,31 +335,38 @@ async def test_check_diagnoses_tls_asked_of_a_plain_server(server: RunningRedis)
 
 
 def _resp2_only(chunk: bytes) -> bytes:
-    """Just enough of a Redis 5 for the handshake and a GET: HELLO is an unknown command there."""
+    """Just enough of a Redis 5 for the handshake and a GET. HELLO is an unknown command there, and
+    Redis 5 repeats an unknown command's first arguments in its error: the password among them."""
+
+    def bulk(text: bytes) -> bytes:
+        return b"$%d\r\n%s\r\n" % (len(text), text)
+
     words = [w for w in chunk.split(b"\r\n") if w and w[:1] not in b"*$"]
     replies = []
     while words:
         name = words.pop(0).upper()
         if name == b"HELLO":
-            words[:] = [w for w in words if w.upper() not in {b"AUTH", b"DEFAULT", b"3"} and w != PASSWORD.encode()]
-            replies.append(b"-ERR unknown command 'HELLO'\r\n")
+            echoed = b", ".join(b"`%s`" % w for w in words[:4])
+            replies.append(b"-ERR unknown command `HELLO`, with args beginning with: %s\r\n" % echoed)
+            del words[:4]
         elif name == b"AUTH":
             words.pop(0)
             replies.append(b"+OK\r\n")
         elif name == b"INFO":
             words.pop(0)
-            replies.append(b"$22\r\nredis_version:5.0.14\r\n\r\n")
+            replies.append(bulk(b"# Server\r\nredis_version:5.0.14\r\n"))
         elif name == b"PING":
             replies.append(b"+PONG\r\n")
         elif name == b"COMMAND":
             replies.append(b"*1\r\n*6\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n")
         elif name == b"GET":
             words.pop(0)
-            replies.append(b"$5\r\nhello\r\n")
+            replies.append(bulk(b"hello"))
     return b"".join(replies)
 
 
-async def test_resp2_is_used_when_the_server_refuses_hello_3():
+async def test_resp2_is_used_when_the_server_refuses_hello_3(caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.DEBUG)
     listener, port = await _serve(_resp2_only)
     async with listener:
         target = RunningRedis("127.0.0.1", port).target()
@@ -372,6 +379,7 @@ async def test_resp2_is_used_when_the_server_refuses_hello_3():
             assert await layer.run(target, "SET", ["k", "v"], access="write") == RedisRefused("SET", "unknown_command")
         finally:
             await layer.aclose()
+    assert_secret_absent(caplog.text + repr([report, got]), "the logs or outcomes")
 
 
 # --- the password -----------------------------------------------------------------------------------

@@ -1,9 +1,14 @@
 """Opening one redis-py connection to a ``Target``, and what a failure to do so means.
 
 redis-py is imported here, inside functions: importing it costs ≈ 0.15–0.3 s, which a server that
-never touches Redis data should not pay at start-up. Connections are made with ``db=0`` and then
-``SELECT``-ed here, so a refused ``HELLO 3`` (Redis before 6: fall back to RESP2) is never mistaken
-for a refused database index. ``CLIENT SETINFO`` is not sent (one round trip less per connect).
+never touches Redis data should not pay at start-up. redis-py sends ``HELLO 3 AUTH`` (or ``AUTH``)
+and ``SELECT db`` on every connect, reconnects included, so a connection can never come back on
+another database; a refused ``HELLO 3`` (Redis before 6: fall back to RESP2) is told apart from a
+refused database index by its words. ``CLIENT SETINFO`` is not sent (one round trip less).
+
+Redis before 6 answers ``HELLO 3 AUTH default <password>`` with "unknown command … with args
+beginning with: …", the password among them: that error is never shown, and ``scrub`` takes the
+password out of every driver message that is.
 
 The password goes to redis-py and nowhere else: not into a log line, an exception text (redis-py
 names only host and port) or a repr; ``failure_of`` scrubs it from the driver's words anyway.
@@ -59,7 +64,7 @@ async def connect(target: Target, *, db: int, protocol: int, tls: RedisTls | Non
         port=target.port,
         username=target.user,
         password=target.password.get_secret_value(),
-        db=0,
+        db=db,
         protocol=protocol,
         socket_connect_timeout=connect_timeout,
         socket_timeout=None,  # every exchange runs under the caller's own deadline
@@ -75,27 +80,25 @@ async def connect(target: Target, *, db: int, protocol: int, tls: RedisTls | Non
             ssl_check_hostname=tls.verify,
             **options,
         )
-    await connection.connect()
-    if db:
-        try:
-            await connection.send_command("SELECT", db)
-            await connection.read_response()
-        except ResponseError as exc:
-            await connection.disconnect()
+    try:
+        await connection.connect()
+    except ResponseError as exc:
+        if db and not hello_refused(exc):
             from redu_mcp.data._redis_values import error_parts
 
             raise DatabaseRefused(*error_parts(exc)) from None
-        except BaseException:
-            await connection.disconnect(nowait=True)
-            raise
+        raise
     return connection
 
 
 def hello_refused(error: BaseException) -> bool:
-    """Did the server refuse ``HELLO 3`` (so RESP2 is worth a try) rather than the password?"""
+    """Did the server refuse ``HELLO 3`` (so RESP2 is worth a try), not the password or the database?"""
     from redis.exceptions import AuthenticationError, ResponseError
 
-    return isinstance(error, ResponseError) and not isinstance(error, AuthenticationError)
+    if not isinstance(error, ResponseError) or isinstance(error, AuthenticationError):
+        return False
+    text = str(error)
+    return "HELLO" in text.upper() or text.startswith("NOPROTO") or getattr(error, "status_code", None) == "NOPROTO"
 
 
 def scrub(text: str, target: Target) -> str:
