@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -152,3 +154,10 @@ def test_continuations_by_limit_after_an_id_with_the_names_not_shown_and_scan_pa
     )
     # A page that was already small is a collection that comes whole: no next call to offer
     assert scan_continuation("sscan", ["s", "0", "COUNT", "5"], 100, 1).next_call is None
+
+
+def test_importing_the_data_layer_does_not_import_redis_py():
+    """Start-up time: redis-py (≈ 0.15–0.3 s) is imported on the first Redis data call."""
+    code = "import sys, redu_mcp.data; print('redis' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
