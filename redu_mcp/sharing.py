@@ -14,8 +14,8 @@ use of it follows:
   back), one line when it is back. Never the URL's password: the log names host, port and db.
 * **Nothing secret in Redis.** Callers store hashes of keys, tokens and session ids, never the
   values (``digest``); keys are namespaced by deployment (``key``).
-* **Lazy.** ``redis`` (the optional extra ``redu-mcp[redis]``) is imported only when a URL is
-  configured: ``prepare()`` at start-up of the HTTP server, or the first call.
+* **Lazy.** ``redis`` (a core dependency; the extra ``redu-mcp[redis]`` is kept as an alias) is
+  imported only when a URL is configured: ``prepare()`` at start-up of the HTTP server, or the first call.
 """
 
 from __future__ import annotations

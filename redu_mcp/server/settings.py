@@ -156,13 +156,6 @@ class Settings:
                 self.redis_url = check_url(self.redis_url)
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
-            import importlib.util
-
-            if importlib.util.find_spec("redis") is None:
-                raise ConfigError(
-                    "REDU_MCP_REDIS_URL is set but the Redis client is not installed: install redu-mcp[redis] "
-                    "(e.g. uv tool install 'redu-mcp[redis]', or pip install 'redu-mcp[redis]')"
-                )
 
     @property
     def http_auth(self) -> HttpAuthMode:
