@@ -41,7 +41,7 @@ from redu_mcp.api._models import (
     User,
 )
 from redu_mcp.api._retry import RetryPolicy, call_with_retries, parse_retry_after
-from redu_mcp.api._scrub import scrub
+from redu_mcp.api._scrub import remember_secret, scrub
 
 log = logging.getLogger("redu_mcp.api")  # one logger for the library, like httpx2's
 M = TypeVar("M", bound=BaseModel)
@@ -70,6 +70,7 @@ class ReduClient:
         http: httpx2.AsyncClient | None = None,
     ) -> None:
         self._api_key = api_key or None
+        remember_secret(self._api_key)  # no log line of this process will hold it
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self._owns_http = http is None
