@@ -9,7 +9,6 @@ in-process test client, a stdio process and an HTTP server all manage it the sam
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import os
 import secrets
@@ -20,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from mcp.server.mcpserver.exceptions import ToolError
 
-from redu_mcp.api import NotConfiguredError, ReduClient, ReduError
+from redu_mcp.api import NotConfiguredError, ReduClient, ReduError, remember_secret
 from redu_mcp.provisioning.audit import AuditLog
-from redu_mcp.provisioning.credentials import CredentialStore
+from redu_mcp.provisioning.credentials import CredentialStore, sandbox_run_root
 from redu_mcp.provisioning.waiting import Board, StatusBoard
 from redu_mcp.server.settings import ConfigError, Settings
 from redu_mcp.server.wording import Wording
+from redu_mcp.sharing import Sealer, redis_password
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import Context
@@ -43,7 +43,14 @@ class Runtime:
         self._given_client = client
         self._client: ReduClient | None = None
         self._sessions = 0
-        self.credentials = CredentialStore(settings.credentials_dir)
+        root = settings.credentials_root
+        if settings.sandbox and settings.credentials_dir is None:
+            root = sandbox_run_root(root)  # make-believe instances: a folder of this run's own
+        self.credentials = CredentialStore(root)
+        for secret in (settings.auth_token, *settings.state_keys, redis_password(settings.redis_url)):
+            remember_secret(secret)  # the log scrubber knows every secret the process holds
+        #: Seals what replicas share and names it with keyed hashes: the state key, else this process's own.
+        self.sealer = Sealer(settings.state_keys) if settings.state_keys else Sealer.ephemeral()
         try:
             self.audit = AuditLog(settings.audit_log)
         except OSError as exc:
@@ -60,7 +67,7 @@ class Runtime:
             from redu_mcp.provisioning.shared_board import RedisBoard
             from redu_mcp.sharing import SharedRedis
 
-            self.shared = SharedRedis(settings.redis_url, namespace=self._namespace(sandbox))
+            self.shared = SharedRedis(settings.redis_url, namespace=self._namespace(sandbox), sealer=self.sealer)
             self.board = RedisBoard(self.shared)
         #: The clock of the server's caches (verified keys); tests move it forward.
         self.clock: Callable[[], float] = time.monotonic
@@ -68,7 +75,7 @@ class Runtime:
     def _namespace(self, sandbox: Sandbox | None) -> str:
         """What replicas of one deployment share in Redis: the same API, and the same server key.
 
-        A hash (never the key itself). An emulator in this process is this process's alone: its
+        A keyed hash (never the key itself, nor a plain hash of it). An emulator in this process is this process's alone: its
         instances are nobody else's, so nothing about them is shared."""
         settings = self.settings
         if settings.sandbox:
@@ -76,7 +83,7 @@ class Runtime:
                 f"sandbox-{os.getpid()}-{id(sandbox):x}" if sandbox is not None else f"sandbox-{secrets.token_hex(8)}"
             )
         upstream = f"{settings.api_url}\0{'' if settings.auth_passthrough else settings.api_key or ''}"
-        return hashlib.sha256(upstream.encode()).hexdigest()[:16]
+        return self.sealer.tag(upstream, 16)
 
     @property
     def sandbox(self) -> Sandbox | None:
@@ -132,11 +139,10 @@ class Runtime:
         return f"user:{token.client_id}" if self.settings.auth_passthrough else "operator"
 
     def caller_identity(self) -> str:
-        """Who is asking, as a non-reversible tag, so shared state never crosses users."""
+        """Who is asking, as a keyed, non-reversible tag, so shared state never crosses users."""
         if not self.settings.auth_passthrough:
             return "server"
-        key = current_bearer_token() or ""
-        return hashlib.sha256(key.encode()).hexdigest()[:16]
+        return self.sealer.tag(current_bearer_token() or "", 16)
 
     def base_client(self) -> ReduClient:
         """The shared client (with the server's own key, if any), opened on first use."""

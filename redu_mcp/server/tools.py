@@ -161,7 +161,7 @@ def get_tool(kind: AnyKind) -> ToolSpec:
             raise await not_found_error(runtime, kind, id, "get") from None
         except ReduError as exc:
             raise ToolError(runtime.words.failure(f"get {kind.label} {id}", exc)) from None
-        runtime.credentials.complete(kind, instance)
+        runtime.credentials.complete(runtime.principal(), kind, instance)  # the API's answer to this caller
         return InstanceView.of(kind, instance)
 
     return ToolSpec(
@@ -236,14 +236,16 @@ async def create(ctx: Context, kind: AnyKind, body: CreateBody) -> CreateResult:
     except ReduError as exc:
         raise ToolError(words.not_created(kind, name, NotCreated("lookup_failed", exc))) from None
     outcome = await create_instance(client, kind, body)
-    secrets, store = runtime.settings.secrets, runtime.credentials
+    secrets, store, principal = runtime.settings.secrets, runtime.credentials, runtime.principal()
     match outcome:
         case Created(instance=instance, password=password, supplied=supplied):
-            delivered = deliver_password(store, secrets, kind, instance, password, supplied)
+            delivered = deliver_password(store, secrets, principal, kind, instance, password, supplied)
             audit(ctx, tool, kind, "created", id=instance.id, name=name, detail=type(delivered).__name__)
             return words.created_result(kind, outcome, delivered)
         case CreatedAnswerLost(instance=instance, password=password):
-            recovered = deliver_password(store, secrets, kind, instance, password, True) if password else None
+            recovered = (
+                deliver_password(store, secrets, principal, kind, instance, password, True) if password else None
+            )
             audit(ctx, tool, kind, "created_answer_lost", id=instance.id, name=name)
             return words.created_result(kind, outcome, recovered)
         case AlreadyExists(instance=existing):
@@ -350,7 +352,8 @@ async def wait_for_ready(
     problem = runtime.words.wait_failure(target, id, outcome, timeout_seconds)
     if problem is not None:
         raise ToolError(problem)
-    path = runtime.credentials.complete(target, outcome.instance) if outcome.ready and outcome.instance else None
+    ready = outcome.instance if outcome.ready else None  # the API's own answer to this caller (see waiting)
+    path = runtime.credentials.complete(runtime.principal(), target, ready) if ready is not None else None
     return runtime.words.wait_result(target, outcome, str(path) if path else None)
 
 
