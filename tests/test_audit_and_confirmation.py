@@ -188,7 +188,7 @@ async def test_a_symlinked_credentials_directory_is_never_written_through(make_s
     assert list(elsewhere.iterdir()) == []  # nothing written where the link points
     # The password is not lost: it is handed over once, saying why.
     assert created["password_delivery"] == "shown_once" and created["password"]
-    assert "symlink" in created["message"]
+    assert "symbolic link" in created["message"]
 
 
 async def test_a_symlink_planted_at_the_file_name_is_not_followed(make_server, credentials_dir, tmp_path):
