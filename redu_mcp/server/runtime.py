@@ -55,8 +55,8 @@ class Runtime:
             self.audit = AuditLog(settings.audit_log)
         except OSError as exc:
             raise ConfigError(
-                f"cannot open the audit log ({settings.audit_log}): {exc.strerror or exc}; fix the path "
-                "(--audit-log / REDU_MCP_AUDIT_LOG), which must not be a symlink"
+                f"refusing the audit log {exc.filename or settings.audit_log}: {exc.strerror or exc}; fix the path "
+                "(--audit-log / REDU_MCP_AUDIT_LOG): a file of yours, not a symlink, that only you can write"
             ) from None
         #: This process among the replicas (in logs, leases and the shared session table): random, no secret.
         self.replica = secrets.token_hex(4)
