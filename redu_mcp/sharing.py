@@ -312,3 +312,38 @@ class SharedRedis:
                 await client.aclose(close_connection_pool=True)
             except Exception:  # closing a client whose server is gone
                 log.debug("closing the Redis client failed", exc_info=True)
+
+
+class SeenOnce:
+    """Tags that may each be used once within ``seconds`` (e.g. a sealed request state after its
+    round was decided), across replicas when they share Redis: the first ``first_time(tag)`` is
+    True, every later one False. Kept in this process too, so a tag used here stays used while
+    Redis is unreachable (then only this replica knows it)."""
+
+    MAX_LOCAL: Final = 100_000
+
+    def __init__(
+        self, shared: SharedRedis | None, what: str, seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.shared = shared
+        self.what = what
+        self.seconds = seconds
+        self.clock = clock
+        self._seen: dict[str, float] = {}  # tag -> when it may be forgotten
+
+    async def first_time(self, tag: str) -> bool:
+        now = self.clock()
+        if self._seen.get(tag, -math.inf) > now:
+            return False
+        if len(self._seen) >= self.MAX_LOCAL:
+            self._seen = {t: until for t, until in self._seen.items() if until > now}
+        self._seen[tag] = now + self.seconds
+        if self.shared is None:
+            return True
+        shared = self.shared
+        name = shared.key(self.what, tag)
+        value = shared.sealer.seal(name, "1")
+        try:
+            return bool(await shared.run(lambda r: r.set(name, value, nx=True, px=max(1, round(self.seconds * 1000)))))
+        except SharedStateUnavailable:
+            return True  # this replica's own record stands in
