@@ -59,8 +59,8 @@ def descriptor_relative() -> bool:
 
 def open_private_dir(directory: Path) -> PrivateDir:
     """The private ``directory``, created if missing (see the module docstring for what is checked)."""
-    _make_missing(directory)
     if descriptor_relative():
+        _make_missing(directory)
         return _DescriptorDir(directory)
     return _PathDir(directory)
 
@@ -202,17 +202,25 @@ class _PathDir(PrivateDir):
             raise ForeignDirectory(
                 errno.EPERM, f"the directory is outside your user profile ({home}), where it could be shared"
             )
+        self._check(existing_only=True)  # before making anything: never create folders through a link
+        _make_missing(self.path)
         self._check()
 
-    def _check(self) -> None:
+    def _check(self, *, existing_only: bool = False) -> None:
         """No symbolic link or junction between the profile and the directory; a directory at the end."""
         home = Path(os.path.abspath(Path.home()))
         for part in [self.path, *self.path.parents]:
             if part == home:
                 break
-            if _is_link(os.lstat(part)):
+            try:
+                info = os.lstat(part)
+            except FileNotFoundError:
+                if existing_only:
+                    continue
+                raise
+            if _is_link(info):
                 raise SymlinkedDirectory(errno.EPERM, f"{part} is a symbolic link or junction")
-        if not stat.S_ISDIR(os.lstat(self.path).st_mode):
+        if not existing_only and not stat.S_ISDIR(os.lstat(self.path).st_mode):
             raise NotADirectoryError(errno.ENOTDIR, "not a directory")
 
     def write_new(self, name: str, text: str) -> None:
