@@ -70,7 +70,8 @@ class ReduClient:
         http: httpx2.AsyncClient | None = None,
     ) -> None:
         self._api_key = api_key or None
-        remember_secret(self._api_key)  # no log line of this process will hold it
+        if http is None:  # a client of its own, with its configured key: no log line will hold it
+            remember_secret(self._api_key)
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self._owns_http = http is None
@@ -94,6 +95,7 @@ class ReduClient:
 
     def with_api_key(self, api_key: str) -> ReduClient:
         """A client that sends ``api_key`` instead, over the same connection pool (not closed by it)."""
+        remember_secret(api_key, callers_key=True)  # a caller's key: kept out of logs too
         return ReduClient(api_key, base_url=self.base_url, retry=self.retry, http=self._http)
 
     def with_retry(self, retry: RetryPolicy) -> ReduClient:

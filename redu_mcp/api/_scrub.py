@@ -31,8 +31,11 @@ _SHORTEST_SECRET = 4  # below this a "secret" would redact ordinary words
 #: A run of this many characters of a secret counts as an echo of it (the 12-character prefix of a
 #: random key is as good as the key to anyone who can try the rest).
 PARTIAL: Final = 12
-#: Secrets the process register holds at once (the oldest are forgotten first).
-REGISTER_LIMIT: Final = 2048
+#: Secrets the process registers hold at once (the oldest are forgotten first): its own secrets and
+#: the passwords it saw, and, apart, the callers' keys (anyone can present keys; they must not push
+#: a password out of the register).
+REGISTER_LIMIT: Final = 16384
+CALLER_KEYS_LIMIT: Final = 2048
 
 
 class SecretSet:
@@ -63,10 +66,8 @@ class SecretSet:
             self._windows.update(windows)
             while self._limit is not None and len(self._entries) > self._limit:
                 _, (old_exact, old_windows) = self._entries.popitem(last=False)
-                self._exact.subtract(old_exact)
-                self._windows.subtract(old_windows)
-                self._exact += Counter()  # drops the zero counts
-                self._windows += Counter()
+                _forget(self._exact, old_exact)
+                _forget(self._windows, old_windows)
 
     def __bool__(self) -> bool:
         return bool(self._entries)
@@ -98,12 +99,21 @@ class SecretSet:
         return "".join(out)
 
 
+def _forget(counts: Counter[str], forms: frozenset[str]) -> None:
+    for form in forms:
+        counts[form] -= 1
+        if counts[form] <= 0:
+            del counts[form]
+
+
 _REGISTER = SecretSet(REGISTER_LIMIT, all_encodings=False)
+_CALLER_KEYS = SecretSet(CALLER_KEYS_LIMIT, all_encodings=False)
 
 
-def remember_secret(secret: str | None) -> None:
-    """Add a secret this process holds to the register every ``scrub`` and log record is cleaned of."""
-    _REGISTER.add(secret)
+def remember_secret(secret: str | None, *, callers_key: bool = False) -> None:
+    """Add a secret this process holds to the register every ``scrub`` and log record is cleaned of
+    (``callers_key``: a key a caller presented, kept apart so that many keys cannot evict a password)."""
+    (_CALLER_KEYS if callers_key else _REGISTER).add(secret)
 
 
 def scrub(text: str, secrets: Iterable[str | None] = (), *, limit: int | None = None) -> str:
@@ -112,7 +122,7 @@ def scrub(text: str, secrets: Iterable[str | None] = (), *, limit: int | None = 
     given = SecretSet()
     for secret in secrets:
         given.add(secret)
-    text = _REGISTER.scrub(given.scrub(text))
+    text = _CALLER_KEYS.scrub(_REGISTER.scrub(given.scrub(text)))
     text = _URI_PASSWORD.sub(lambda m: f"{m['head']}{REDACTED}@", text)
     if limit is not None and len(text) > limit:
         text = text[:limit] + "…"
@@ -125,7 +135,7 @@ class ScrubbingFilter(logging.Filter):
     Put on a handler (not a logger): a handler's filters see the records of every logger that reaches it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not _REGISTER:
+        if not _REGISTER and not _CALLER_KEYS:
             return True
         message = record.getMessage()
         cleaned = scrub(message)
