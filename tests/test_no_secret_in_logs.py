@@ -109,3 +109,15 @@ def test_payload_loggers_are_capped_below_debug(monkeypatch: Any):
     finally:
         for handler in root.handlers:
             handler.close()
+
+
+def test_many_callers_keys_cannot_push_a_password_out_of_the_register():
+    """Anyone can present keys under pass-through; a flood of them must not make a password loggable."""
+    from redu_mcp.api import scrub
+    from redu_mcp.api._scrub import REGISTER_LIMIT
+
+    password = "pw-remembered-before-the-flood-5d2c"
+    remember_secret(password)
+    for n in range(REGISTER_LIMIT + 10):  # more keys than the register holds secrets
+        remember_secret(f"junk-bearer-{n:06d}-0123456789", callers_key=True)
+    assert password not in scrub(f"DEBUG chunk: {password}")
