@@ -26,7 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--api-url", help="Redu API base URL (env REDU_API_URL; default https://api.redu.cloud/v1)")
     parser.add_argument("--sandbox", action="store_true", help="run against the built-in API emulator (no key needed)")
-    parser.add_argument("--engines", action="store_true", help="with --sandbox: run real PostgreSQL/Redis servers")
+    parser.add_argument(
+        "--engines", action="store_true", help="with --sandbox: run real PostgreSQL/Redis servers (Linux only)"
+    )
     parser.add_argument("--access", help="read | create | full (env REDU_MCP_ACCESS; default full)")
     parser.add_argument(
         "--data",
@@ -79,25 +81,33 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--port", type=int, default=8080)
     sandbox.add_argument("--provisioning-seconds", type=float, default=3.0)
     sandbox.add_argument("--page-size", type=int, default=50)
-    sandbox.add_argument("--engines", action="store_true", help="run real PostgreSQL/Redis servers per instance")
+    sandbox.add_argument(
+        "--engines", action="store_true", help="run real PostgreSQL/Redis servers per instance (Linux only)"
+    )
 
     demo = sub.add_parser("demo", help="walk through the whole flow against the sandbox, over stdio")
-    demo.add_argument("--engines", action="store_true", help="also connect to real PostgreSQL/Redis servers")
+    demo.add_argument(
+        "--engines", action="store_true", help="also connect to real PostgreSQL/Redis servers (Linux only)"
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    from redu_mcp.logs import setup_logging
+
+    setup_logging(args.log_level.upper())  # no secret in any line, at any level
+    if args.engines:  # serving, the sandbox on a port and the demo alike
+        from redu_mcp.sandbox.platforms import engines_unsupported
+
+        if (why := engines_unsupported()) is not None:
+            print(f"redu-mcp{' ' + args.command if args.command else ''}: {why}", file=sys.stderr)
+            sys.exit(2)
     if sys.platform == "win32":
         # psycopg's async connections (the data tools) need a selector event loop, not Windows' default.
         import asyncio
 
         asyncio.set_event_loop_policy(asyncio.WindowsSelectorEventLoopPolicy())
-    level = args.log_level.upper()
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    if level != "DEBUG":
-        # One INFO line per upstream request is noise in a desktop client's log (and costs per call).
-        logging.getLogger("httpx2").setLevel(logging.WARNING)
     if args.command == "sandbox":
         from redu_mcp.sandbox.engines import EngineUnavailable
         from redu_mcp.sandbox.serve import serve

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -73,13 +75,30 @@ def state_keys_from_env(env: Mapping[str, str]) -> tuple[str, ...]:
         raise ConfigError("set REDU_MCP_STATE_KEY or REDU_MCP_STATE_KEY_FILE, not both")
     if path:
         try:
-            value = Path(path).expanduser().read_text(encoding="utf-8")
+            value = _read_key_file(Path(path).expanduser())
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
             raise ConfigError(f"cannot read REDU_MCP_STATE_KEY_FILE {path}: {reason}") from None
         if not value.strip():
             raise ConfigError(f"REDU_MCP_STATE_KEY_FILE {path} is empty")
     return split_list(value)
+
+
+def _read_key_file(path: Path) -> str:
+    """The state key file's text, if only this account can read and write it (a mounted secret
+    usually is; ``PermissionError`` saying what is wrong otherwise). Where ``os`` has no owners
+    (Windows), the file is read as it is."""
+    with path.open("rb") as handle:
+        info = os.fstat(handle.fileno())
+        if hasattr(os, "getuid"):
+            mode = stat.S_IMODE(info.st_mode)
+            if info.st_uid not in (os.getuid(), 0):
+                raise PermissionError(errno.EPERM, f"it belongs to another user (uid {info.st_uid})")
+            if mode & 0o022:
+                raise PermissionError(errno.EPERM, "others may write to it (make it 0600 or 0400)")
+            if mode & 0o004:
+                raise PermissionError(errno.EPERM, "everyone may read it (make it 0600 or 0400)")
+        return handle.read(64 * 1024).decode("utf-8")
 
 
 def split_list(value: str | None) -> tuple[str, ...]:

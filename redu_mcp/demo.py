@@ -74,7 +74,7 @@ async def _demo(engines: bool) -> int:
         "WARNING",
     ]
     if engines:
-        args.append("--engines")
+        args += ["--engines", "--data", "write"]
     env = {"XDG_STATE_HOME": str(workdir / "state"), "PYTHONPATH": os.pathsep.join(sys.path)}
     params = StdioServerParameters(command=sys.executable, args=args, env=env)
 
@@ -136,7 +136,26 @@ async def _demo(engines: bool) -> int:
             out.result(ready["database"], keep=("ready", "connection", "credentials_file"))
 
             if engines:
-                out.step("Connect to both with the saved credentials")
+                out.step("Use the database through the server (its password never enters the conversation)")
+                db_id = database["instance"]["id"]
+                checked = await call(client, "check_connection", {"kind": "database", "id": db_id})
+                out.result(checked, keep=("ok", "tls", "authenticated", "server_version", "round_trip_ms"))
+                migration = {
+                    "id": db_id,
+                    "version": "0001",
+                    "name": "create orders",
+                    "sql": "CREATE TABLE orders (id serial PRIMARY KEY, item text NOT NULL)",
+                }
+                out.result(await call(client, "apply_migration", migration), keep=("applied", "version", "message"))
+                insert = {
+                    "id": db_id,
+                    "query": "INSERT INTO orders (item) VALUES ($1), ($2)",
+                    "parameters": ["coffee", "tea"],
+                }
+                out.result(await call(client, "run_sql", insert), keep=("command", "committed"))
+                select = {"id": db_id, "query": "SELECT id, item FROM orders ORDER BY id"}
+                out.result(await call(client, "run_sql", select), keep=("columns", "rows"))
+                out.step("Connect to Redis with the saved credentials")
                 await _connect_for_real(out, ready)
 
             out.step("Inspect one")
@@ -161,21 +180,12 @@ async def _demo(engines: bool) -> int:
 
 
 async def _connect_for_real(out: Printer, ready: dict[str, dict[str, Any]]) -> None:
-    """With real engines behind the sandbox: SELECT on PostgreSQL, PING/SET/GET on Redis, using the
-    credentials file the server saved (the password never went through the MCP conversation)."""
+    """With real engines behind the sandbox: PING/SET/GET on Redis, using the credentials file the
+    server saved (the password never went through the MCP conversation)."""
+    import redis.asyncio as aioredis
+
     from redu_mcp.provisioning.credentials import read_env
 
-    try:
-        import psycopg
-        import redis.asyncio as aioredis
-    except ImportError:
-        out.note("(install the drivers to connect: `uv sync` brings psycopg and redis as dev dependencies)")
-        return
-    pg = read_env(Path(ready["database"]["credentials_file"]))
-    async with await psycopg.AsyncConnection.connect(pg["DATABASE_URL"], connect_timeout=10) as conn:
-        row = await (await conn.execute("SELECT current_user, version()")).fetchone()
-    assert row is not None  # SELECT without FROM returns one row
-    out.note(f"PostgreSQL: connected as {row[0]}: {row[1][:60]}")
     rd = read_env(Path(ready["redis"]["credentials_file"]))
     client = aioredis.from_url(rd["REDIS_URL"], socket_timeout=10, decode_responses=True)
     try:

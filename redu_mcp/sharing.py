@@ -12,19 +12,29 @@ use of it follows:
   seconds (no request pays a timeout during an outage), then tried again.
 * **Quiet.** One warning a minute while Redis is unreachable (with how many failures were held
   back), one line when it is back. Never the URL's password: the log names host, port and db.
-* **Nothing secret in Redis.** Callers store hashes of keys, tokens and session ids, never the
-  values (``digest``); keys are namespaced by deployment (``key``).
-* **Lazy.** ``redis`` (the optional extra ``redu-mcp[redis]``) is imported only when a URL is
-  configured: ``prepare()`` at start-up of the HTTP server, or the first call.
+* **Nothing secret in Redis, nothing unauthenticated from it.** Key names carry keyed hashes of
+  keys, tokens, session ids and addresses (``Sealer.tag``: HMAC with the state key), never the
+  values nor a bare hash someone could test guesses against. Every value a replica writes is sealed
+  (``Sealer.seal``: HMAC-SHA256 with the state key, bound to the Redis key it is stored under, so a
+  value copied to another key is refused), size-capped, and read back only through ``Sealer.unseal``
+  and a parse that refuses deep nesting (``bounded_json``); anything else is discarded with one
+  warning a minute (``SharedRedis.discarded``) and the caller does what one replica alone would do.
+  Sharing therefore needs the state key on every replica (``REDU_MCP_STATE_KEY``): a replica without
+  it could not read a value another wrote, so the settings refuse a Redis URL without one.
+* **Lazy.** ``redis`` (a core dependency; the extra ``redu-mcp[redis]`` is kept as an alias) is
+  imported only when a URL is configured: ``prepare()`` at start-up of the HTTP server, or the first call.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
 import logging
 import math
+import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
@@ -43,9 +53,93 @@ class SharedStateUnavailable(Exception):
     """Redis could not be used for this call (down, slow, refused): fall back to local state."""
 
 
-def digest(value: str, length: int = 32) -> str:
-    """A non-reversible tag for ``value`` (a key, a token, a session id, an address) in Redis keys."""
-    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:length]
+class Unsealed(ValueError):
+    """A value from Redis that this deployment did not write there (or that is not what it should be)."""
+
+
+_SEAL_INFO: Final = b"redu-mcp/shared-state/seal/v1"
+_NAME_INFO: Final = b"redu-mcp/shared-state/names/v1"
+_SEAL_VERSION: Final = "s1"
+
+
+def _derive(key: str, info: bytes) -> bytes:
+    return hmac.new(key.encode("utf-8"), info, hashlib.sha256).digest()
+
+
+class Sealer:
+    """Authenticates what replicas share, with the state key ring (``REDU_MCP_STATE_KEY``).
+
+    The first key seals and names; every key unseals (rotation: ``new,old`` until the values sealed
+    with the old key have expired). Keys for sealing and naming are derived from the state key, apart
+    from the SDK's own use of it for request state."""
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        if not keys:
+            raise ValueError("a Sealer needs at least one key")
+        self._ring: dict[str, bytes] = {}
+        for key in keys:
+            sealing = _derive(key, _SEAL_INFO)
+            self._ring.setdefault(hashlib.sha256(sealing).hexdigest()[:8], sealing)
+        self._kid = next(iter(self._ring))
+        self._naming = _derive(keys[0], _NAME_INFO)
+
+    @classmethod
+    def ephemeral(cls) -> Sealer:
+        """A key of this process only: nothing it seals can be read by another process."""
+        return cls([secrets.token_hex(32)])
+
+    def tag(self, value: str, length: int = 32) -> str:
+        """A keyed, non-reversible tag for ``value`` (a key, a token, a session id) in Redis key names."""
+        mac = hmac.new(self._naming, value.encode("utf-8", "surrogateescape"), hashlib.sha256)
+        return mac.hexdigest()[:length]
+
+    def _mac(self, key: bytes, name: str, payload: str) -> str:
+        message = b"\0".join((_SEAL_VERSION.encode(), name.encode(), payload.encode("utf-8", "surrogateescape")))
+        return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+    def seal(self, name: str, payload: str) -> str:
+        """``payload`` sealed for the Redis key ``name``."""
+        return f"{_SEAL_VERSION}.{self._kid}.{self._mac(self._ring[self._kid], name, payload)}.{payload}"
+
+    def unseal(self, name: str, value: object, max_chars: int) -> str:
+        """The payload of a value sealed for ``name``; ``Unsealed`` (with a short reason) otherwise."""
+        if not isinstance(value, str):
+            raise Unsealed("not a string")
+        if len(value) > max_chars:
+            raise Unsealed(f"larger than {max_chars} characters")
+        version, _, rest = value.partition(".")
+        kid, _, rest = rest.partition(".")
+        mac, _, payload = rest.partition(".")
+        key = self._ring.get(kid)
+        if version != _SEAL_VERSION or key is None:
+            raise Unsealed("not sealed with a key of this deployment")
+        if not hmac.compare_digest(mac, self._mac(key, name, payload)):
+            raise Unsealed("its seal does not match (changed, or written for another key)")
+        return payload
+
+
+def bounded_json(text: str, max_depth: int = 8) -> Any:
+    """``json.loads(text)`` for text nested at most ``max_depth`` deep (``ValueError`` beyond: no
+    ``RecursionError`` however deep a value someone wrote)."""
+    depth = 0
+    in_string = escaped = False
+    for character in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif character == "\\":
+                escaped = True
+            elif character == '"':
+                in_string = False
+        elif character == '"':
+            in_string = True
+        elif character in "[{":
+            depth += 1
+            if depth > max_depth:
+                raise ValueError(f"nested deeper than {max_depth}")
+        elif character in "]}":
+            depth -= 1
+    return json.loads(text)
 
 
 def describe_url(url: str) -> str:
@@ -59,6 +153,14 @@ def describe_url(url: str) -> str:
         return f"{host}:{parts.port or 6379}/{db}"
     except ValueError:
         return "(unreadable URL)"
+
+
+def redis_password(url: str | None) -> str | None:
+    """The password in a Redis URL, if any (so the log scrubber can know it)."""
+    try:
+        return urlsplit(url).password if url else None
+    except ValueError:
+        return None
 
 
 def check_url(url: str) -> str:
@@ -87,8 +189,11 @@ class SharedRedis:
     RETRY_AFTER: Final = 5.0  # seconds Redis is left alone after a failure
     WARN_EVERY: Final = 60.0
 
-    def __init__(self, url: str, *, namespace: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, url: str, *, namespace: str, sealer: Sealer, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._url = url
+        self.sealer = sealer
         self.where = describe_url(url)
         self.namespace = namespace
         self.clock = clock
@@ -99,6 +204,7 @@ class SharedRedis:
         self._down = False
         self._warned_at = -math.inf
         self._held_back = 0
+        self._discard_warned: dict[str, float] = {}
 
     def key(self, *parts: str) -> str:
         """``redu-mcp:<namespace>:<part>:…``: every key this deployment uses."""
@@ -168,6 +274,18 @@ class SharedRedis:
         except SharedStateUnavailable:
             return False
 
+    def discarded(self, what: str, reason: str) -> None:
+        """A value read from Redis was not used: one warning a minute per kind of value, never the value."""
+        now = self.clock()
+        if now - self._discard_warned.get(what, -math.inf) >= self.WARN_EVERY:
+            self._discard_warned[what] = now
+            log.warning(
+                "discarded a shared %s from Redis at %s (%s): this replica asks the API instead",
+                what,
+                self.where,
+                reason,
+            )
+
     def _failed(self, exc: BaseException) -> None:
         now = self.clock()
         self._down = True
@@ -194,3 +312,38 @@ class SharedRedis:
                 await client.aclose(close_connection_pool=True)
             except Exception:  # closing a client whose server is gone
                 log.debug("closing the Redis client failed", exc_info=True)
+
+
+class SeenOnce:
+    """Tags that may each be used once within ``seconds`` (e.g. a sealed request state after its
+    round was decided), across replicas when they share Redis: the first ``first_time(tag)`` is
+    True, every later one False. Kept in this process too, so a tag used here stays used while
+    Redis is unreachable (then only this replica knows it)."""
+
+    MAX_LOCAL: Final = 100_000
+
+    def __init__(
+        self, shared: SharedRedis | None, what: str, seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.shared = shared
+        self.what = what
+        self.seconds = seconds
+        self.clock = clock
+        self._seen: dict[str, float] = {}  # tag -> when it may be forgotten
+
+    async def first_time(self, tag: str) -> bool:
+        now = self.clock()
+        if self._seen.get(tag, -math.inf) > now:
+            return False
+        if len(self._seen) >= self.MAX_LOCAL:
+            self._seen = {t: until for t, until in self._seen.items() if until > now}
+        self._seen[tag] = now + self.seconds
+        if self.shared is None:
+            return True
+        shared = self.shared
+        name = shared.key(self.what, tag)
+        value = shared.sealer.seal(name, "1")
+        try:
+            return bool(await shared.run(lambda r: r.set(name, value, nx=True, px=max(1, round(self.seconds * 1000)))))
+        except SharedStateUnavailable:
+            return True  # this replica's own record stands in

@@ -117,8 +117,49 @@ def test_the_trail_is_never_written_through_a_planted_symlink(tmp_path):
     done = subprocess.run(
         [*cli_command(), "--sandbox"], stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, timeout=60
     )
-    assert done.returncode == 2 and "cannot open the audit log" in done.stderr and "symlink" in done.stderr
+    assert done.returncode == 2 and "refusing the audit log" in done.stderr and "symlink" in done.stderr
     assert target.read_text() == "precious\n"
+
+
+def start_with_audit_log(tmp_path: Path, audit: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"), REDU_MCP_AUDIT_LOG=str(audit))
+    return subprocess.run(
+        [*cli_command(), "--sandbox"], stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to hand a file to another user")
+def test_a_trail_pre_created_by_another_user_is_refused(tmp_path):
+    """``nobody`` pre-creates the audit file, 0666, in a shared directory, to read or rewrite the
+    trail later: the server refuses to start (one line, exit 2) and appends nothing."""
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o1777)
+    shared.chmod(0o1777)
+    audit = shared / "audit.jsonl"
+    audit.write_text("")
+    audit.chmod(0o666)
+    os.chown(audit, 65534, 65534)
+    done = start_with_audit_log(tmp_path, audit)
+    assert done.returncode == 2, done.stderr
+    assert "refusing the audit log" in done.stderr and "belongs to another user" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert audit.read_text() == ""
+
+
+@pytest.mark.parametrize("loose", ["file", "directory"])
+def test_a_trail_others_may_write_or_replace_is_refused(tmp_path, loose):
+    folder = tmp_path / "logs"
+    folder.mkdir(mode=0o700)
+    audit = folder / "audit.jsonl"
+    audit.write_text("")
+    audit.chmod(0o600)
+    if loose == "file":
+        audit.chmod(0o620)  # group-writable
+    else:
+        folder.chmod(0o777)  # anyone may rename another file over it (no sticky bit)
+    done = start_with_audit_log(tmp_path, audit)
+    assert done.returncode == 2 and "refusing the audit log" in done.stderr, done.stderr
+    assert "others may" in done.stderr and "Traceback" not in done.stderr
 
 
 async def test_the_trail_can_go_to_stderr(make_server, capfd):
@@ -188,7 +229,7 @@ async def test_a_symlinked_credentials_directory_is_never_written_through(make_s
     assert list(elsewhere.iterdir()) == []  # nothing written where the link points
     # The password is not lost: it is handed over once, saying why.
     assert created["password_delivery"] == "shown_once" and created["password"]
-    assert "symlink" in created["message"]
+    assert "symbolic link" in created["message"]
 
 
 async def test_a_symlink_planted_at_the_file_name_is_not_followed(make_server, credentials_dir, tmp_path):

@@ -100,9 +100,12 @@ def test_demo_walks_the_whole_flow():
 def test_demo_with_engines_connects_for_real():
     result = _run("demo", "--engines", env={**os.environ, "NO_COLOR": "1"}, timeout=180)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "PostgreSQL: connected as appuser" in result.stdout
-    # The version get_database shows is the one the demo connected to, not merely the one asked for.
-    running = re.search(r"PostgreSQL: connected as appuser: PostgreSQL (\d+)\.", result.stdout)
-    shown = re.search(r'"version": "(\d+)"', result.stdout)
+    # check → migrate → insert → select, all through the server's data tools
+    assert '"authenticated": true' in result.stdout and '"applied": true' in result.stdout
+    assert '"committed": true' in result.stdout
+    assert re.search(r'\[\s*1,\s*"coffee"\s*\]', result.stdout) and re.search(r'\[\s*2,\s*"tea"\s*\]', result.stdout)
+    # The version get_database shows is the one the server connected to, not merely the one asked for.
+    running = re.search(r'"server_version": "(\d+)\.', result.stdout)
+    shown = re.search(r'"version": "(\d+)"', result.stdout[result.stdout.index("Inspect one") :])
     assert running and shown and running.group(1) == shown.group(1), result.stdout
     assert "SET/GET greeting → 'hello from redu-mcp'" in result.stdout

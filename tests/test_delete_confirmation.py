@@ -104,7 +104,9 @@ async def test_a_wrong_confirm_name_is_refused_even_when_the_client_could_ask(se
     async with connect(server, mode, elicitation_callback=asker) as client:
         result = await client.call_tool("delete_redis", {"id": id, "confirm_name": "staging-cache"})
     assert result.structured_content["deleted"] is False
-    assert "confirm_name 'staging-cache' is not the name of" in result.structured_content["message"]
+    assert "the confirm_name given is not the name of" in result.structured_content["message"]
+    # What the caller passed is never echoed back (it could be anything: an instruction, a secret).
+    assert "staging-cache" not in result.structured_content["message"] and "staging-cache" not in str(result.content)
     assert asker.questions == []  # refused before anyone was asked
     assert exists(sandbox, "redis", id) and sandbox.count("DELETE") == 0
 

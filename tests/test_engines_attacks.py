@@ -414,9 +414,17 @@ async def test_redis_refuses_protected_configs_debug_and_modules(engines):
             ("MODULE", "LOAD", "/tmp/evil.so"),
             ("MODULE", "LOADEX", "/tmp/evil.so"),
             ("MODULE", "UNLOAD", "anything"),
+            ("SHUTDOWN",),  # the engine would stop while its instance still says "ready"
+            ("SHUTDOWN", "NOSAVE"),
+            ("REPLICAOF", "127.0.0.1", "1"),  # its data would follow another server
+            ("SLAVEOF", "127.0.0.1", "1"),
+            ("FAILOVER",),
+            ("SYNC",),
         ):
             with pytest.raises(redis.exceptions.ResponseError):
                 await client.execute_command(*attack)
+        assert await client.ping()  # still up, still its own master
+        assert (await client.info("replication"))["role"] == "master"
         config = await client.config_get("*")
         assert config["dir"] == str(rd.data_dir)
         assert config["enable-protected-configs"] == "no"
@@ -438,6 +446,9 @@ def test_redis_before_7_has_the_dangerous_commands_renamed_away():
     new = _server_config._redis_config(port=1, directory=Path("/x"), password="p", version="7.0.15")
     for line in ("enable-protected-configs no", "enable-debug-command no", "enable-module-command no"):
         assert line in new.splitlines()
+    for config in (old, new):
+        for command in ("SHUTDOWN", "REPLICAOF", "SLAVEOF"):
+            assert f'rename-command {command} ""' in config.splitlines()
 
 
 # ----------------------------------------------------------------------------- accounts and processes

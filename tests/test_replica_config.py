@@ -6,6 +6,7 @@ Bad input gets a clear error that never repeats a secret, and the server does no
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from pathlib import Path
 
@@ -26,8 +27,31 @@ def test_the_state_key_comes_from_the_environment_or_a_file(tmp_path: Path):
     assert settings_from_env({"REDU_MCP_STATE_KEY": f"{KEY}, {OLD}"}).state_keys == (KEY, OLD)  # rotation
     secret_file = tmp_path / "state-key"
     secret_file.write_text(KEY + "\n")
+    secret_file.chmod(0o600)
     assert settings_from_env({"REDU_MCP_STATE_KEY_FILE": str(secret_file)}).state_keys == (KEY,)
     assert settings_from_env({}).state_keys == ()
+
+
+@pytest.mark.parametrize(
+    ("mode", "owner", "words"),
+    [
+        (0o644, None, "everyone may read it"),
+        (0o620, None, "others may write to it"),
+        (0o600, 65534, "belongs to another user"),
+    ],
+)
+def test_a_state_key_file_others_can_read_or_write_is_refused(tmp_path: Path, mode, owner, words):
+    """A key others can read lets them forge what replicas share; one others can write, choose it."""
+    if owner is not None and os.geteuid() != 0:
+        pytest.skip("needs root to hand a file to another user")
+    secret_file = tmp_path / "state-key"
+    secret_file.write_text(KEY + "\n")
+    secret_file.chmod(mode)
+    if owner is not None:
+        os.chown(secret_file, owner, owner)
+    with pytest.raises(ConfigError, match=words) as refused:
+        settings_from_env({"REDU_MCP_STATE_KEY_FILE": str(secret_file)})
+    assert KEY not in str(refused.value)
 
 
 @pytest.mark.parametrize(
@@ -74,8 +98,8 @@ def test_start_up_says_what_a_replica_shares():
     for plausible in ({"stateless": True}, {"redis_url": "redis://127.0.0.1:6379/0"}, {"host": "0.0.0.0"}):
         assert "only one replica is supported" in said(**plausible, auth_token=KEY), plausible
     assert "only one replica is supported" not in said(state_keys=(KEY,), stateless=True)
-    assert "127.0.0.1:6379/0" in said(redis_url="redis://:pw-secret@127.0.0.1:6379/0")
-    assert "pw-secret" not in said(redis_url="redis://:pw-secret@127.0.0.1:6379/0")
+    assert "127.0.0.1:6379/0" in said(state_keys=(KEY,), redis_url="redis://:pw-secret@127.0.0.1:6379/0")
+    assert "pw-secret" not in said(state_keys=(KEY,), redis_url="redis://:pw-secret@127.0.0.1:6379/0")
     assert "sticky" in said(state_keys=(KEY,))  # sessions per replica: the balancer must stick them
     several_without_key = replica_notes(Settings(transport="http", stateless=True))
     assert several_without_key[0][0] == logging.WARNING
@@ -84,6 +108,7 @@ def test_start_up_says_what_a_replica_shares():
 def test_the_cli_serves_statelessly_with_a_key_from_a_file_and_never_prints_it(tmp_path: Path):
     key_file = tmp_path / "state-key"
     key_file.write_text(KEY)
+    key_file.chmod(0o600)
     env = {"REDU_MCP_STATE_KEY_FILE": str(key_file)}
     with cli_http_server(tmp_path, "--stateless", env=env) as server:
         assert httpx2.get(server.url.removesuffix("/mcp") + "/healthz").json() == {"status": "ok"}

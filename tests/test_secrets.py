@@ -116,14 +116,20 @@ async def test_the_password_goes_to_a_private_file_not_the_result(make, wire, cr
 
 
 async def test_the_default_directory_is_the_xdg_state_one(wire, tmp_path, mode):
-    """conftest points XDG_STATE_HOME at the test's own directory."""
-    settings = Settings(sandbox=True, poll_interval_seconds=0.05)  # the default credentials directory
+    """conftest points XDG_STATE_HOME at the test's own directory. Real instances' files go to
+    ``credentials``; the sandbox's to a folder of each run's own, never beside real ones."""
+    assert Settings().credentials_root == tmp_path / "state" / "redu-mcp" / "credentials"
+    settings = Settings(sandbox=True, poll_interval_seconds=0.05)
     client = ReduClient(sandbox_key(), base_url=SANDBOX_BASE_URL, transport=wire, retry=FAST_RETRY)
     async with connect(build_server(settings, client=client), mode) as mcp:
         created = await create(mcp, "database", "xdg")
     path = Path(created.structured_content["credentials_file"])
-    assert path.parent == tmp_path / "state" / "redu-mcp" / "credentials"
+    assert path.parent.parent == tmp_path / "state" / "redu-mcp" / "sandbox-credentials"
+    assert path.parent.name.startswith("run-")
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    async with connect(build_server(settings, client=client), mode) as mcp:  # a second run: its own folder
+        again = Path((await create(mcp, "database", "xdg-2")).structured_content["credentials_file"])
+    assert again.parent != path.parent and path.exists()
 
 
 async def test_an_existing_file_is_never_overwritten(make, wire, credentials_dir, mode):

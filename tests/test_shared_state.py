@@ -29,7 +29,7 @@ from redu_mcp.provisioning.shared_board import RedisBoard, snapshot_from_json, s
 from redu_mcp.provisioning.waiting import Poll, Snapshot, wait_until_ready
 from redu_mcp.server.http._shared_limits import RedisLimits, SharedKeyVerdicts, SharedReservation
 from redu_mcp.server.settings import HttpLimits
-from redu_mcp.sharing import SharedRedis, SharedStateUnavailable, check_url, describe_url
+from redu_mcp.sharing import Sealer, SharedRedis, SharedStateUnavailable, check_url, describe_url
 from tests.replicas import RedisServer
 
 needs_redis = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
@@ -45,11 +45,13 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 _made: list[SharedRedis] = []
+#: The deployment's state key: every replica of a test seals and names with it.
+STATE_KEY = "0f9e8d7c6b5a49382716f5e4d3c2b1a0" * 2
 
 
-def replica(url: str, namespace: str = "test") -> SharedRedis:
+def replica(url: str, namespace: str = "test", key: str = STATE_KEY) -> SharedRedis:
     """A replica's link to Redis (closed after the test)."""
-    made = SharedRedis(url, namespace=namespace)
+    made = SharedRedis(url, namespace=namespace, sealer=Sealer([key]))
     _made.append(made)
     return made
 
@@ -91,14 +93,14 @@ class Upstream:
     ],
 )
 def test_an_instance_snapshot_round_trips_as_its_declared_model(instance):
-    wall_at, back, error = snapshot_from_json(snapshot_json(Snapshot(at=0, instance=instance), 1234.5))
-    assert (wall_at, error) == (1234.5, None)
+    publication, back, error = snapshot_from_json(snapshot_json(Snapshot(at=0, instance=instance), "p1"))
+    assert (publication, error) == ("p1", None)
     assert type(back) is type(instance) and back == instance
 
 
 def test_a_password_never_reaches_a_snapshot():
     created = CreatedDatabase(id=3, name="c", status="provisioning", db_password="s3cret-pass-word")
-    text = snapshot_json(Snapshot(at=0, instance=created), 1.0)
+    text = snapshot_json(Snapshot(at=0, instance=created), "p1")
     assert "s3cret" not in text and "password" not in text
     _, back, _ = snapshot_from_json(text)
     assert type(back) is Database and back.name == "c"
@@ -115,7 +117,7 @@ def test_a_password_never_reaches_a_snapshot():
     ],
 )
 def test_an_error_snapshot_rebuilds_an_equivalent_error(error):
-    _, instance, back = snapshot_from_json(snapshot_json(Snapshot(at=0, error=error), 1.0))
+    _, instance, back = snapshot_from_json(snapshot_json(Snapshot(at=0, error=error), "p1"))
     assert instance is None and type(back) is type(error)
     fields = ("message", "endpoint", "status", "code", "retry_after")
     assert [getattr(back, f) for f in fields] == [getattr(error, f) for f in fields]
@@ -132,15 +134,26 @@ def error_tree(root: type[ReduError] = ReduError) -> list[type[ReduError]]:
 @pytest.mark.parametrize("cls", error_tree(), ids=lambda cls: cls.__name__)
 def test_every_error_of_the_tree_comes_back_as_itself(cls):
     """A class added to the API library's error tree is shared between replicas as what it is."""
-    _, _, back = snapshot_from_json(snapshot_json(Snapshot(at=0, error=cls("failed", endpoint="GET databases/1")), 1.0))
+    _, _, back = snapshot_from_json(snapshot_json(Snapshot(at=0, error=cls("failed", endpoint="GET databases/1")), "p"))
     assert type(back) is cls
 
 
 @pytest.mark.parametrize(
-    "garbage", ["", "{", "[]", '{"at": 1}', '{"at": "x", "error": {}}', '{"at": 1, "error": {"type": "Evil"}}']
+    "garbage",
+    [
+        "",
+        "{",
+        "[]",
+        '{"v": 2, "n": "x"}',
+        '{"v": 2, "n": "x", "error": {}}',
+        '{"v": 2, "n": "x", "error": {"type": "Evil", "message": "m"}}',
+        '{"v": 2, "n": "x", "error": {"type": "ReduError", "message": "m"}, "at": 1}',
+        '{"v": 1, "at": 1, "error": {"type": "ReduError", "message": "m"}}',
+    ],
 )
 def test_anything_else_in_redis_is_no_snapshot(garbage):
-    assert snapshot_from_json(garbage) is None
+    with pytest.raises(ValueError):
+        snapshot_from_json(garbage)
 
 
 # --- the Redis link -----------------------------------------------------------------------------------
@@ -184,7 +197,9 @@ async def test_three_replicas_share_one_poll_per_interval(redis):
                 for _ in range(10):
                     tg.start_soon(wait, board)
     assert len(outcomes) == 30 and all(o.ready for o in outcomes)
-    assert upstream.polls == 5  # 4 × provisioning, 1 × ready: one poll per interval for all 30 waits
+    # 4 × provisioning, 1 × ready: one poll per interval for all 30 waits; then each of the two
+    # replicas that read "ready" from Redis confirms it once with its own GET (for its 10 waits).
+    assert upstream.polls == 5 + 2
 
 
 @needs_redis
@@ -209,7 +224,7 @@ async def test_a_slow_poll_is_not_duplicated_and_a_dead_holder_is_replaced(redis
         async with anyio.create_task_group() as tg:
             for board in boards:
                 tg.start_soon(lambda b=board: wait_until_ready(b, "k", slow, interval=5, on_poll=no_progress))
-    assert slow.polls == 1  # the holder kept its lease while it polled
+    assert slow.polls == 1 + 1  # the holder kept its lease while it polled; the other confirmed "ready" once
     # A holder cancelled mid-poll (its replica stops) lets the others take over at once.
     hanging, fresh = Upstream(ready_after=0, delay=30), Upstream(ready_after=0)
     with anyio.move_on_after(0.3):
@@ -287,7 +302,7 @@ async def test_limits_fall_back_to_this_replica_when_redis_is_gone(redis):
 @needs_redis
 async def test_key_verdicts_are_shared_as_hashes_only(redis):
     shared = replica(redis.url)
-    verdicts = SharedKeyVerdicts(shared)
+    verdicts = SharedKeyVerdicts(shared, ok_seconds=60, refused_seconds=30)
     await verdicts.remember("digest-good", "usr_1", 60)
     await verdicts.remember("digest-bad", None, 30)
     assert (await verdicts.recall("digest-good"))[0] == "usr_1"
@@ -314,14 +329,14 @@ def test_another_replica_completes_the_file_with_the_host(tmp_path: Path):
     from redu_mcp.provisioning.credentials import CredentialStore, read_env
 
     creator, finisher = CredentialStore(tmp_path / "creds"), CredentialStore(tmp_path / "creds")
-    path = creator.save(DATABASE, _provisioning(), "pw-0123456789")
+    path = creator.save("local", DATABASE, _provisioning(), "pw-0123456789")
     assert not read_env(path)["PGHOST"]  # no host yet
-    assert finisher.complete(DATABASE, _ready()) == path
+    assert finisher.complete("local", DATABASE, _ready()) == path
     saved = read_env(path)
     assert saved["PGHOST"] == "203.0.113.42" and saved["PGPASSWORD"] == "pw-0123456789"
     assert saved["DATABASE_URL"].startswith("postgresql://appuser:pw-0123456789@203.0.113.42:5432/")
     assert (path.stat().st_mode & 0o777) == 0o600
-    assert creator.complete(DATABASE, _ready()) == path  # already complete: the creator leaves it be
+    assert creator.complete("local", DATABASE, _ready()) == path  # already complete: the creator leaves it be
     assert read_env(path) == saved
 
 
@@ -330,10 +345,10 @@ def test_a_replica_only_completes_what_is_plainly_ours(tmp_path: Path):
     from redu_mcp.provisioning.credentials import CredentialStore, read_env
 
     directory = tmp_path / "creds"
-    path = CredentialStore(directory).save(DATABASE, _provisioning(), "pw-0123456789")
+    path = CredentialStore(directory).save("local", DATABASE, _provisioning(), "pw-0123456789")
     before = path.read_text()
     path.chmod(0o644)  # readable by others: not a file we wrote
-    assert CredentialStore(directory).complete(DATABASE, _ready()) is None
+    assert CredentialStore(directory).complete("local", DATABASE, _ready()) is None
     assert path.read_text() == before
     path.chmod(0o600)
     target = tmp_path / "elsewhere.env"
@@ -341,10 +356,10 @@ def test_a_replica_only_completes_what_is_plainly_ours(tmp_path: Path):
     target.chmod(0o600)
     path.unlink()
     path.symlink_to(target)  # a planted link is never followed
-    assert CredentialStore(directory).complete(DATABASE, _ready()) is None
+    assert CredentialStore(directory).complete("local", DATABASE, _ready()) is None
     assert not read_env(target)["PGHOST"]
-    # A file of another instance that happens to bear the name (its first line names its own id).
+    # A file of another instance that happens to bear the name (its header names its own id).
     path.unlink()
-    path.write_text(before.replace("(id 42)", "(id 7)"))
+    path.write_text(before.replace('"id": 42', '"id": 7'))
     path.chmod(0o600)
-    assert CredentialStore(directory).complete(DATABASE, _ready()) is None
+    assert CredentialStore(directory).complete("local", DATABASE, _ready()) is None

@@ -179,7 +179,7 @@ async def test_health_needs_no_token_and_says_nothing_more(make_settings, sandbo
 
 
 async def test_with_redis_unreachable_ready_says_no_but_every_tool_works(make_settings, sandbox, caplog):
-    settings = http_settings(make_settings, redis_url="redis://:not-logged-pw@127.0.0.1:1/0")
+    settings = http_settings(make_settings, redis_url="redis://:not-logged-pw@127.0.0.1:1/0", state_keys=(NEW,))
     id = await seed_instance(sandbox, "database", "no-redis")
     with caplog.at_level(logging.INFO):
         async with serving_mcp_http(settings, sandbox) as (url, _):

@@ -103,7 +103,7 @@ async def test_stdio_subprocess_round_trip(tmp_path: Path, mode: str):
         assert "wait_for_ready" in (client.instructions or "")
         seen = await round_trip(client, "database", f"stdio-{mode}")
     credentials = Path(seen["created"]["credentials_file"])
-    assert credentials.parent == state / "redu-mcp" / "credentials"
+    assert credentials.parent.parent == state / "redu-mcp" / "sandbox-credentials"  # the sandbox's own, per run
     assert f"PGHOST={seen['waited']['connection']['host']}" in credentials.read_text()
 
 

@@ -76,7 +76,7 @@ from redu_mcp.api._models import (
     User,
 )
 from redu_mcp.api._retry import RetryPolicy, is_retryable, no_time_to_retry, parse_retry_after, retry_after_of
-from redu_mcp.api._scrub import REDACTED, scrub
+from redu_mcp.api._scrub import REDACTED, ScrubbingFilter, remember_secret, scrub
 from redu_mcp.api._telemetry import WhenMetricsLoaded
 
 __all__ = [
@@ -135,6 +135,7 @@ __all__ = [
     "ResponseFormatError",
     "RetryFacts",
     "RetryPolicy",
+    "ScrubbingFilter",
     "SecurityGroup",
     "SecurityGroupNames",
     "SecurityGroupRule",
@@ -146,6 +147,7 @@ __all__ = [
     "is_retryable",
     "no_time_to_retry",
     "parse_retry_after",
+    "remember_secret",
     "retry_after_of",
     "scrub",
     "share_of_time_left",

@@ -42,7 +42,7 @@ from redu_mcp.api._models import (
     User,
 )
 from redu_mcp.api._retry import RetryPolicy, call_with_retries, parse_retry_after
-from redu_mcp.api._scrub import scrub
+from redu_mcp.api._scrub import remember_secret, scrub
 
 log = logging.getLogger("redu_mcp.api")  # one logger for the library, like httpx2's
 M = TypeVar("M", bound=BaseModel)
@@ -73,6 +73,8 @@ class ReduClient:
         self._api_key = api_key or None
         #: Why the key cannot be one (a placeholder, characters no key has): raised at each request.
         self._key_problem = api_key_problem(self._api_key) if self._api_key else None
+        if http is None:  # a client of its own, with its configured key: no log line will hold it
+            remember_secret(self._api_key)
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self._owns_http = http is None
@@ -96,6 +98,7 @@ class ReduClient:
 
     def with_api_key(self, api_key: str) -> ReduClient:
         """A client that sends ``api_key`` instead, over the same connection pool (not closed by it)."""
+        remember_secret(api_key, callers_key=True)  # a caller's key: kept out of logs too
         return ReduClient(api_key, base_url=self.base_url, retry=self.retry, http=self._http)
 
     def with_retry(self, retry: RetryPolicy) -> ReduClient:

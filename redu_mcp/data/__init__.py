@@ -7,8 +7,9 @@ confirmation.
 
 PostgreSQL: ``check_connection``, ``run_sql``, ``describe_database``, ``apply_migration`` and
 ``list_migrations``, all but the first on a ``Pools`` the server keeps for its lifetime (one pool per
-principal and instance). psycopg, psycopg_pool and pglast are imported when an operation first runs,
-never by importing this package.
+principal and instance). Redis: ``RedisData`` (``run``, ``describe``, ``check``), its commands allowed
+by the instance's own command table. psycopg, psycopg_pool, pglast and redis-py are imported when an
+operation first runs, never by importing this package.
 """
 
 from redu_mcp.data._check import check_connection
@@ -42,6 +43,30 @@ from redu_mcp.data._migrations import (
 )
 from redu_mcp.data._options import DEFAULT_MAX_ROWS, MAX_ROWS_LIMIT, SSL_MODES, PostgresOptions, SslMode
 from redu_mcp.data._pools import Pools
+from redu_mcp.data._redis_commands import (
+    RedisAccess,
+    RedisNeedsConfirmation,
+    RedisRefusalReason,
+    RedisRefused,
+)
+from redu_mcp.data._redis_connection import RedisTls
+from redu_mcp.data._redis_data import RedisData
+from redu_mcp.data._redis_describe import (
+    RedisDescribeOutcome,
+    RedisDescription,
+    RedisKeySample,
+    RedisKeyspaceCount,
+    RedisSampledKey,
+)
+from redu_mcp.data._redis_outcomes import (
+    RedisCommandError,
+    RedisNoAnswer,
+    RedisResult,
+    RedisRunOutcome,
+    RedisTruncation,
+    RedisUnavailable,
+)
+from redu_mcp.data._redis_values import RedisCaps
 from redu_mcp.data._results import Column, CutReason
 from redu_mcp.data._run import (
     Failed,
@@ -91,6 +116,24 @@ __all__ = [
     "NeedsConfirmation",
     "Pools",
     "PostgresOptions",
+    "RedisAccess",
+    "RedisCaps",
+    "RedisCommandError",
+    "RedisData",
+    "RedisDescribeOutcome",
+    "RedisDescription",
+    "RedisKeySample",
+    "RedisKeyspaceCount",
+    "RedisNeedsConfirmation",
+    "RedisNoAnswer",
+    "RedisRefusalReason",
+    "RedisRefused",
+    "RedisResult",
+    "RedisRunOutcome",
+    "RedisSampledKey",
+    "RedisTls",
+    "RedisTruncation",
+    "RedisUnavailable",
     "RefusalReason",
     "Refused",
     "RunOutcome",

@@ -8,18 +8,22 @@ built from declared fields only, so no password or key can be in one.
 
 Targets (``REDU_MCP_AUDIT_LOG``, comma-separated): a file path (appended, created 0600 without
 following a symlink, rotated at ``ROTATE_BYTES`` keeping ``KEEP_FILES`` old files), or ``stderr``.
-A file that cannot be opened stops the start (``OSError``): running unaudited when a trail was
+A file that cannot be opened, or that someone else could have written (another account's, writable
+by others, in a directory others may write without the sticky bit), stops the start (``OSError``
+with the reason): running unaudited, or appending to a trail others can rewrite, when a trail was
 asked for would be worse than not running.
 """
 
 from __future__ import annotations
 
 import datetime
+import errno
 import io
 import json
 import logging
 import logging.handlers
 import os
+import stat
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -67,13 +71,52 @@ class AuditRecord:
 
 
 class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
-    """A rotating file that is created 0600 and never opened through a symlink."""
+    """A rotating file that is created 0600, never opened through a symbolic link, and refused
+    (``PermissionError``, with the reason) when someone else could have written into it."""
 
     def _open(self) -> io.TextIOWrapper:
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-        stream = os.fdopen(os.open(self.baseFilename, flags, 0o600), "a", encoding="utf-8")
+        path = self.baseFilename
+        nofollow = getattr(os, "O_NOFOLLOW", 0)
+        if not nofollow and _is_link(path):  # no O_NOFOLLOW (Windows): look before opening
+            raise PermissionError(errno.EPERM, "it is a symbolic link or junction", path)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | nofollow | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(path, flags, 0o600)
+        try:
+            _check_ours(fd, path)
+        except BaseException:
+            os.close(fd)
+            raise
+        stream = os.fdopen(fd, "a", encoding="utf-8")
         assert isinstance(stream, io.TextIOWrapper)  # what open() in text mode returns
         return stream
+
+
+def _is_link(path: str) -> bool:
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return stat.S_ISLNK(info.st_mode) or bool(
+        getattr(info, "st_file_attributes", 0) & stat.FILE_ATTRIBUTE_REPARSE_POINT
+    )
+
+
+def _check_ours(fd: int, path: str) -> None:
+    """Refuse a trail someone else could have written: another account's file, a file others may
+    write, or one in a directory others may write without the sticky bit (they could swap it).
+    Where there are no owners to compare (Windows), only the link check above applies."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        raise PermissionError(errno.EPERM, "it is not a regular file", path)
+    if not hasattr(os, "getuid"):
+        return
+    if info.st_uid != os.getuid():
+        raise PermissionError(errno.EPERM, f"it belongs to another user (uid {info.st_uid})", path)
+    if stat.S_IMODE(info.st_mode) & 0o022:
+        raise PermissionError(errno.EPERM, "others may write to it (make it 0600)", path)
+    folder = os.stat(os.path.dirname(path) or ".")
+    if stat.S_IMODE(folder.st_mode) & 0o022 and not folder.st_mode & stat.S_ISVTX:
+        raise PermissionError(errno.EPERM, "others may replace it: its directory is writable by others", path)
 
 
 class AuditLog:

@@ -14,7 +14,10 @@ failure that will not pass (401, 403, 404) ends it at once. The wait ends by the
 an error the outcome can name, and a cancelled wait stops its poll at once.
 
 Several replicas share one board through Redis (``redu_mcp.provisioning.shared_board.RedisBoard``):
-both are a ``Board``, and the wait loop does not know which one it reads.
+both are a ``Board``, and the wait loop does not know which one it reads. A board never ends a wait
+on what another replica shared: a snapshot that would end it (``ends_wait``) is confirmed by a GET of
+the caller's own, so the instance a wait returns (whose host goes into a credentials file) is always
+the API's answer to this caller.
 """
 
 from __future__ import annotations
@@ -68,6 +71,13 @@ class Snapshot:
     at: float
     instance: Instance | None = None
     error: ReduError | None = None
+
+
+def ends_wait(snapshot: Snapshot) -> bool:
+    """Would this snapshot end a wait (ready, failed, or a failure that will not pass)?"""
+    if snapshot.error is not None:
+        return not is_transient(snapshot.error)
+    return snapshot.instance is not None and snapshot.instance.status in (READY, ERROR)
 
 
 @dataclass

@@ -14,6 +14,7 @@ Names starting with ``fail-`` end in status ``error`` instead of ``ready``.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any, Literal
@@ -25,7 +26,7 @@ from redu_mcp.sandbox.faults import DroppedConnection, Fault, FaultPlan
 from redu_mcp.sandbox.store import FAIL_PREFIX, Account, ClockProvisioner, Provisioner, Store
 
 DEFAULT_API_KEY = "sandbox-key"
-SANDBOX_BASE_URL = "http://sandbox.redu.invalid/v1"
+SANDBOX_BASE_URL = "http://sandbox.redu.invalid/v1"  # any host reaches the in-process app
 
 ListStyle = Literal["items", "plural", "bare"]
 
@@ -47,6 +48,9 @@ class Sandbox:
         self.page_size = page_size
         self.list_style = list_style
         self.faults = FaultPlan()
+        #: This emulator's own address (one host per emulator): servers sharing state through Redis
+        #: tell emulators apart by it, as they tell deployments apart by their API's URL.
+        self.base_url = f"http://{secrets.token_hex(6)}.sandbox.redu.invalid/v1"
         self.requests: list[tuple[str, str]] = []  # (method, path) of every API request received
         self.store = Store(self.accounts, provisioner or ClockProvisioner(provisioning_seconds, clock), clock)
         from redu_mcp.sandbox.app import build_app
@@ -64,7 +68,7 @@ class Sandbox:
     def client(self, api_key: str | None = None, **kwargs: Any) -> ReduClient:
         """A ``ReduClient`` talking to this sandbox in-process."""
         key = self.default_key if api_key is None else api_key
-        return ReduClient(key, base_url=SANDBOX_BASE_URL, transport=self.transport(), **kwargs)
+        return ReduClient(key, base_url=self.base_url, transport=self.transport(), **kwargs)
 
     def count(self, method: str | None = None, path: str | None = None) -> int:
         """How many API requests matched (for asserting no retry storms and no duplicate POSTs)."""

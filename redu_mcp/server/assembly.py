@@ -11,6 +11,7 @@ from mcp.server.mcpserver import MCPServer
 from redu_mcp import __version__
 from redu_mcp.api import ReduClient
 from redu_mcp.server.arguments import argument_checker
+from redu_mcp.server.confirmation import single_use_request_state
 from redu_mcp.server.instructions import instructions_for
 from redu_mcp.server.prompts import register_prompts
 from redu_mcp.server.resources import register_resources
@@ -68,6 +69,7 @@ def build_server(
         middleware=[operation_metrics, argument_checker(tools)],
         **mcp_options,
     )
+    single_use_request_state(server, runtime)  # a decided round cannot be answered again
     register_resources(server, runtime)  # resources are read-only: offered at every access level
     if settings.access != "read":
         register_prompts(server)  # they walk through creating an instance

@@ -10,6 +10,11 @@ that cannot ask needs the exact current name in ``confirm_name`` (``--confirm au
 (``--confirm human``: only a person can approve). So is a 2025-11-25 client on a ``--stateless``
 server, whatever it declared: without a session the server cannot send it the question, and the
 refusal says so. What the model is told is worded in ``wording``.
+
+A sealed request state (2026-07-28: the question travels in the result, the answer comes back with
+the state) is good for one answering round only (``single_use_request_state``): a round that was
+declined cannot be sent again with "accept". Used states are remembered (in Redis when replicas
+share it) for as long as the SDK would accept them.
 """
 
 # No `from __future__ import annotations`: the SDK evaluates these signatures (Resolve, Elicit).
@@ -17,16 +22,24 @@ refusal says so. What the model is told is worded in ``wording``.
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, Resolve
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.request_state import RequestStateBoundary
+from mcp.shared.exceptions import MCPError
 from mcp.types import ClientCapabilities
+from mcp_types import INVALID_PARAMS
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import BaseModel, Field
 
 from redu_mcp.api import AnyKind, Instance, NotFoundError, ReduError
 from redu_mcp.server.arguments import ConfirmName, InstanceId
 from redu_mcp.server.refusals import CannotAsk, Refusal, RefusalReason
-from redu_mcp.server.runtime import runtime_of
+from redu_mcp.server.runtime import Runtime, runtime_of
+from redu_mcp.sharing import SeenOnce
+
+#: Seconds a used request state is remembered: the SDK's default lifetime (600 s) and its clock skew (60 s).
+REQUEST_STATE_SECONDS = 600.0 + 60.0 + 5.0
 
 
 class ConfirmDelete(BaseModel):
@@ -158,3 +171,23 @@ def resolvers(kind: AnyKind) -> tuple[Callable[..., Awaitable[Instance | None]],
         return ask_or_check(ctx, target, confirm_name, question, ConfirmDelete)
 
     return current, confirmation
+
+
+def single_use_request_state(server: MCPServer[Any], runtime: Runtime) -> None:
+    """Make every sealed request state of ``tools/call`` good for one round: a middleware placed just
+    outside the SDK's ``RequestStateBoundary``, where the state is still the sealed token the client
+    echoes (unique per round: it carries a random nonce), so replaying it is refused as the SDK
+    refuses a forged one."""
+    used = SeenOnce(runtime.shared, "used-request-state", REQUEST_STATE_SECONDS)
+
+    async def once(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        token = (ctx.params or {}).get("requestState") if ctx.method == "tools/call" else None
+        if isinstance(token, str) and not await used.first_time(runtime.sealer.tag(token)):
+            raise MCPError(
+                code=INVALID_PARAMS, message="Invalid or expired requestState", data={"reason": "invalid_request_state"}
+            )
+        return await call_next(ctx)
+
+    chain = server.middleware
+    boundary = next((i for i, m in enumerate(chain) if isinstance(m, RequestStateBoundary)), 0)
+    chain.insert(boundary, once)

@@ -10,7 +10,6 @@ never closed here, and ``on_close`` runs instead when the last session ends.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 import time
@@ -20,14 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 from mcp.server.mcpserver.exceptions import ToolError
 
-from redu_mcp.api import NotConfiguredError, ReduClient, ReduError
+from redu_mcp.api import NotConfiguredError, ReduClient, ReduError, remember_secret
 from redu_mcp.data import Pools
 from redu_mcp.provisioning.audit import AuditLog
-from redu_mcp.provisioning.credentials import CredentialStore
+from redu_mcp.provisioning.credentials import CredentialStore, sandbox_run_root
 from redu_mcp.provisioning.waiting import Board, StatusBoard
 from redu_mcp.server.errors import ConfigError
 from redu_mcp.server.settings import Settings
 from redu_mcp.server.wording import Wording
+from redu_mcp.sharing import Sealer, redis_password
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import Context
@@ -55,15 +55,22 @@ class Runtime:
         self._on_close = on_close
         self._client: ReduClient | None = None
         self._sessions = 0
-        self.credentials = CredentialStore(settings.credentials_dir)
+        root = settings.credentials_root
+        if settings.sandbox and settings.credentials_dir is None:
+            root = sandbox_run_root(root)  # make-believe instances: a folder of this run's own
+        self.credentials = CredentialStore(root)
+        for secret in (settings.auth_token, *settings.state_keys, redis_password(settings.redis_url)):
+            remember_secret(secret)  # the log scrubber knows every secret the process holds
+        #: Seals what replicas share and names it with keyed hashes: the state key, else this process's own.
+        self.sealer = Sealer(settings.state_keys) if settings.state_keys else Sealer.ephemeral()
         #: Connections to PostgreSQL instances, per principal and instance (opened on first use).
         self.pools = Pools(settings.postgres_options)
         try:
             self.audit = AuditLog(settings.audit_log)
         except OSError as exc:
             raise ConfigError(
-                f"cannot open the audit log ({settings.audit_log}): {exc.strerror or exc}; fix the path "
-                "(--audit-log / REDU_MCP_AUDIT_LOG), which must not be a symlink"
+                f"refusing the audit log {exc.filename or settings.audit_log}: {exc.strerror or exc}; fix the path "
+                "(--audit-log / REDU_MCP_AUDIT_LOG): a file of yours, not a symlink, that only you can write"
             ) from None
         #: This process among the replicas (in logs, leases and the shared session table): random, no secret.
         self.replica = secrets.token_hex(4)
@@ -74,21 +81,19 @@ class Runtime:
             from redu_mcp.provisioning.shared_board import RedisBoard
             from redu_mcp.sharing import SharedRedis
 
-            self.shared = SharedRedis(settings.redis_url, namespace=self._namespace())
+            self.shared = SharedRedis(settings.redis_url, namespace=self._namespace(), sealer=self.sealer)
             self.board = RedisBoard(self.shared)
         #: The clock of the server's caches (verified keys); tests move it forward.
         self.clock: Callable[[], float] = time.monotonic
 
     def _namespace(self) -> str:
-        """What replicas of one deployment share in Redis: the same API, and the same server key.
-
-        A hash (never the key itself). An emulator in this process is this process's alone: its
-        instances are nobody else's, so nothing about them is shared."""
+        """What replicas of one deployment share in Redis: the same API (the client handed in, such as
+        one emulator's, has its own address), and the same server key. A keyed hash, never the key
+        itself nor a plain hash of it."""
         settings = self.settings
-        if settings.sandbox:
-            return f"sandbox-{secrets.token_hex(8)}"
-        upstream = f"{settings.api_url}\0{'' if settings.auth_passthrough else settings.api_key or ''}"
-        return hashlib.sha256(upstream.encode()).hexdigest()[:16]
+        url = self._given_client.base_url if self._given_client is not None else settings.api_url
+        upstream = f"{url}\0{'' if settings.auth_passthrough else settings.api_key or ''}"
+        return self.sealer.tag(upstream, 16)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Runtime]:
@@ -133,11 +138,10 @@ class Runtime:
         return f"user:{token.client_id}" if self.settings.auth_passthrough else "operator"
 
     def caller_identity(self) -> str:
-        """Who is asking, as a non-reversible tag, so shared state never crosses users."""
+        """Who is asking, as a keyed, non-reversible tag, so shared state never crosses users."""
         if not self.settings.auth_passthrough:
             return "server"
-        key = current_bearer_token() or ""
-        return hashlib.sha256(key.encode()).hexdigest()[:16]
+        return self.sealer.tag(current_bearer_token() or "", 16)
 
     def base_client(self) -> ReduClient:
         """The shared client (with the server's own key, if any), opened on first use."""

@@ -7,6 +7,7 @@ package's own rules (``redu_mcp.server.http._settings``).
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal, TypeVar, get_args
@@ -43,7 +44,10 @@ MIN_STATE_KEY_LENGTH: Final = 32
 #: … and not visibly repetitive (``aaaa…``, ``abab…``): random text of that length has far more.
 MIN_STATE_KEY_DISTINCT: Final = 8
 
+APP_NAME: Final = "redu-mcp"
+
 __all__ = [
+    "APP_NAME",
     "CONFIRM_MODES",
     "SECRETS_MODES",
     "ConfigError",
@@ -93,9 +97,22 @@ def api_is_local(api_url: str) -> bool:
 
 
 def default_state_dir() -> Path:
-    """``$XDG_STATE_HOME/redu-mcp`` (default ``~/.local/state/redu-mcp``)."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "redu-mcp"
+    """Where this server keeps its state (credentials, the HTTP token): ``$XDG_STATE_HOME/redu-mcp``
+    when that is set (on any platform), else the platform's own per-user state folder (``platformdirs``):
+    ``~/.local/state/redu-mcp`` on Linux, ``~/Library/Application Support/redu-mcp`` on macOS,
+    ``%LOCALAPPDATA%\\redu-mcp`` on Windows. Chosen at call time, so a test can play another platform."""
+    if os.environ.get("XDG_STATE_HOME"):
+        return Path(os.environ["XDG_STATE_HOME"]) / "redu-mcp"
+    from platformdirs.api import PlatformDirsABC
+
+    platform: type[PlatformDirsABC]
+    if sys.platform == "darwin":
+        from platformdirs.macos import MacOS as platform
+    elif sys.platform == "win32":
+        from platformdirs.windows import Windows as platform
+    else:
+        from platformdirs.unix import Unix as platform
+    return platform(APP_NAME, appauthor=False).user_state_path
 
 
 @dataclass
@@ -112,7 +129,9 @@ class Settings:
     secrets: SecretsMode = "file"
     confirm: ConfirmMode = "auto"
     audit_log: str | None = None  # where audit records go: file paths and/or "stderr", comma-separated
-    credentials_dir: Path = field(default_factory=lambda: default_state_dir() / "credentials")
+    #: Where ``--secrets file`` saves passwords (per principal below it); None: the default, under
+    #: ``state_dir`` (``credentials``, or for the sandbox a folder of its own: see ``credentials_root``).
+    credentials_dir: Path | None = None
     transport: Transport = "stdio"
     host: str = "127.0.0.1"
     port: int = 8000
@@ -174,13 +193,21 @@ class Settings:
                 self.redis_url = check_url(self.redis_url)
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
-            import importlib.util
-
-            if importlib.util.find_spec("redis") is None:
+            if not self.state_keys:
                 raise ConfigError(
-                    "REDU_MCP_REDIS_URL is set but the Redis client is not installed: install redu-mcp[redis] "
-                    "(e.g. uv tool install 'redu-mcp[redis]', or pip install 'redu-mcp[redis]')"
+                    "REDU_MCP_REDIS_URL needs REDU_MCP_STATE_KEY (the same on every replica): what replicas share "
+                    "in Redis is sealed with it, so a replica without it could neither trust nor read it; generate "
+                    "one with: python -c 'import secrets; print(secrets.token_hex(32))'"
                 )
+
+    @property
+    def credentials_root(self) -> Path:
+        """The credentials folder: as configured, else ``state_dir/credentials``; the sandbox's
+        instances are make-believe and die with the process, so by default their files go to
+        ``state_dir/sandbox-credentials``, never beside real ones."""
+        if self.credentials_dir is not None:
+            return self.credentials_dir
+        return self.state_dir / ("sandbox-credentials" if self.sandbox else "credentials")
 
     @property
     def http_auth(self) -> HttpAuthMode:

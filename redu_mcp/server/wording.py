@@ -350,7 +350,8 @@ class Wording:
                 return f"Nothing was deleted: the user did not confirm the deletion. {dont_retry}"
             case "name_mismatch":
                 return (
-                    f"Nothing was deleted: confirm_name '{refusal.given}' is not the name of {kind.label} {target.id}, "
+                    # The value given is not repeated: it is the caller's text, and a result is no echo chamber.
+                    f"Nothing was deleted: the confirm_name given is not the name of {kind.label} {target.id}, "
                     f"which is '{target.name}'. Make sure {described} is the one the user wants deleted; only then "
                     f"call delete_{kind.name} again with confirm_name='{target.name}'."
                 )

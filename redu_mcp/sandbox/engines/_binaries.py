@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -98,7 +99,13 @@ def find_binaries(kind: Engine, version: str | None = None) -> dict[str, Path]:
 
 
 def check_engines_available() -> None:
-    """Raise one EngineUnavailable naming every missing program (both kinds) and its package."""
+    """Raise one EngineUnavailable naming every missing program (both kinds) and its package, or
+    saying that engines need Linux (pidfds, dedicated accounts, process groups: see the package doc)."""
+    if not sys.platform.startswith("linux"):
+        raise EngineUnavailable(
+            f"--engines runs real PostgreSQL and Redis servers and works on Linux only (this is {sys.platform}); "
+            "use --sandbox without --engines here: every tool works, but instances cannot be connected to"
+        )
     problems = []
     engines: tuple[Engine, ...] = ("postgres", "redis")
     for kind in engines:

@@ -10,8 +10,10 @@
 * **Redis keeps its protected configs off**: ``enable-protected-configs``,
   ``enable-debug-command`` and ``enable-module-command`` are ``no`` (a client cannot ``CONFIG SET
   dir`` to write files elsewhere, load modules or use ``DEBUG``). Redis older than 7 has no such
-  switches; there the three commands are renamed away. Its configuration comes on stdin, so no
-  file holds ``requirepass``.
+  switches; there the three commands are renamed away. A client cannot stop the server or turn it
+  into another's replica either (``SHUTDOWN``, ``REPLICAOF``/``SLAVEOF``, ``FAILOVER``, ``SYNC``/``PSYNC``
+  are renamed away on every version): the instance's status says "ready" for as long as its engine
+  runs, and only the sandbox stops it. Its configuration comes on stdin, so no file holds ``requirepass``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from ._secrets import _redis_quote
 
 #: The only address engines listen on.
 HOST = "127.0.0.1"
+#: Redis commands renamed away on every version: they would stop the engine or hand its data to
+#: another server, while the sandbox still reports the instance ready.
+CLIENT_MAY_NOT = ("SHUTDOWN", "REPLICAOF", "SLAVEOF", "FAILOVER", "SYNC", "PSYNC")
 #: initdb's bootstrap superuser: nobody can log in as it (see the module docstring).
 _SUPERUSER = "redu_admin"
 
@@ -137,5 +142,6 @@ def _redis_config(*, port: int, directory: Path, password: str, version: str) ->
         ]
     else:  # no such switches before 7: take the commands away
         lines += [f'rename-command {command} ""' for command in ("CONFIG", "DEBUG", "MODULE")]
+    lines += [f'rename-command {command} ""' for command in CLIENT_MAY_NOT]
     lines += [f"requirepass {_redis_quote(password)}", ""]
     return "\n".join(lines)

@@ -21,7 +21,7 @@ from redu_mcp.server.http._sessions import PerPrincipalSessions
 from redu_mcp.server.http._settings import WILDCARD_HOSTS
 from redu_mcp.server.http._shared_limits import RedisLimits, SharedKeyVerdicts
 from redu_mcp.server.http._verdicts import BearerVerifier
-from redu_mcp.server.http._verifiers import ReduKeyVerifier, StaticTokenVerifier
+from redu_mcp.server.http._verifiers import VERIFIED_KEY_TTL, ReduKeyVerifier, StaticTokenVerifier
 from redu_mcp.server.runtime import Runtime
 from redu_mcp.server.settings import Settings
 
@@ -65,7 +65,9 @@ def build_http_app(settings: Settings, *, limits: Limits | None = None, **runtim
     if settings.http_auth == "token":
         verifier = StaticTokenVerifier(settings.auth_token or "", resource)
     elif settings.http_auth == "passthrough":
-        verdicts = SharedKeyVerdicts(shared) if shared is not None else None
+        verdicts = None
+        if shared is not None:  # trusted no longer than this replica would trust its own check
+            verdicts = SharedKeyVerdicts(shared, VERIFIED_KEY_TTL, numbers.rejected_key_seconds)
         verifier = ReduKeyVerifier(
             runtime, limits, resource, rejected_ttl=numbers.rejected_key_seconds, shared=verdicts
         )

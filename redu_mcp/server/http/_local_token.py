@@ -17,11 +17,8 @@ does for the credentials files):
 
 from __future__ import annotations
 
-import errno
 import logging
-import os
 import secrets
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,55 +43,41 @@ def load_or_create_token(state_dir: Path) -> LocalToken:
 
     Raises ``ConfigError`` when the directory cannot be trusted or written."""
     try:
-        dir_fd = private_files.open_private_dir(state_dir)
+        directory = private_files.open_private_dir(state_dir)
     except (private_files.SymlinkedDirectory, NotADirectoryError):
         raise ConfigError(
             f"refusing to keep the HTTP token in {state_dir}: it is a symbolic link or not a directory "
             "(remove it, or set REDU_MCP_AUTH_TOKEN)"
         ) from None
-    except private_files.ForeignDirectory:
+    except private_files.ForeignDirectory as exc:
         raise ConfigError(
-            f"refusing to keep the HTTP token in {state_dir}: the directory belongs to another user "
-            "(remove it, or set REDU_MCP_AUTH_TOKEN)"
+            f"refusing to keep the HTTP token in {state_dir}: {exc.strerror} (remove it, or set REDU_MCP_AUTH_TOKEN)"
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot use {state_dir} for the HTTP token: {exc.strerror or exc}") from None
     path = state_dir / TOKEN_FILE_NAME
     try:
-        existing = _read_ours(dir_fd, path)
+        existing = _read_ours(directory, path)
         if existing is not None:
             return LocalToken(existing, path, created=False)
         token = secrets.token_urlsafe(32)
-        private_files.replace(dir_fd, TOKEN_FILE_NAME, token + "\n")
+        directory.replace(TOKEN_FILE_NAME, token + "\n")
         return LocalToken(token, path, created=True)
     except OSError as exc:
         raise ConfigError(f"cannot keep the HTTP token in {path}: {exc.strerror or exc}") from None
     finally:
-        os.close(dir_fd)
+        directory.close()
 
 
-def _read_ours(dir_fd: int, path: Path) -> str | None:
+def _read_ours(directory: private_files.PrivateDir, path: Path) -> str | None:
     """The token in the file if it is ours and private and well-formed; None if it must be (re)made."""
     try:
-        fd = os.open(TOKEN_FILE_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+        content = directory.read(TOKEN_FILE_NAME).strip()
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            log.warning("%s is a symbolic link: not following it, replacing it with a new token file", path)
-            return None
-        raise
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
-            log.warning("%s is not a regular file of ours: replacing it with a new token file", path)
-            return None
-        if stat.S_IMODE(info.st_mode) & 0o077:
-            log.warning("%s was readable by others: its token may be known, replacing it with a new one", path)
-            return None
-        content = os.read(fd, 4096).decode("ascii", errors="replace").strip()
-    finally:
-        os.close(fd)
+    except private_files.NotPrivate as exc:
+        log.warning("%s cannot be trusted (%s): replacing it with a new token file", path, exc.strerror)
+        return None
     if len(content) < MIN_AUTH_TOKEN_LENGTH or not well_formed_bearer(content):
         log.warning("%s does not hold a usable token: replacing it with a new one", path)
         return None

@@ -135,4 +135,5 @@ def run_http(settings: Settings, **runtime_options: Any) -> None:
     if runtime.shared is not None:
         log.info("this replica's id in the shared state (leases, sessions): %s", runtime.replica)
     log.info("serving MCP on %s (auth: %s)", advertised_url(settings), settings.http_auth)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", lifespan="on")
+    # log_config=None: uvicorn's records go through the root handler and its scrubbing filter too.
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", lifespan="on", log_config=None)

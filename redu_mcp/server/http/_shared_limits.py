@@ -15,12 +15,14 @@ decide alone whenever Redis cannot (then the limits count per replica, as with o
 request that a balancer sent to the wrong replica is told why (``session_elsewhere``).
 
 ``SharedKeyVerdicts`` shares pass-through key checks: a key verified (or refused) by one replica is
-known to all for the rest of its time. Principals, addresses, session ids and keys appear in Redis
-only as hashes.
+known to all for the rest of its time, at most as long as a replica trusts its own check; verdicts
+are sealed with the state key. Principals, addresses, session ids and keys appear in Redis only as
+keyed hashes (``Sealer.tag``).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import secrets
 import time
@@ -31,7 +33,7 @@ from typing import Any, Final
 
 from redu_mcp.server.http._limits import ALL_ADDRESSES_FACTOR, Limits, LocalLimits, Refusal, Reservation
 from redu_mcp.server.http._settings import HttpLimits
-from redu_mcp.sharing import SharedRedis, SharedStateUnavailable, digest
+from redu_mcp.sharing import SharedRedis, SharedStateUnavailable, bounded_json
 
 #: Seconds a reserved slot is held at most (an opening request that never answers frees it then).
 RESERVATION_SECONDS: Final = 60.0
@@ -154,7 +156,7 @@ class RedisLimits(Limits):
     # --- names ----------------------------------------------------------------------------------------------
 
     def _principal_keys(self, principal: str) -> tuple[str, str, str]:
-        p = digest(principal, 24)
+        p = self.shared.sealer.tag(principal, 24)
         return (
             self.shared.key("sessions", p),
             self.shared.key("reserved", p),
@@ -163,8 +165,8 @@ class RedisLimits(Limits):
 
     def _owner(self, principal: str, session_id: str) -> tuple[str, str, str]:
         """(session tag, its owner key, the owner value this replica writes)."""
-        tag = digest(session_id, 32)
-        return tag, self.shared.key("session-owner", tag), f"{self.replica}:{digest(principal, 24)}"
+        tag = self.shared.sealer.tag(session_id, 32)
+        return tag, self.shared.key("session-owner", tag), f"{self.replica}:{self.shared.sealer.tag(principal, 24)}"
 
     async def _script(self, source: str, keys: list[str], args: list[Any]) -> Any:
         return await self.shared.run(lambda r: self.shared.script(source)(keys=keys, args=args, client=r))
@@ -266,7 +268,7 @@ class RedisLimits(Limits):
 
     async def allow_key_check(self, client: str) -> Refusal | None:
         per_client = self.limits.key_checks_per_minute
-        keys = [self.shared.key("key-checks", digest(client, 24)), self.shared.key("key-checks", "all")]
+        keys = [self.shared.key("key-checks", self.shared.sealer.tag(client, 24)), self.shared.key("key-checks", "all")]
         try:
             reason, wait = await self._script(KEY_CHECK, keys, [per_client, per_client * ALL_ADDRESSES_FACTOR])
         except (SharedStateUnavailable, ValueError, TypeError):
@@ -279,46 +281,70 @@ class RedisLimits(Limits):
 
 
 class SharedKeyVerdicts:
-    """Pass-through key checks shared by replicas: by the key's SHA-256, the user id a good key
-    belongs to, or that a key was refused, each until its own expiry."""
+    """Pass-through key checks shared by replicas: that a key (named by a keyed hash of its SHA-256)
+    belongs to a user id, or was refused. Each value is sealed for its Redis key, and trusted at most
+    as long as this replica would have trusted its own check (``ok_seconds``, ``refused_seconds``),
+    whatever expiry Redis holds."""
 
-    def __init__(self, shared: SharedRedis) -> None:
+    MAX_CHARS: Final = 1024
+
+    def __init__(self, shared: SharedRedis, ok_seconds: float, refused_seconds: float) -> None:
         self.shared = shared
+        self.ok_seconds = ok_seconds
+        self.refused_seconds = refused_seconds
 
     def _keys(self, key_digest: str) -> tuple[str, str]:
-        return self.shared.key("key-ok", key_digest), self.shared.key("key-refused", key_digest)
+        tag = self.shared.sealer.tag(key_digest)
+        return self.shared.key("key-ok", tag), self.shared.key("key-refused", tag)
 
     async def recall(self, key_digest: str) -> tuple[str | None, float] | None:
         """``(user id, seconds left)`` for a good key, ``(None, seconds left)`` for a refused one,
-        None when no replica checked it lately (or Redis cannot say)."""
+        None when no replica checked it lately (or Redis cannot say, or what it says is not sealed)."""
         ok, refused = self._keys(key_digest)
 
         async def look(r: Any) -> list[Any]:
             async with r.pipeline(transaction=False) as pipe:
-                pipe.get(ok).pttl(ok).pttl(refused)
+                pipe.get(ok).pttl(ok).get(refused).pttl(refused)
                 return list(await pipe.execute())
 
         try:
-            user, ok_ttl, refused_ttl = await self.shared.run(look)
+            good, ok_ttl, bad, refused_ttl = await self.shared.run(look)
         except (SharedStateUnavailable, ValueError):
             return None
-        if isinstance(user, str) and user and isinstance(ok_ttl, int) and ok_ttl > 0:
-            return user, ok_ttl / 1000
-        if isinstance(refused_ttl, int) and refused_ttl > 0:
-            return None, refused_ttl / 1000
+        user = self._opened(ok, good, "user")
+        if user and isinstance(ok_ttl, int) and ok_ttl > 0:
+            return user, min(ok_ttl / 1000, self.ok_seconds)
+        if self._opened(refused, bad, "refused") is True and isinstance(refused_ttl, int) and refused_ttl > 0:
+            return None, min(refused_ttl / 1000, self.refused_seconds)
         return None
+
+    def _opened(self, name: str, value: Any, field: str) -> Any:
+        """The field of a verdict sealed for ``name``; None (and one warning) when it is not one."""
+        if value is None:
+            return None
+        try:
+            data = bounded_json(self.shared.sealer.unseal(name, value, self.MAX_CHARS), max_depth=1)
+            found = data[field] if isinstance(data, dict) else None
+        except (ValueError, KeyError) as exc:
+            self.shared.discarded("key verdict", str(exc) or type(exc).__name__)
+            return None
+        if field == "user" and not (isinstance(found, str) and 0 < len(found) <= 256):
+            self.shared.discarded("key verdict", "not a user id")
+            return None
+        return found
 
     async def remember(self, key_digest: str, user_id: str | None, seconds: float) -> None:
         """Tell the other replicas: a good key (``user_id``) or a refused one (None), for ``seconds``."""
         ok, refused = self._keys(key_digest)
         ms = max(1, round(seconds * 1000))
+        seal = self.shared.sealer.seal
 
         async def store(r: Any) -> None:
             async with r.pipeline(transaction=True) as pipe:
                 if user_id is None:
-                    pipe.set(refused, "1", px=ms).delete(ok)
+                    pipe.set(refused, seal(refused, json.dumps({"refused": True})), px=ms).delete(ok)
                 else:
-                    pipe.set(ok, user_id, px=ms).delete(refused)
+                    pipe.set(ok, seal(ok, json.dumps({"user": user_id})), px=ms).delete(refused)
                 await pipe.execute()
 
         with suppress(SharedStateUnavailable):

@@ -108,12 +108,12 @@ def _body(kind: AnyKind, arguments: dict[str, Any]) -> CreateBody:
 
 def _deliver(runtime: Runtime, kind: AnyKind, outcome: CreateOutcome) -> Delivery | None:
     """Hand a new instance's password over as the server is configured to (None: there is none to hand)."""
-    store, secrets = runtime.credentials, runtime.settings.secrets
+    store, secrets, principal = runtime.credentials, runtime.settings.secrets, runtime.principal()
     match outcome:
         case Created(instance=instance, password=password, supplied=supplied):
-            return deliver_password(store, secrets, kind, instance, password, supplied)
+            return deliver_password(store, secrets, principal, kind, instance, password, supplied)
         case CreatedAnswerLost(instance=instance, password=password) if password is not None:
-            return deliver_password(store, secrets, kind, instance, password, True)
+            return deliver_password(store, secrets, principal, kind, instance, password, True)
     return None
 
 

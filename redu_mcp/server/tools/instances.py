@@ -67,7 +67,7 @@ def get_tool(kind: AnyKind) -> ToolSpec:
             raise await not_found_error(runtime, kind, id, "get") from None
         except ReduError as exc:
             raise ToolError(runtime.words.failure(f"get {kind.label} {id}", exc)) from None
-        runtime.credentials.complete(kind, instance)
+        runtime.credentials.complete(runtime.principal(), kind, instance)  # the API's answer to this caller
         return InstanceView.of(kind, instance)
 
     return ToolSpec(

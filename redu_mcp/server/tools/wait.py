@@ -64,7 +64,8 @@ async def wait_for_ready(
         raise ToolError(problem)
     instance = outcome.instance
     assert instance is not None  # wait_failure covers a wait that saw no instance
-    path = runtime.credentials.complete(target, instance) if outcome.ready else None
+    # The API's own answer to this caller (a shared snapshot never decides a host: see waiting).
+    path = runtime.credentials.complete(runtime.principal(), target, instance) if outcome.ready else None
     credentials_file = str(path) if path else None
     age = wording.age_of(instance)
     return WaitResult(
