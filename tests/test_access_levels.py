@@ -27,6 +27,8 @@ READ_TOOLS = {
     "list_databases", "get_database", "list_redis", "get_redis", "wait_for_ready",
     "list_create_options", "whoami",
 }  # fmt: skip
+#: The data tools offered at the default --data read (apply_migration needs --data write).
+READ_TOOLS |= {"check_connection", "describe_database", "run_sql", "list_migrations"}
 CREATE_TOOLS = READ_TOOLS | {"create_database", "create_redis"}
 FULL_TOOLS = CREATE_TOOLS | {"delete_database", "delete_redis"}
 EXPECTED = {"read": READ_TOOLS, "create": CREATE_TOOLS, "full": FULL_TOOLS}
@@ -41,9 +43,14 @@ HIDDEN_CALLS = {
 
 
 def test_the_tool_specs_match_the_documented_sets():
-    assert {spec.name for spec in TOOLS} == FULL_TOOLS
+    assert {spec.name for spec in TOOLS} == FULL_TOOLS | {"apply_migration"}
     for level, expected in EXPECTED.items():
         assert {spec.name for spec in tools_for(level)} == expected
+    data_tools = {"check_connection", "describe_database", "run_sql", "list_migrations", "apply_migration"}
+    assert not {spec.name for spec in tools_for("full", "off")} & data_tools
+    assert {spec.name for spec in tools_for("create", "write")} == CREATE_TOOLS | {"apply_migration"}
+    run_sql = {data: next(s for s in tools_for("full", data) if s.name == "run_sql") for data in ("read", "write")}
+    assert run_sql["read"].profile.read_only and not run_sql["write"].profile.read_only
 
 
 @pytest.mark.parametrize("level", ["read", "create", "full"])
@@ -148,3 +155,28 @@ async def test_cli_access_flag_reaches_a_real_stdio_client(tmp_path: Path):
         refused = await client.call_tool("delete_redis", {"id": 1, "confirm_name": "x"})
         assert refused.is_error and refused.content[0].text == "Unknown tool: delete_redis"
         assert "Access level of this server: read" in (client.instructions or "")
+
+
+def test_the_data_level_is_read_by_default_and_write_needs_create_access():
+    assert settings_from_env({}).data == "read"
+    assert settings_from_env({"REDU_MCP_DATA": "off"}).data == "off"
+    assert settings_from_env({"REDU_MCP_DATA": "write"}, data="read").data == "read"  # the flag wins
+    with pytest.raises(ConfigError, match="--data / REDU_MCP_DATA"):
+        settings_from_env({"REDU_MCP_DATA": "everything"})
+    with pytest.raises(ConfigError, match="--data write needs --access create or full"):
+        settings_from_env({"REDU_MCP_DATA": "write", "REDU_MCP_ACCESS": "read"})
+
+
+def test_a_read_only_server_that_would_write_refuses_to_start_in_one_line(tmp_path: Path):
+    started = subprocess.run(
+        [sys.executable, "-m", "redu_mcp", "--sandbox", "--access", "read", "--data", "write"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "XDG_STATE_HOME": str(tmp_path)},
+        cwd=REPO,
+        timeout=60,
+    )
+    assert started.returncode == 2
+    assert started.stderr.strip().splitlines() == [
+        "redu-mcp: --data write needs --access create or full: a read-only server cannot write to instances"
+    ]

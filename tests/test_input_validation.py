@@ -106,7 +106,7 @@ def arguments_for(schema: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
 @pytest.mark.parametrize("tool", ALL_TOOLS)
 def test_arbitrary_json_never_crashes_and_invalid_input_never_reaches_the_api(make_settings, tool, mode):
     sandbox = Sandbox(provisioning_seconds=0.2)
-    server = build_server(make_settings(), client=sandbox.client(retry=FAST_RETRY))
+    server = build_server(make_settings(data="write"), client=sandbox.client(retry=FAST_RETRY))
     with start_blocking_portal() as portal, portal.wrap_async_context_manager(Client(server, mode=mode)) as client:
         listed = {t.name: t for t in portal.call(client.list_tools).tools}
         schema = listed[tool].input_schema

@@ -42,6 +42,11 @@ VALID_ARGS: dict[str, dict[str, Any]] = {
     "wait_for_ready": {"kind": "redis", "id": 1, "timeout_seconds": 1},
     "list_create_options": {},
     "whoami": {},
+    "check_connection": {"kind": "database", "id": 1},
+    "describe_database": {"id": 1},
+    "run_sql": {"id": 1, "query": "SELECT 1"},
+    "list_migrations": {"id": 1},
+    "apply_migration": {"id": 1, "version": "1", "name": "first", "sql": "SELECT 1"},
 }
 
 FAST_WAIT = {"timeout_seconds": 20}
@@ -121,8 +126,8 @@ def test_each_profile_carries_the_access_level_its_hints_imply():
         assert (spec.level == "read") == spec.profile.read_only, spec.name
 
 
-async def test_every_tool_is_described_annotated_and_typed(server, mode):
-    async with connect(server, mode) as client:
+async def test_every_tool_is_described_annotated_and_typed(make_server, mode):
+    async with connect(make_server(data="write"), mode) as client:  # every tool, the data tools' too
         listed = (await client.list_tools()).tools
     tools = {t.name: t for t in listed}
     assert set(tools) == ALL_TOOLS
@@ -350,7 +355,7 @@ async def test_wrong_api_key_is_a_401_error_pointing_at_the_key(sandbox, make_se
 
 
 async def test_unconfigured_server_answers_and_every_tool_says_how_to_configure(make_settings, mode):
-    server = build_server(make_settings(sandbox=False, api_key=None))
+    server = build_server(make_settings(sandbox=False, api_key=None, data="write"))
     async with connect(server, mode) as client:
         assert "REDU_API_KEY" in (client.instructions or "")
         c = await checked(client)
