@@ -598,7 +598,10 @@ async def test_a_create_under_a_fault(case: FaultCase, tool: ToolCase, upstream:
 
 
 def test_the_matrix_covers_every_tool() -> None:
-    assert sorted(t.name for t in ALL_TOOLS) == sorted(spec.name for spec in TOOL_SPECS)
+    # The data tools' one API call is the instance's GET, the one get_database makes (covered here);
+    # what can fail after it (connecting, the engine) is tested in tests/test_data_tools_*.py.
+    api_tools = [spec.name for spec in TOOL_SPECS if spec.profile.data is None]
+    assert sorted(t.name for t in ALL_TOOLS) == sorted(api_tools)
     assert len(set(FAULT_IDS)) == len(FAULTS)
 
 

@@ -26,7 +26,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from redu_mcp.config import ConfigError
 from redu_mcp.sandbox import Sandbox
-from redu_mcp.server import Settings
+from redu_mcp.server import Settings, tools_for
 from redu_mcp.server.http import VERIFIED_KEY_TTL, build_http_app
 from tests.helpers import ALICE, BOB, CREATE_ARGS, raw_post, serving_mcp_http, two_users
 
@@ -104,7 +104,7 @@ async def test_operator_token(make_settings, mode):
         assert 401 in await connection_refused(url, mode, "wrong-token-0000000000")
         before = sandbox.count()
         async with mcp_client(url, mode, TOKEN) as client:
-            assert len((await client.list_tools()).tools) == 11
+            assert len((await client.list_tools()).tools) == len(tools_for("full"))
             assert not (await client.call_tool("whoami", {})).is_error
         assert sandbox.count() == before + 1  # the operator's key serves everyone: no per-request check
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from redu_mcp.server import tools_for
 from tests.helpers import connect
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "tools_list.json"
@@ -101,4 +102,4 @@ def test_snapshot_is_deterministic_json():
     listing = json.loads(text)
     assert render(listing) == text
     names = [tool["name"] for tool in listing["tools"]]
-    assert len(names) == len(set(names)) == 11
+    assert len(names) == len(set(names)) == len(tools_for("full"))
