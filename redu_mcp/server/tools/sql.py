@@ -8,7 +8,7 @@ reach the model inside the untrusted-data fence. The body reads "decide, audit, 
 
 # No `from __future__ import annotations`: the SDK must evaluate these signatures, closures included.
 
-from typing import Annotated, ClassVar, Final
+from typing import Annotated, Any, ClassVar, Final
 
 from mcp.server.mcpserver import Context, Elicit, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
@@ -19,7 +19,6 @@ from redu_mcp.data import (
     DEFAULT_MAX_ROWS,
     MAX_ROWS_LIMIT,
     Failed,
-    JsonValue,
     NeedsConfirmation,
     Refused,
     RunOutcome,
@@ -82,7 +81,9 @@ class SqlRows(FencedResult):
     rows_affected: int | None = None
     committed: bool = Field(description="Whether the change was committed (always false at --data read)")
     columns: list[ColumnView]
-    rows: list[list[JsonValue]] = Field(
+    # Any, not JsonValue: the values are JSON already, and a recursive schema for every cell costs a
+    # client that checks results against the schema ~0.1 s per 500 rows.
+    rows: list[list[Any]] = Field(
         description="Values as JSON: numerics as strings, timestamps ISO 8601, bytea as {'$bytes_base64': ...}"
     )
     truncated: str | None = Field(default=None, description="What was left out, and how to get the rest")
