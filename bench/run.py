@@ -29,6 +29,7 @@ def benches(quick: bool) -> dict[str, Callable[[], list[Row]]]:
     import cold_start
     import http_flood
     import per_call
+    import run_sql
     import startup_profile
     import throughput
     import tokens
@@ -43,6 +44,7 @@ def benches(quick: bool) -> dict[str, Callable[[], list[Row]]]:
         "throughput": lambda: throughput.run(seconds=2 if quick else 5, clients=50),
         "tokens": tokens.run,
         "http_flood": lambda: http_flood.run(count=2000 if quick else 10_000),
+        "run_sql": lambda: run_sql.run(samples=30 if quick else 100),
     }
 
 
