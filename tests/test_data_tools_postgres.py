@@ -27,6 +27,7 @@ from redu_mcp.server import Settings, build_server
 from redu_mcp.server.assembly import runtime_for
 from tests.data_engine import PASSWORD, Postgres, running_postgres, unique
 from tests.helpers import CREATE_ARGS, connect
+from tests.test_telemetry import otel  # noqa: F401 (the in-memory telemetry fixture)
 
 
 @pytest.fixture(scope="module")
@@ -404,3 +405,25 @@ async def test_an_agent_creates_waits_migrates_and_queries(tmp_path: Path):
         await sandbox.aclose()
     assert agent.calls == ["list_create_options", "create_database", "wait_for_ready", "apply_migration", "run_sql"]
     print(f"\ncreate, wait, migrate, query: {len(agent.calls)} calls, {agent.chars} characters of text results")
+
+
+async def test_a_span_per_statement_names_the_operation_and_table_never_the_text(
+    pg: Postgres,
+    tmp_path: Path,
+    otel: Any,  # noqa: F811 (the fixture imported above)
+):
+    table = unique()
+    await pg.run(f"CREATE TABLE {table} (note text)")
+    server, _ = server_for(pg, tmp_path)
+    async with connect(server) as client:
+        id = await new_database(client)
+        otel.reset()
+        await sql(client, id, f"SELECT note FROM {table} WHERE note = 'a-literal-nobody-may-see'")
+    spans = [s for s in otel.spans() if s.attributes and s.attributes.get("db.system.name") == "postgresql"]
+    assert [s.name for s in spans] == [f"SELECT {table}"]
+    assert dict(spans[0].attributes) == {
+        "db.system.name": "postgresql",
+        "db.operation.name": "SELECT",
+        "db.collection.name": table,
+    }
+    assert "a-literal-nobody-may-see" not in otel.labels()
