@@ -427,3 +427,32 @@ async def test_a_span_per_statement_names_the_operation_and_table_never_the_text
         "db.collection.name": table,
     }
     assert "a-literal-nobody-may-see" not in otel.labels()
+
+
+async def test_one_migration_sent_through_two_servers_at_once_runs_once(pg: Postgres, tmp_path: Path):
+    """Two servers (replicas, or two agents' servers) on one database: the advisory lock serialises
+    them, the second finds the version applied with the same text and runs nothing."""
+    import anyio
+
+    table = unique("twice")
+    sandbox = Sandbox(provisioner=AtTheEngine(pg))
+    settings = Settings(
+        sandbox=True, engines=True, data="write", credentials_dir=tmp_path / "credentials", poll_interval_seconds=0.05
+    )
+    first, second = (build_server(settings, client=sandbox.client()) for _ in range(2))
+    migration = f"CREATE TABLE {table} (n int); SELECT pg_sleep(0.3); INSERT INTO {table} VALUES (1);"
+    results: list[dict[str, Any]] = []
+    async with connect(first) as a, connect(second) as b:
+        id = await new_database(a)
+        args = {"id": id, "version": unique("v"), "name": "twice", "sql": migration}
+
+        async def apply(client: Client) -> None:
+            result = await client.call_tool("apply_migration", args)
+            assert not result.is_error, result.content[0].text
+            results.append(result.structured_content)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(apply, a)
+            tg.start_soon(apply, b)
+    assert sorted(r["applied"] for r in results) == [False, True]
+    assert await pg.scalar(f"SELECT count(*) FROM {table}") == 1
