@@ -37,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--secrets", help="file | reveal (env REDU_MCP_SECRETS; default file)")
     parser.add_argument("--confirm", help="auto | human: who may approve a delete (env REDU_MCP_CONFIRM; default auto)")
     parser.add_argument(
+        "--tools",
+        action="append",
+        metavar="NAMES",
+        help="only these tools or groups (instances, lookups, data), under the access level; repeatable or "
+        "comma-separated (env REDU_MCP_TOOLS; default: every tool the level allows)",
+    )
+    parser.add_argument(
         "--audit-log", help="audit trail: file path(s) and/or 'stderr', comma-separated (env REDU_MCP_AUDIT_LOG)"
     )
     parser.add_argument("--credentials-dir", type=Path, help="where --secrets file saves passwords")
@@ -138,6 +145,7 @@ def _serve(args: argparse.Namespace) -> None:
     if args.auth == "none":
         env.pop("REDU_MCP_AUTH_TOKEN", None)  # the flag is explicit: it wins over the environment
     origins = tuple(o for value in args.allowed_origin or () for o in split_list(value)) or None
+    tools = tuple(name for value in args.tools or () for name in split_list(value)) or None
     try:
         settings = settings_from_env(
             env,
@@ -148,6 +156,7 @@ def _serve(args: argparse.Namespace) -> None:
             data=args.data,
             secrets=args.secrets,
             confirm=args.confirm,
+            tools=tools,
             audit_log=args.audit_log,
             credentials_dir=args.credentials_dir,
             transport=args.transport,
@@ -162,6 +171,12 @@ def _serve(args: argparse.Namespace) -> None:
             poll_interval_seconds=args.poll_interval,
             stateless=args.stateless or None,
         )
+        if settings.tools:
+            from redu_mcp.server.tools import tools_for
+
+            tools_for(
+                settings.access, settings.data, settings.tools
+            )  # an unknown name stops the start before anything is made
         if settings.transport == "http" and settings.http_auth == "token" and not settings.auth_token:
             if settings.loopback:
                 # Any account on this machine can reach a loopback port: it still needs a token.

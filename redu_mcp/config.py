@@ -129,6 +129,7 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "pg_sslmode": env.get("REDU_MCP_PG_SSLMODE") or "prefer",
         "secrets": env.get("REDU_MCP_SECRETS") or "file",
         "confirm": env.get("REDU_MCP_CONFIRM") or "auto",
+        "tools": split_list(env.get("REDU_MCP_TOOLS")),
         "audit_log": env.get("REDU_MCP_AUDIT_LOG") or None,
         "auth_token": env.get("REDU_MCP_AUTH_TOKEN") or None,
         "public_url": env.get("REDU_MCP_PUBLIC_URL") or None,

@@ -104,11 +104,10 @@ async def _demo(engines: bool) -> int:
 
             out.step("Look up what a create needs (one call)")
             options = await call(client, "list_create_options", {})
-            flavor, network, keypair = options["flavors"][0], options["networks"][-1], options["keypairs"][0]
-            out.note(f"flavor:  {flavor['id']} ({flavor['name']}, {flavor['ram_mib']} MiB RAM)")
-            out.note(f"network: {network['id']} ({network['name']})")
-            out.note(f"keypair: {keypair}")
-            common = {"flavor_id": flavor["id"], "network_id": network["id"], "keypair_name": keypair}
+            suggested = options["suggested"]  # the sandbox's account decides every required value
+            common = {field: suggested[field]["value"] for field in ("flavor_id", "network_id", "keypair_name")}
+            for field, value in common.items():
+                out.note(f"{field + ':':<13} {value}  (suggested: {suggested[field]['reason']})")
 
             out.step("Create a PostgreSQL database and a Redis instance")
             database = await call(client, "create_database", {"name": "demo-db", **common})

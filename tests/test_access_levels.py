@@ -1,7 +1,8 @@
 """Access levels (``--access read|create|full``, env ``REDU_MCP_ACCESS``, default full).
 
-A tool above the server's level is not registered at all: absent from tools/list, "Unknown tool"
-when called anyway, and nothing reaches the API. Resources stay readable at every level, the
+A tool above the server's level is not registered at all: absent from tools/list, and when called
+anyway the answer says which level the server runs at and what the operator changes; nothing
+reaches the API. Resources stay readable at every level, the
 instructions name the level, and a bad value stops the server at start-up (exit 2, with a message).
 """
 
@@ -23,18 +24,17 @@ from tests.helpers import CREATE_ARGS, connect, seed_instance
 
 REPO = Path(__file__).resolve().parent.parent
 
-READ_TOOLS = {
-    "list_databases", "get_database", "list_redis", "get_redis", "wait_for_ready",
-    "list_create_options", "whoami",
-}  # fmt: skip
+READ_TOOLS = {"list_databases", "get_database", "list_redis", "get_redis", "wait_for_ready", "whoami"}
 #: The data tools offered at the default --data read (apply_migration needs --data write).
 READ_TOOLS |= {"check_connection", "describe_database", "run_sql", "list_migrations"}
-CREATE_TOOLS = READ_TOOLS | {"create_database", "create_redis"}
+#: list_create_options only serves creates: offered where creating is.
+CREATE_TOOLS = READ_TOOLS | {"create_database", "create_redis", "list_create_options"}
 FULL_TOOLS = CREATE_TOOLS | {"delete_database", "delete_redis"}
 EXPECTED = {"read": READ_TOOLS, "create": CREATE_TOOLS, "full": FULL_TOOLS}
 
-#: A valid call of every tool that some level hides, so "Unknown tool" is not a validation artefact.
+#: A valid call of every tool that some level hides, so the refusal is not a validation artefact.
 HIDDEN_CALLS = {
+    "list_create_options": {},
     "create_database": dict(CREATE_ARGS, name="sneaky"),
     "create_redis": dict(CREATE_ARGS, name="sneaky"),
     "delete_database": {"id": 1, "confirm_name": "keep-me"},
@@ -63,8 +63,15 @@ async def test_tools_above_the_level_are_not_registered(make_server, sandbox, mo
             before = sandbox.count()
             result = await client.call_tool(name, HIDDEN_CALLS[name])
             assert result.is_error
-            assert result.content[0].text == f"Unknown tool: {name}"
+            needs = "full" if name.startswith("delete_") else "create"
+            assert result.content[0].text.startswith(
+                f"{name} is not available: this server runs at access level '{level}' "
+            )
+            assert f"{name} needs '{needs}'. Nothing was done." in result.content[0].text
+            assert f"restarting the server with --access {needs} (REDU_MCP_ACCESS={needs})" in result.content[0].text
             assert sandbox.count() == before  # nothing reached the API
+        unknown = await client.call_tool("drop_everything", {})
+        assert unknown.is_error and unknown.content[0].text == "Unknown tool: drop_everything"  # not ours at all
 
         assert f"Access level of this server: {level}:" in (client.instructions or "")
         assert "Tools available: " + ", ".join(sorted(EXPECTED[level])) + "." in (client.instructions or "")
@@ -153,7 +160,8 @@ async def test_cli_access_flag_reaches_a_real_stdio_client(tmp_path: Path):
     async with Client(params) as client:
         assert {tool.name for tool in (await client.list_tools()).tools} == READ_TOOLS
         refused = await client.call_tool("delete_redis", {"id": 1, "confirm_name": "x"})
-        assert refused.is_error and refused.content[0].text == "Unknown tool: delete_redis"
+        assert refused.is_error and "runs at access level 'read'" in refused.content[0].text
+        assert "--access full" in refused.content[0].text
         assert "Access level of this server: read" in (client.instructions or "")
 
 

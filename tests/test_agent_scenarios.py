@@ -69,13 +69,6 @@ class Agent:
         }
         return match.group(1), arguments
 
-    @staticmethod
-    def instead(text: str) -> str:
-        """The tool an error says fits instead."""
-        match = re.search(r"call ([a-z_]+) instead", text)
-        assert match, f"no other tool named in: {text}"
-        return match.group(1)
-
 
 @asynccontextmanager
 async def agent_on(sandbox: Sandbox, make_settings: Any, **settings: Any) -> AsyncIterator[Agent]:
@@ -87,10 +80,11 @@ async def agent_on(sandbox: Sandbox, make_settings: Any, **settings: Any) -> Asy
 
 
 def smallest(options: dict[str, Any]) -> dict[str, str]:
-    """What a careful agent picks from list_create_options: the smallest flavor, a private network."""
-    flavor = min(options["flavors"], key=lambda f: f.get("ram_mib") or 0)
-    network = next((n for n in options["networks"] if n["name"] == "private"), options["networks"][0])
-    return {"flavor_id": flavor["id"], "network_id": network["id"], "keypair_name": options["keypairs"][0]}
+    """What an agent takes from list_create_options without asking: the value it suggests for each
+    required argument (the smallest flavor, the private network, the only keypair)."""
+    suggested = options["suggested"]
+    assert set(suggested) == {"flavor_id", "network_id", "keypair_name"}, suggested  # nothing left to ask
+    return {field: suggestion["value"] for field, suggestion in suggested.items()}
 
 
 @pytest.fixture
@@ -159,9 +153,11 @@ async def test_an_id_of_the_other_kind(sandbox, make_settings):
         choice = smallest(await agent.ok("list_create_options"))
         cache = await agent.ok("create_redis", name="cache", **choice)
         failed, text = await agent.call("get_database", id=cache["instance"]["id"])
-        assert failed
+        assert failed and "confirm with the user that 'cache' is the one they mean" in text
+        assert "delete" not in text  # never a nudge towards destroying what the user did not name
+        tool, arguments = agent.next_call(text)  # after the user confirmed: "call get_redis with id=…"
         before = len(agent.calls)
-        got = await agent.ok(agent.instead(text), id=cache["instance"]["id"])
+        got = await agent.ok(tool, **arguments)
     assert got["name"] == "cache" and len(agent.calls) == before + 1
 
 
@@ -185,7 +181,7 @@ async def test_a_second_delete_is_not_an_error(sandbox, make_settings):
         target = {"id": cache["instance"]["id"], "confirm_name": "cache"}
         assert (await agent.ok("delete_redis", **target))["deleted"] is True
         again = await agent.ok("delete_redis", **target)  # e.g. retried after a client timeout
-    assert again["deleted"] is False and "already deleted" in again["message"]
+    assert again["deleted"] is False and "'cache' (id 1) was deleted through this server at" in again["message"]
     assert sandbox.count("DELETE") == 1
 
 
@@ -254,10 +250,10 @@ async def test_read_only_texts_never_point_at_a_tool_it_does_not_have(sandbox, m
     """At --access read, nothing the agent reads names create_* or delete_*."""
     async with agent_on(sandbox, make_settings, access="read") as agent:
         read_everything = json.dumps(agent.descriptions) + (agent.client.instructions or "")
-        await agent.ok("list_create_options")
+        await agent.ok("list_databases")
         failed, text = await agent.call("wait_for_ready", kind="database", id=1)
         assert failed
-    for tool in ("create_database", "create_redis", "delete_database", "delete_redis"):
+    for tool in ("create_database", "create_redis", "delete_database", "delete_redis", "list_create_options"):
         assert tool not in read_everything and tool not in text
 
 
@@ -269,3 +265,57 @@ async def test_a_failed_provisioning_at_access_create_does_not_suggest_a_delete(
         failed, text = await agent.call(tool, **arguments)
     assert failed and "Provisioning failed" in text
     assert "delete_redis" not in text and "tell the user" in text
+
+
+async def test_a_tool_above_the_level_says_what_the_operator_changes(sandbox, make_settings):
+    """An agent that calls a delete anyway learns, in one call, that only the operator can allow it."""
+    async with agent_on(sandbox, make_settings, access="create") as agent:
+        failed, text = await agent.call("delete_redis", id=1, confirm_name="cache")
+    assert failed and "access level 'create'" in text and "--access full" in text and "tell the user" in text
+    assert sandbox.count() == 0
+
+
+async def test_an_existing_name_is_reported_with_how_it_differs(sandbox, make_settings):
+    async with agent_on(sandbox, make_settings) as agent:
+        options = await agent.ok("list_create_options")
+        choice = smallest(options)
+        first = await agent.ok("create_database", name="orders", **choice)
+        bigger = next(f["id"] for f in options["flavors"] if f["id"] != choice["flavor_id"])
+        again = await agent.ok("create_database", name="orders", **dict(choice, flavor_id=bigger))
+    assert again["created"] is False and sandbox.count("POST") == 1
+    assert again["differences"] == [{"field": "flavor_id", "requested": bigger, "existing": choice["flavor_id"]}]
+    assert again["credentials_file"] == first["credentials_file"] and again["password_delivery"] == "file"
+    assert "Tell the user it exists and how it differs" in again["next_step"]
+
+
+async def test_a_deleted_id_is_reported_as_deleted(sandbox, make_settings):
+    async with agent_on(sandbox, make_settings) as agent:
+        choice = smallest(await agent.ok("list_create_options"))
+        created = await agent.ok("create_database", name="orders", **choice)
+        id = created["instance"]["id"]
+        deleted = await agent.ok("delete_database", id=id, confirm_name="orders")
+        assert "credentials file" in deleted["message"] and "removed" in deleted["message"]
+        failed, text = await agent.call("get_database", id=id)
+    assert failed and f"'orders' (id {id}) was deleted through this server at" in text and "do not wait" in text
+
+
+async def test_a_limited_tool_set_never_points_at_a_missing_tool(sandbox, make_settings):
+    """--tools instances (no look-ups): nothing the agent reads names list_create_options or whoami, and
+    the create's description sends it to the resources instead."""
+    async with agent_on(sandbox, make_settings, tools=("instances",)) as agent:
+        assert "list_create_options" not in agent.descriptions
+        assert "redu://flavors" in agent.descriptions["create_redis"]
+        looked_up = {}
+        for field, uri, key in (("flavor_id", "redu://flavors", "id"), ("network_id", "redu://networks", "id"),
+                                ("keypair_name", "redu://keypairs", "name")):  # fmt: skip
+            items = json.loads((await agent.client.read_resource(uri)).contents[0].text)
+            looked_up[field] = items[-1][key]
+        created = await agent.ok("create_redis", name="cache", **looked_up)
+        failed, wrong = await agent.call("create_redis", name="cache-2", **dict(looked_up, network_id="lan"))
+        assert failed
+        tool, arguments = agent.next_call(created["next_step"])
+        waited = await agent.ok(tool, **arguments)
+        read_everything = json.dumps([agent.descriptions, created, waited]) + wrong + (agent.client.instructions or "")
+    assert waited["ready"] is True
+    for tool in ("list_create_options", "whoami"):
+        assert tool not in read_everything

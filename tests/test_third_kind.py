@@ -103,8 +103,8 @@ async def _round_trip(client: Client) -> None:
     # Asked about with another kind's tools, the id is named as a MySQL database: the look-up tries
     # every other kind, not only the first one after the one asked about.
     wrong = await client.call_tool("get_database", {"id": id})
-    assert wrong.is_error and f"A MySQL database has id {id}" in wrong.content[0].text
-    assert "call get_mysql instead" in wrong.content[0].text
+    assert wrong.is_error and f"The MySQL database 'orders-my' (id {id}) is another instance" in wrong.content[0].text
+    assert f"call get_mysql with id={id}." in wrong.content[0].text
 
     deleted = await client.call_tool("delete_mysql", {"id": id, "confirm_name": "orders-my"})
     assert deleted.structured_content == {
@@ -112,7 +112,9 @@ async def _round_trip(client: Client) -> None:
         "kind": "mysql",
         "id": id,
         "name": "orders-my",
-        "message": f"Deleted MySQL database 'orders-my' (id {id}) and all its data.",
+        "message": f"Deleted MySQL database 'orders-my' (id {id}) and all its data. Its credentials file "
+        f"{ready['credentials_file']} was removed too.",
     }
+    assert not Path(ready["credentials_file"]).exists()
     listed = (await client.call_tool("list_mysql", {})).structured_content
     assert listed["kind"] == "mysql" and listed["total"] == 0

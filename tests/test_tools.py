@@ -23,7 +23,7 @@ from mcp.types import Tool
 from redu_mcp.sandbox import Sandbox
 from redu_mcp.sandbox.store import SEED_FLAVORS, SEED_KEYPAIRS, SEED_NETWORKS, SEED_SECURITY_GROUPS
 from redu_mcp.server import TOOLS, Settings, build_server
-from redu_mcp.server.specs import CREATES, DESTROYS, READS
+from redu_mcp.server.specs import CREATES, DESTROYS, PREPARES, READS
 from tests.helpers import CREATE_ARGS, FAST_RETRY, connect, create
 
 SPECS = {spec.name: spec for spec in TOOLS}
@@ -114,6 +114,8 @@ def slow_server(slow_sandbox: Sandbox, make_settings: Callable[..., Settings]):
 def test_each_profile_carries_the_access_level_its_hints_imply():
     """A read tool cannot be registered without its read-only hint: the level comes from the profile."""
     assert (READS.level, READS.read_only, READS.destructive) == ("read", True, False)
+    # A look-up that only serves creates is read-only, yet offered only where creating is.
+    assert (PREPARES.level, PREPARES.read_only, PREPARES.destructive) == ("create", True, False)
     assert (CREATES.level, CREATES.read_only, CREATES.destructive, CREATES.idempotent) == (
         "create",
         False,
@@ -123,7 +125,10 @@ def test_each_profile_carries_the_access_level_its_hints_imply():
     assert (DESTROYS.level, DESTROYS.read_only, DESTROYS.destructive) == ("full", False, True)
     for spec in TOOLS:
         assert spec.level == spec.profile.level
-        assert (spec.level == "read") == spec.profile.read_only, spec.name
+        if spec.level == "read":
+            assert spec.profile.read_only, spec.name
+        if spec.profile.data is None:  # a data write is destructive at create: it is confirmed like a delete
+            assert (spec.level == "full") == spec.profile.destructive, spec.name
 
 
 async def test_every_tool_is_described_annotated_and_typed(make_server, mode):
@@ -191,7 +196,15 @@ async def test_whoami_names_the_user_and_the_mode(make_server, mode):
     assert me["user"]["id"] == "usr_sandbox"
     assert me["sandbox"] is True
     assert me["access"] == "create"
-    assert me["api_url"].startswith("https://")
+    # In the built-in sandbox no Redu API is called: it never claims the real API's URL.
+    assert me["api_url"] is None and "sandbox" in me["message"] and "not real" in me["message"]
+
+
+async def test_whoami_names_the_api_it_calls(sandbox, make_settings, mode):
+    settings = make_settings(sandbox=False, api_key="sk-test-1234567890", api_url="https://api.example.test/v1")
+    async with connect(build_server(settings, client=sandbox.client(retry=FAST_RETRY)), mode) as client:
+        me = await (await checked(client)).ok("whoami")
+    assert me["api_url"] == "https://api.example.test/v1" and me["sandbox"] is False and me.get("message") is None
 
 
 # --- create, get, list, delete -------------------------------------------------------------------
@@ -229,7 +242,13 @@ async def test_create_get_list_delete_database(server, sandbox, credentials_dir,
 
         again = await c.ok("create_database", dict(CREATE_ARGS, name="orders"))
         assert again["created"] is False and again["instance"]["id"] == id
-        assert again["password_delivery"] == "unknown"
+        # Its password is where this server saved it; the request's other values are reported, not applied.
+        assert again["password_delivery"] == "file" and again["credentials_file"] == str(path)
+        assert again["differences"] == [
+            {"field": "db_name", "requested": "app", "existing": "shop"},
+            {"field": "db_user", "requested": "appuser", "existing": "shopper"},
+            {"field": "version", "requested": "16", "existing": "15"},
+        ]
 
         deleted = await c.ok("delete_database", {"id": id, "confirm_name": "orders"})
         assert deleted == {
@@ -239,7 +258,8 @@ async def test_create_get_list_delete_database(server, sandbox, credentials_dir,
             "name": "orders",
             "message": deleted["message"],
         }
-        assert "orders" in deleted["message"]
+        assert "orders" in deleted["message"] and f"Its credentials file {path} was removed" in deleted["message"]
+        assert not path.exists()
         assert (await c.ok("list_databases"))["total"] == 0
     assert sandbox.count("POST", "/v1/databases") == 1
     assert sandbox.count("DELETE", f"/v1/databases/{id}") == 1
@@ -313,10 +333,11 @@ async def test_an_id_of_the_other_kind_names_the_tool_that_fits(server, mode):
         c = await checked(client)
         cache = (await create(client, "redis", "cache"))["instance"]["id"]
         text = await c.error("get_database", {"id": cache})
-        assert f"A Redis instance has id {cache} (ids are numbered per kind)" in text
-        assert "call get_redis instead." in text
+        assert f"The Redis instance 'cache' (id {cache}) is another instance (ids are numbered per kind)" in text
+        assert "confirm with the user that 'cache' is the one they mean" in text
+        assert f"if it is, call get_redis with id={cache}." in text
         text = await c.error("wait_for_ready", {"kind": "database", "id": cache, "timeout_seconds": 5})
-        assert "call wait_for_ready with kind='redis' instead" in text
+        assert f"call wait_for_ready with kind='redis' and id={cache}." in text
         # A delete never points at another instance: a database with this id is simply not there.
         gone = await c.ok("delete_database", {"id": cache, "confirm_name": "cache"})
         assert gone["deleted"] is False and "Nothing to delete" in gone["message"] and "redis" not in gone["message"]
@@ -464,8 +485,8 @@ async def test_wait_on_a_deleted_instance_fails_clearly(server, mode):
         await c.ok("delete_database", {"id": id, "confirm_name": "gone"})
         with anyio.fail_after(10):  # a hang is the failure this guards against
             text = await c.error("wait_for_ready", {"kind": "database", "id": id, **FAST_WAIT})
-    assert f"There is no PostgreSQL database with id {id}" in text
-    assert "call list_databases" in text
+    assert f"PostgreSQL database 'gone' (id {id}) was deleted through this server at " in text
+    assert "by a local client (confirmed by confirm_name)" in text and "do not wait for it" in text
 
 
 async def test_wait_ends_when_the_instance_is_deleted_meanwhile(slow_server, mode):
@@ -490,7 +511,7 @@ async def test_wait_ends_when_the_instance_is_deleted_meanwhile(slow_server, mod
                 while not progress.events:
                     await anyio.sleep(0.01)
                 await c.ok("delete_redis", {"id": id, "confirm_name": "short-lived"})
-    assert "There is no Redis instance" in outcome[0] and "call list_redis" in outcome[0]
+    assert f"Redis instance 'short-lived' (id {id}) was deleted through this server" in outcome[0]
     assert "status: provisioning" in progress.messages[0]
 
 

@@ -65,6 +65,8 @@ async def round_trip(client: Client, kind: str, name: str) -> dict[str, Any]:
     assert len(progress) >= 1
     assert all("status: " in (message or "") for _, _, message in progress)
     assert "status: ready" in (progress[-1][2] or "")
+    credentials = Path(created.structured_content["credentials_file"])
+    file_text = credentials.read_text()  # completed with the host once ready
 
     collection = "databases" if kind == "database" else "redis"
     resource = await client.read_resource(f"redu://{collection}/{id}")
@@ -76,12 +78,13 @@ async def round_trip(client: Client, kind: str, name: str) -> dict[str, Any]:
 
     deleted = await client.call_tool(f"delete_{kind}", {"id": id, "confirm_name": name})
     assert deleted.structured_content["deleted"] is True, deleted.content[0].text
+    assert not credentials.exists()  # removed with the instance
     gone = await client.call_tool(f"get_{kind}", {"id": id})
     assert gone.is_error and "HTTP 404" in gone.content[0].text
     with pytest.raises(MCPError) as missing:
         await client.read_resource(f"redu://{collection}/{id}")
     assert missing.value.code == -32602
-    return {"created": created.structured_content, "waited": result, "progress": progress}
+    return {"created": created.structured_content, "waited": result, "progress": progress, "file_text": file_text}
 
 
 # --- stdio --------------------------------------------------------------------------------------------
@@ -105,7 +108,7 @@ async def test_stdio_subprocess_round_trip(tmp_path: Path, mode: str):
         seen = await round_trip(client, "database", f"stdio-{mode}")
     credentials = Path(seen["created"]["credentials_file"])
     assert credentials.parent.parent == state / "redu-mcp" / "sandbox-credentials"  # the sandbox's own, per run
-    assert f"PGHOST={seen['waited']['connection']['host']}" in credentials.read_text()
+    assert f"PGHOST={seen['waited']['connection']['host']}" in seen["file_text"]
 
 
 # --- streamable HTTP, in-process uvicorn on a real port --------------------------------------------------

@@ -72,6 +72,24 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+def _loose_text(value: Any) -> Any:
+    """An id the docs do not promise: a number or a string is kept as text, anything else dropped."""
+    if isinstance(value, bool):
+        return None
+    return str(value) if isinstance(value, (int, str)) else None
+
+
+def _loose_names(value: Any) -> Any:
+    """A list of names the docs do not promise: kept only when it is a list of strings."""
+    return value if isinstance(value, list) and all(isinstance(v, str) for v in value) else None
+
+
+#: Fields an instance may carry beyond the documented ones (inferred: not in the docs' examples): kept
+#: when present and well-formed, never an error when missing or odd.
+LooseText = Annotated[str | None, BeforeValidator(_loose_text)]
+LooseNames = Annotated[list[str] | None, BeforeValidator(_loose_names)]
+
+
 class Instance(ApiModel):
     """What PostgreSQL and Redis instances have in common."""
 
@@ -81,6 +99,10 @@ class Instance(ApiModel):
     floating_ip: str | None = Field(default=None, description="Public address; null until ready")
     port: int | None = None
     created_at: str | None = None
+    # What it was created with, when the API reports it (inferred): a create of an existing name compares them.
+    flavor_id: LooseText = None
+    network_id: LooseText = None
+    security_group_names: LooseNames = None
 
 
 class Database(Instance):

@@ -121,6 +121,50 @@ class OutcomeUnknown:
 
 CreateOutcome = Created | CreatedAnswerLost | AlreadyExists | NotCreated | OutcomeUnknown
 
+
+@dataclass(frozen=True)
+class Difference:
+    """A field of the request that the existing instance has another value for."""
+
+    field: str
+    requested: str
+    existing: str
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """How an existing instance compares with a create's request, field by field."""
+
+    differences: tuple[Difference, ...]
+    unreported: tuple[str, ...]  # requested fields the API does not report, so they could not be compared
+
+
+def compare_with_request(kind: AnyKind, body: CreateBody, existing: Instance) -> Comparison:
+    """Every field of ``body`` (but the name and the password, never reported) whose value differs on
+    ``existing``, as far as the API reports it (the request's ``version`` is the kind's version field)."""
+    differences: list[Difference] = []
+    unreported: list[str] = []
+    for field in type(body).model_fields:
+        if field in ("name", kind.password_field):
+            continue
+        requested = _shown(getattr(body, field))
+        reported = _shown(getattr(existing, kind.version_field if field == "version" else field, None))
+        if reported is None:
+            unreported.append(field)
+        elif requested is not None and requested != reported:
+            differences.append(Difference(field, requested, reported))
+    return Comparison(tuple(differences), tuple(unreported))
+
+
+def _shown(value: object) -> str | None:
+    """A field's value as text to compare and show; a list regardless of its order."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return ", ".join(sorted(str(item) for item in value))
+    return str(value)
+
+
 #: What a failed POST tells us about whether it took effect upstream.
 PostFailure = Literal["not_applied", "uncertain", "conflict", "rejected"]
 

@@ -244,6 +244,28 @@ class CredentialStore:
             return NoCredentials("unreadable", expected, _reason(exc))
         return worst or NoCredentials("missing", expected)
 
+    def path_of(self, principal: str, kind: AnyKind, instance: Instance) -> Path | None:
+        """Where ``principal``'s password of this instance is saved (``lookup``'s path), or None."""
+        found = self.lookup(principal, kind, instance)
+        return found.path if isinstance(found, StoredPassword) else None
+
+    def remove(self, principal: str, kind: AnyKind, instance: Instance) -> Path | None:
+        """Remove ``principal``'s file for this instance once the instance is deleted; its path, or None
+        when there is none to remove. ``instance`` is the API's answer from just before the delete:
+        only a file ``lookup`` finds for it (same principal, kind, id, name and ``created_at``) goes.
+        Raises ``OSError`` if it cannot be removed."""
+        found = self.lookup(principal, kind, instance)
+        if not isinstance(found, StoredPassword):
+            return None
+        with _open(found.path.parent) as directory:
+            try:
+                directory.remove(found.path.name)
+            except FileNotFoundError:
+                return None
+        self._known.pop((principal, kind.name, int(instance.id)), None)
+        log.info("removed the credentials file of %s %d: %s", kind.name, instance.id, found.path)
+        return found.path
+
     def _adopt(self, identity: Identity, kind: AnyKind, instance: Instance) -> _Known | None:
         """The file another process (a replica sharing the root) saved for this very instance and principal."""
         folder = self.directory(identity.principal)

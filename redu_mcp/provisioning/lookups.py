@@ -54,17 +54,17 @@ async def list_page(
     return Page(total=len(found), instances=newest_first(found)[offset : offset + limit])
 
 
-async def other_kind_of(client: ReduClient, kind: AnyKind, id: int) -> AnyKind | None:
-    """After a 404: the kind this id is an instance of, if any (one GET per other kind, until one
+async def other_instance_with(client: ReduClient, kind: AnyKind, id: int) -> tuple[AnyKind, Instance] | None:
+    """After a 404: another kind's instance with this id, if any (one GET per other kind, until one
     answers; None when none does, or none could say)."""
     for other in KINDS.values():
         if other is kind:
             continue
         try:
-            await client.get_instance(other, id)
+            found = await client.get_instance(other, id)
         except ReduError:
             continue  # not this one (or it could not say): the next kind may know
-        return other
+        return other, found
     return None
 
 

@@ -89,6 +89,10 @@ class PrivateDir:
             self._unlink(temporary)
             raise
 
+    def remove(self, name: str) -> None:
+        """Remove ``name`` (a link itself, never its target); ``FileNotFoundError`` if nothing is there."""
+        raise NotImplementedError
+
     def close(self) -> None:
         pass
 
@@ -180,6 +184,9 @@ class _DescriptorDir(PrivateDir):
         with contextlib.suppress(OSError):
             os.unlink(name, dir_fd=self.fd)
 
+    def remove(self, name: str) -> None:
+        os.unlink(name, dir_fd=self.fd)
+
     def close(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)
@@ -255,3 +262,7 @@ class _PathDir(PrivateDir):
     def _unlink(self, name: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(self.path / name)
+
+    def remove(self, name: str) -> None:
+        self._check()
+        os.unlink(self.path / name)

@@ -21,6 +21,7 @@ from redu_mcp import api
 from redu_mcp.api import REDACTED
 from redu_mcp.server import wording
 from redu_mcp.server.kinds import each_kind, either
+from redu_mcp.server.specs import Offer
 
 if TYPE_CHECKING:
     from mcp.server import ServerRequestContext
@@ -82,11 +83,37 @@ ConfirmName = Annotated[
 ]
 
 
+def id_sources(offer: Offer) -> dict[str, str]:
+    """The ``id`` argument's description, naming where ids come from among the tools offered."""
+    sources = [tool for tool in each_kind("list_{collection}") if offer.has(tool)]
+    if any(offer.has(tool) for tool in each_kind("create_{name}")):
+        sources.append("a create")
+    return {"id": f"The instance's id (from {either(sources)})" if sources else "The instance's id"}
+
+
+def look_up_sources(offer: Offer) -> dict[str, str]:
+    """Where a create's look-up values come from when list_create_options is not offered: the resources."""
+    if offer.has("list_create_options"):
+        return {}  # the types' own descriptions name it
+    return {
+        "flavor_id": "A flavor id from the resource redu://flavors",
+        "network_id": "A network id from the resource redu://networks",
+        "keypair_name": "A keypair name from the resource redu://keypairs",
+        "security_group_names": 'Security group names from the resource redu://security-groups (default ["default"])',
+    }
+
+
 # --- the check ------------------------------------------------------------------------------------------
 
 
-def argument_checker(tools: Mapping[str, Tool]) -> "ServerMiddleware[Any]":
+def argument_checker(
+    tools: Mapping[str, Tool], unavailable: Mapping[str, str] | None = None
+) -> "ServerMiddleware[Any]":
     """Middleware: a tool runs only with arguments its published input schema allows.
+
+    A call of a tool this server does not offer (above its access level, or outside its allow-list)
+    is answered with the text ``unavailable`` holds for it: why, and what the operator changes. (The
+    SDK would answer only "Unknown tool"; any other name still gets that answer.)
 
     Each call is checked first against the tool's JSON Schema exactly as clients see it (types are
     not coerced: "5" is not an integer, true is not a number; unknown argument names are refused),
@@ -95,6 +122,7 @@ def argument_checker(tools: Mapping[str, Tool]) -> "ServerMiddleware[Any]":
     in case an upstream message ever echoes one.
     """
     validators: dict[str, Any] = {}
+    unavailable = unavailable or {}
 
     def refuse(name: str, problems: list[str]) -> CallToolResult:
         log.info("tool %r refused invalid arguments: %s", name, problems)
@@ -114,6 +142,9 @@ def argument_checker(tools: Mapping[str, Tool]) -> "ServerMiddleware[Any]":
             return await call_next(ctx)
         name = params.get("name")
         tool = tools.get(name) if isinstance(name, str) else None
+        if tool is None and isinstance(name, str) and name in unavailable:
+            log.info("tool %r is not offered by this server", name)
+            return CallToolResult(content=[TextContent(type="text", text=unavailable[name])], is_error=True)
         if tool is None:
             return await call_next(ctx)  # the SDK answers "Unknown tool"
         arguments = params.get("arguments")

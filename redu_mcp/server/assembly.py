@@ -1,4 +1,5 @@
-"""Assemble the MCP server: instructions, middleware, tools (by access level), resources and prompts."""
+"""Assemble the MCP server: instructions, middleware, tools (by access level and allow-list),
+resources and prompts."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from redu_mcp.server.prompts import register_prompts
 from redu_mcp.server.resources import register_resources
 from redu_mcp.server.runtime import Runtime
 from redu_mcp.server.settings import Settings
+from redu_mcp.server.specs import Offer
 from redu_mcp.server.telemetry import operation_metrics
-from redu_mcp.server.tools import tools_for
+from redu_mcp.server.tools import TOOLS, tools_for
 from redu_mcp.server.wording import Wording
 
 #: The server's name: also the audience sealed request state is bound to, the same on every replica.
@@ -28,7 +30,7 @@ NAME = "redu-mcp"
 def runtime_for(settings: Settings, **options: Any) -> Runtime:
     """The runtime of a server for ``settings``: its sentences name only the tools it offers.
     ``options`` (``client``, ``on_close``) as for ``build_server``."""
-    offered = frozenset(spec.name for spec in tools_for(settings.access, settings.data))
+    offered = frozenset(spec.name for spec in tools_for(settings.access, settings.data, settings.tools))
     return Runtime(settings, words=Wording(offered=offered), **options)
 
 
@@ -43,9 +45,16 @@ def build_server(
     """The MCP server for ``settings``. ``client`` replaces the upstream (the sandbox's, a test's);
     ``on_close`` runs when the last session ends (e.g. stopping the sandbox's engines);
     ``mcp_options`` go to ``MCPServer`` (e.g. ``request_state_security``)."""
-    offered = tools_for(settings.access, settings.data)
+    offered = tools_for(settings.access, settings.data, settings.tools)
     runtime = runtime or runtime_for(settings, client=client, on_close=on_close)
-    tools = {spec.name: spec.build() for spec in offered}
+    offer = Offer(frozenset(spec.name for spec in offered), settings.confirm)
+    tools = {spec.name: spec.build(offer) for spec in offered}
+    # A tool this server does not offer is answered with why (a level, or the allow-list), not "Unknown tool";
+    # a tool in two variants (run_sql) with what its first, least demanding, one needs.
+    unavailable: dict[str, str] = {}
+    for spec in TOOLS:
+        if spec.name not in tools:
+            unavailable.setdefault(spec.name, runtime.words.not_offered(spec, settings.access, settings.data))
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
@@ -66,11 +75,10 @@ def build_server(
         lifespan=lifespan,
         tools=list(tools.values()),
         # Metrics outermost (inside the SDK's own tracing), so refused arguments are counted too.
-        middleware=[operation_metrics, argument_checker(tools)],
+        middleware=[operation_metrics, argument_checker(tools, unavailable)],
         **mcp_options,
     )
     single_use_request_state(server, runtime)  # a decided round cannot be answered again
     register_resources(server, runtime)  # resources are read-only: offered at every access level
-    if settings.access != "read":
-        register_prompts(server)  # they walk through creating an instance
+    register_prompts(server, offer.tools)  # they walk through creating an instance: where creating is offered
     return server

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from redu_mcp.api import AnyKind, NotFoundError, ReduClient, ReduError
 from redu_mcp.server.kinds import ALL_KINDS
-from redu_mcp.server.results import InstanceView
+from redu_mcp.server.results import InstanceDetails
 from redu_mcp.server.runtime import Runtime
 
 MAX_INSTANCE_ID = 2**31 - 1
@@ -54,12 +54,14 @@ def register_resources(server: MCPServer[Runtime], runtime: Runtime) -> None:
                 raise ResourceNotFoundError(f"no {kind.label} with id {id}") from None
             except ReduError as exc:
                 raise ResourceError(runtime.words.failure(f"read {kind.label} {id}", exc)) from None
-            return InstanceView.of(kind, found).model_dump_json(exclude_none=True)
+            return InstanceDetails.with_file(
+                kind, found, runtime.credentials.path_of(runtime.principal(), kind, found)
+            ).model_dump_json(exclude_none=True)
 
         read.__name__ = f"{kind.name}_instance"
         server.resource(f"redu://{kind.collection}/{{id}}", name=read.__name__, title=f"A {kind.label}",
                         mime_type="application/json",
-                        description=f"One {kind.label} by id (JSON), as get_{kind.name} returns it")(read)  # fmt: skip
+                        description=f"One {kind.label} by id (JSON): status and how to connect, never the password")(read)  # fmt: skip
 
     for kind in ALL_KINDS:
         instance(kind)

@@ -8,6 +8,8 @@ the server. The text a model reads is the same result as compact JSON without em
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from redu_mcp.api import READY, AnyKind, Instance
@@ -47,6 +49,21 @@ class InstanceView(BaseModel):
             db_name=kind.database_of(instance),
             db_user=kind.user_of(instance),
             created_at=instance.created_at,
+        )
+
+
+class InstanceDetails(InstanceView):
+    """An instance and how to connect to it, without the password (``get_<kind>``, ``list_<kind>s``
+    and the instance resources)."""
+
+    uri: str | None = Field(default=None, description="Connection URI without the password; null until ready")
+    credentials_file: str | None = Field(default=None, description="The private file with the password, if saved")
+
+    @classmethod
+    def with_file(cls, kind: AnyKind, instance: Instance, credentials_file: Path | None) -> InstanceDetails:
+        saved = str(credentials_file) if credentials_file else None
+        return cls(
+            **InstanceView.of(kind, instance).model_dump(), uri=kind.connection_uri(instance), credentials_file=saved
         )
 
 

@@ -23,6 +23,7 @@ from redu_mcp.api import NotConfiguredError, ReduClient, ReduError, remember_sec
 from redu_mcp.data import Pools
 from redu_mcp.provisioning.audit import AuditLog
 from redu_mcp.provisioning.credentials import CredentialStore, sandbox_run_root
+from redu_mcp.provisioning.deletions import DeletionRecord
 from redu_mcp.provisioning.waiting import Board, StatusBoard
 from redu_mcp.server.errors import ConfigError
 from redu_mcp.server.settings import Settings
@@ -65,6 +66,8 @@ class Runtime:
         self.sealer = Sealer(settings.state_keys) if settings.state_keys else Sealer.ephemeral()
         #: Connections to PostgreSQL instances, per principal and instance (opened on first use).
         self.pools = Pools(settings.postgres_options)
+        #: What this server deleted lately, so a later look-up of the id says so (in memory, per caller).
+        self.deletions = DeletionRecord()
         try:
             self.audit = AuditLog(settings.audit_log)
         except OSError as exc:

@@ -128,6 +128,9 @@ class Settings:
     pg_sslrootcert: Path | None = None  # the CA bundle verify-ca/verify-full check against
     secrets: SecretsMode = "file"
     confirm: ConfirmMode = "auto"
+    #: An allow-list of tool and group names (``--tools`` / ``REDU_MCP_TOOLS``) under the access level;
+    #: empty: every tool the level allows. Checked against the tools when the server is built.
+    tools: tuple[str, ...] = ()
     audit_log: str | None = None  # where audit records go: file paths and/or "stderr", comma-separated
     #: Where ``--secrets file`` saves passwords (per principal below it); None: the default, under
     #: ``state_dir`` (``credentials``, or for the sandbox a folder of its own: see ``credentials_root``).
@@ -172,6 +175,7 @@ class Settings:
             raise ConfigError(f"REDU_MCP_PG_SSLROOTCERT is not a readable file: {self.pg_sslrootcert}")
         self.secrets = _choice(self.secrets, SECRETS_MODES, "secrets mode", "--secrets / REDU_MCP_SECRETS")
         self.confirm = _choice(self.confirm, CONFIRM_MODES, "confirmation mode", "--confirm / REDU_MCP_CONFIRM")
+        self.tools = tuple(dict.fromkeys(name.strip().lower() for name in self.tools if name.strip()))
         if self.auth_token and self.auth_passthrough:
             raise ConfigError("choose one HTTP auth mode: REDU_MCP_AUTH_TOKEN or --auth passthrough, not both")
         if self.auth_none and (self.auth_token or self.auth_passthrough):

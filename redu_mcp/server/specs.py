@@ -1,8 +1,11 @@
 """How a tool is declared: one ``ToolSpec`` binds its name, title, description, annotation profile
 (and with it the access level it needs) and deadline, and builds the SDK's ``Tool`` from them.
 
-The access level is a property of the profile, so a tool cannot be read-only in its annotations
-and need ``create`` access, or the reverse. Schemas are listed compactly (``compact_schema``).
+The access level is a property of the profile, so a tool's hints and the level it needs cannot
+disagree (a destructive tool always needs ``full``; a look-up that only serves creates needs
+``create``, where creating is possible). A description may depend on what the server offers
+(``Offer``): a text names only tools that exist, and says who approves a delete. Schemas are
+listed compactly (``compact_schema``).
 
 The deadline is set here, once per call, around the tool's body: everything the body does (every
 HTTP exchange, retry and poll) is clipped to it (``redu_mcp.api.within``), so a slow or
@@ -69,6 +72,8 @@ class Profile:
 
 
 READS: Final = Profile("reads", "read", read_only=True, destructive=False, idempotent=True)
+#: A look-up that only serves creates (``list_create_options``): read-only, offered where creating is.
+PREPARES: Final = Profile("prepares", "create", read_only=True, destructive=False, idempotent=True)
 CREATES: Final = Profile("creates", "create", read_only=False, destructive=False, idempotent=False)
 DESTROYS: Final = Profile("destroys", "full", read_only=False, destructive=True, idempotent=True)
 #: Tools that use an instance's data: reading (inside the engine's own read-only guards), writing
@@ -93,15 +98,31 @@ def level_allows(access: AccessLevel, needed: AccessLevel) -> bool:
 
 
 @dataclass(frozen=True)
+class Offer:
+    """What a description may depend on: the tools this server offers, and who approves a delete
+    (``--confirm``: ``auto`` or ``human``)."""
+
+    tools: frozenset[str] = frozenset()
+    confirm: str = "auto"
+
+    def has(self, tool: str) -> bool:
+        return tool in self.tools
+
+
+@dataclass(frozen=True)
 class ToolSpec:
     name: str
     title: str
-    description: str
+    #: Written for a model; a function of the ``Offer`` when it names other tools or the confirm mode.
+    description: str | Callable[[Offer], str]
     profile: Profile
     fn: Callable[..., Awaitable[Any]]
     #: Seconds the body may take, computed from the call's arguments (``wait_for_ready``); by default
     #: ``TOOL_DEADLINE_SECONDS``.
     deadline: Callable[[Mapping[str, Any]], float] | None = None
+    #: Descriptions of arguments that say where a value comes from, for the ``Offer`` (they name tools);
+    #: they replace the ones the argument types carry.
+    arguments: Callable[[Offer], Mapping[str, str]] | None = None
 
     @property
     def level(self) -> AccessLevel:
@@ -110,10 +131,14 @@ class ToolSpec:
     def deadline_for(self, arguments: Mapping[str, Any]) -> float:
         return TOOL_DEADLINE_SECONDS if self.deadline is None else self.deadline(arguments)
 
-    def build(self) -> Tool:
-        """The SDK's tool: its body under its deadline, listed with compact schemas that refuse
-        unknown arguments."""
+    def describe(self, offer: Offer) -> str:
+        return self.description if isinstance(self.description, str) else self.description(offer)
+
+    def build(self, offer: Offer | None = None) -> Tool:
+        """The SDK's tool: its body under its deadline, described for ``offer`` (by default: alone,
+        confirming as ``auto`` does), listed with compact schemas that refuse unknown arguments."""
         body, deadline_for = self.fn, self.deadline_for
+        offer = offer or Offer(frozenset({self.name}))
 
         @functools.wraps(body)  # the SDK reads the signature through it (inspect follows __wrapped__)
         async def within_deadline(*args: Any, **kwargs: Any) -> Any:
@@ -124,10 +149,13 @@ class ToolSpec:
             within_deadline,
             name=self.name,
             title=self.title,
-            description=self.description,
+            description=self.describe(offer),
             annotations=self.profile.annotations(self.title),
         )
         parameters = {**compact_schema(tool.parameters), "additionalProperties": False}
+        properties = parameters.get("properties", {})
+        for argument, text in (self.arguments(offer) if self.arguments else {}).items():
+            properties[argument] = {**properties[argument], "description": text}
         output = compact_schema(tool.fn_metadata.output_schema, output=True)
         return tool.model_copy(
             update={

@@ -40,6 +40,7 @@ from redu_mcp.api import (
 from redu_mcp.data import ChecksumMismatch, ConnectionFailure, Migration, MigrationRefused, Refused, SqlError, Target
 from redu_mcp.provisioning.create import (
     AlreadyExists,
+    Comparison,
     Created,
     CreatedAnswerLost,
     NotCreated,
@@ -55,10 +56,13 @@ from redu_mcp.provisioning.credentials import (
     SuppliedNotSaved,
 )
 from redu_mcp.provisioning.delete import StillThere, Unverified
+from redu_mcp.provisioning.deletions import Deletion
+from redu_mcp.provisioning.suggestions import Suggested
 from redu_mcp.provisioning.waiting import Poll, WaitOutcome
 from redu_mcp.server.fence import fence
-from redu_mcp.server.kinds import each_kind, either
+from redu_mcp.server.kinds import ALL_KINDS, either
 from redu_mcp.server.refusals import Refusal
+from redu_mcp.server.specs import AccessLevel, DataLevel, ToolSpec, level_allows
 
 NOTHING_CREATED = "Nothing was created."
 #: Why a 2025-11-25 client on a server without sessions (--stateless) is never asked to confirm.
@@ -67,7 +71,16 @@ NO_BACK_CHANNEL = (
     "session to receive a question, and this server runs without sessions so that any of its replicas can answer)"
 )
 CALL_AGAIN_SOON = "Call the same tool again in a minute."
-LISTS = either(each_kind("list_{collection}"))  # "list_databases or list_redis"
+IN_THE_SANDBOX = (
+    "This server runs against its built-in sandbox (the Redu API emulator, in this process): the user, the "
+    "instances and their data are not real, nothing is billed, and no Redu API is called."
+)
+#: What each access level allows, in words.
+LEVEL_ALLOWS = {
+    "read": "list and inspect instances",
+    "create": "list, inspect and create instances",
+    "full": "list, inspect, create and delete instances",
+}
 #: What makes a statement destructive, in words.
 _DESTRUCTIVE = {
     "drop": "DROP",
@@ -136,6 +149,21 @@ def _described(kind: AnyKind, instance: Instance) -> str:
     return f"{kind.label} '{instance.name}' (id {instance.id})"
 
 
+def _who(principal: str) -> str:
+    """A principal of the audit trail, in words."""
+    if principal.startswith("user:"):
+        return f"Redu user {principal.removeprefix('user:')}"
+    return {"local": "a local client", "operator": "a client with the operator's token"}.get(principal, principal)
+
+
+def deleted_earlier(kind: AnyKind, deletion: Deletion) -> str:
+    """``PostgreSQL database 'orders' (id 2) was deleted through this server at … by … (confirmed by …).``"""
+    return (
+        f"{kind.label} '{deletion.name}' (id {deletion.id}) was deleted through this server at "
+        f"{deletion.at:%Y-%m-%d %H:%M:%S} UTC by {_who(deletion.by)} (confirmed by {deletion.confirmed_by})."
+    )
+
+
 def age_of(instance: Instance, now: datetime.datetime | None = None) -> float | None:
     """Seconds since the instance was created, if the API said when."""
     if not instance.created_at:
@@ -161,6 +189,51 @@ class Wording:
     def _offers(self, tool: str) -> bool:
         return tool in self.offered
 
+    def _lists(self) -> str | None:
+        """The list tools offered: ``list_databases or list_redis`` (None: none is)."""
+        offered = [name for kind in ALL_KINDS if self._offers(name := f"list_{kind.collection}")]
+        return either(offered) if offered else None
+
+    def _follow(self, kind: AnyKind, id: int) -> str:
+        """How to follow an instance until it is ready, with the tools offered."""
+        if self._offers("wait_for_ready"):
+            return f"Call wait_for_ready with kind='{kind.name}' and id={id}."
+        if self._offers(f"get_{kind.name}"):
+            return f"Call get_{kind.name} with id={id} every minute or so until its status is ready."
+        return "It takes a few minutes to be ready."
+
+    def _check_later(self, kind: AnyKind, id: int) -> str:
+        """How to see, in a minute, whether an instance is still there."""
+        if self._offers(f"get_{kind.name}"):
+            return f"call get_{kind.name} with id={id} in a minute"
+        if self._lists():
+            return f"call list_{kind.collection} in a minute and look for id {id}"
+        return "check the Redu console in a minute"
+
+    # --- what this server does not offer ----------------------------------------------------------------
+
+    def not_offered(self, spec: ToolSpec, access: AccessLevel, data: DataLevel) -> str:
+        """A call of a tool this server does not offer: why, and what only the operator can change."""
+        tool, nothing = spec.name, "Nothing was done."
+        if not level_allows(access, spec.level):
+            needs = spec.level
+            return (
+                f"{tool} is not available: this server runs at access level '{access}' (it may "
+                f"{LEVEL_ALLOWS[access]}), and {tool} needs '{needs}'. {nothing} Only the operator can change this, "
+                f"by restarting the server with --access {needs} (REDU_MCP_ACCESS={needs}): tell the user if they need it."
+            )
+        if not spec.profile.allowed(access, data):
+            data_needed = spec.profile.data
+            return (
+                f"{tool} is not available: this server runs with --data {data}, and {tool} needs --data "
+                f"{data_needed}. {nothing} Only the operator can change this, by restarting the server with --data "
+                f"{data_needed} (REDU_MCP_DATA={data_needed}): tell the user if they need it."
+            )
+        return (
+            f"{tool} is not available: the operator limited this server's tools (--tools / REDU_MCP_TOOLS), and it is "
+            f"not among them. {nothing} Only the operator can add it: tell the user if they need it."
+        )
+
     # --- errors --------------------------------------------------------------------------------------
 
     def advice(self, exc: ReduError) -> str:
@@ -178,12 +251,15 @@ class Wording:
             return "The Redu API key was refused: ask the operator to check REDU_API_KEY (keys are made in the Redu console)."
         if isinstance(exc, PermissionDeniedError):
             return "This API key may not do that: tell the user; it needs the key of a user who may."
+        lists = self._lists()
         if isinstance(exc, NotFoundError):
-            return f"Call {LISTS} to find the right id."
+            return f"Call {lists} to find the right id." if lists else "Ask the user for the right id."
         if isinstance(exc, ConflictError):
-            return f"Call {LISTS} to see what exists, and choose another name."
+            return f"Call {lists} to see what exists, and choose another name." if lists else "Choose another name."
         if isinstance(exc, InvalidRequestError):
-            return "Check the arguments against list_create_options, then call again."
+            if self._offers("list_create_options"):
+                return "Check the arguments against list_create_options, then call again."
+            return "Check the arguments against the tool's description, then call again."
         return "Call the same tool again; if it keeps failing, tell the user."
 
     def failure(self, doing: str, exc: ReduError, note: str = "") -> str:
@@ -191,15 +267,40 @@ class Wording:
         note = f" {note}" if note else ""
         return f"Could not {doing}: {describe(exc)}.{note} Next step: {self.advice(exc)}"
 
-    def not_found(self, kind: AnyKind, id: int, other: AnyKind | None, tool: str) -> str:
-        """No ``kind`` with this id. ``other``: a kind that has an instance with this id; ``tool``: get
-        or wait (a delete of a missing id is "nothing to delete": it never points at another instance)."""
+    def not_found(
+        self,
+        kind: AnyKind,
+        id: int,
+        other: tuple[AnyKind, Instance] | None,
+        tool: str,
+        deleted: Deletion | None = None,
+    ) -> str:
+        """No ``kind`` with this id. ``deleted``: this server deleted it (then nothing else is said);
+        ``other``: another kind's instance with this id; ``tool``: get or wait (a delete of a missing
+        id is "nothing to delete": it never points at another instance)."""
+        if deleted is not None:
+            return f"{deleted_earlier(kind, deleted)} It no longer exists (HTTP 404): do not wait for it or use it."
         text = f"There is no {kind.label} with id {id} (HTTP 404)."
+        find = (
+            f" Next step: call list_{kind.collection} to find the right id."
+            if self._offers(f"list_{kind.collection}")
+            else ""
+        )
         if other is None:
-            return f"{text} Next step: call list_{kind.collection} to find the right id."
-        fits = {"get": f"get_{other.name}", "wait": f"wait_for_ready with kind='{other.name}'"}[tool]
-        # Ids are numbered per kind (database 1 and Redis 1 are two instances): a hint, not a verdict.
-        return f"{text} A {other.label} has id {id} (ids are numbered per kind): if that is the one meant, call {fits} instead."
+            return text + find
+        other_kind, instance = other
+        # Ids are numbered per kind (database 1 and Redis 1 are two instances): a hint, never a verdict.
+        hint = (
+            f"{text} The {_described(other_kind, instance)} is another instance (ids are numbered per kind). "
+            f"Before using it, confirm with the user that '{instance.name}' is the one they mean"
+        )
+        fits = {
+            "get": f"get_{other_kind.name} with id={id}",
+            "wait": f"wait_for_ready with kind='{other_kind.name}' and id={id}",
+        }[tool]
+        if self._offers(fits.split(" ", 1)[0]):
+            return f"{hint}; if it is, call {fits}."
+        return f"{hint}.{find}"
 
     # --- lists ---------------------------------------------------------------------------------------
 
@@ -245,7 +346,7 @@ class Wording:
         return ""
 
     def wait_for_it(self, kind: AnyKind, instance: Instance) -> str:
-        return f"Call wait_for_ready with kind='{kind.name}' and id={instance.id}."
+        return self._follow(kind, instance.id)
 
     def password_lost(self, kind: AnyKind, outcome: CreatedAnswerLost) -> tuple[str, str]:
         """``(message, next step)`` for a create whose answer, and with it the generated password, was lost."""
@@ -264,19 +365,39 @@ class Wording:
         )
         return message, fix
 
-    def already_exists(self, kind: AnyKind, outcome: AlreadyExists) -> str:
+    def already_exists(
+        self, kind: AnyKind, outcome: AlreadyExists, compared: Comparison, credentials_file: str | None, supplied: bool
+    ) -> str:
+        """A create whose name was taken: how the existing instance differs from the request, and
+        where its password is (``supplied``: the request carried a password, which was not used)."""
         existing = outcome.instance
         meanwhile = " Another request created it just before this one." if outcome.conflict else ""
-        return (
-            f"Nothing was created: {_described(kind, existing)} already exists (status {existing.status}).{meanwhile} "
-            "Its password was given only when it was created."
-        )
+        if compared.differences:
+            listed = "; ".join(
+                f"{d.field} is '{d.existing}' (this request: '{d.requested}')" for d in compared.differences
+            )
+            how = f" It differs from this request: {listed}. It was not changed."
+        else:
+            how = " It matches this request in every field the API reports."
+        if compared.unreported:
+            how += f" Not compared (the API does not report them): {', '.join(compared.unreported)}."
+        if credentials_file:
+            password = " Its password is in credentials_file (saved when this server created it)."
+        else:
+            password = " Its password was given only when it was created; no credentials file for it is saved here."
+        if supplied:
+            password += " The password in this request was not used."
+        return f"Nothing was created: {_described(kind, existing)} already exists (status {existing.status}).{meanwhile}{how}{password}"
 
-    def use_existing(self, kind: AnyKind, existing: Instance) -> str:
-        return (
-            f"If it is the one the user wants, use it (wait_for_ready with kind='{kind.name}' and id={existing.id}); "
-            "otherwise call the create again with another name."
-        )
+    def use_existing(self, kind: AnyKind, existing: Instance, differs: bool) -> str:
+        use = self._follow(kind, existing.id).rstrip(".")
+        use = use[0].lower() + use[1:]
+        if differs:
+            return (
+                "Tell the user it exists and how it differs, and ask whether to use it as it is: if so, "
+                f"{use}; if not, call create_{kind.name} again with another name."
+            )
+        return f"If it is the one the user wants, use it ({use}); otherwise call create_{kind.name} again with another name."
 
     def not_created(self, kind: AnyKind, name: str, outcome: NotCreated) -> str:
         doing = f"create {kind.label} '{name}'"
@@ -327,12 +448,16 @@ class Wording:
             if self._offers(f"delete_{kind.name}")
             else "it must be deleted (in the Redu console) and created again"
         )
+        look = (
+            f"Call list_{kind.collection} in a minute and look for '{name}': if it is there"
+            if self._offers(f"list_{kind.collection}")
+            else f"Call create_{kind.name} again in a minute (a name that exists is reported, never created twice): if it exists"
+        )
         return (
             f"Could not tell whether {kind.label} '{name}' was created: the create got no usable answer ({tried}), "
             f"and looking the name up failed too ({describe(outcome.lookup_error)}). Nothing more was sent. "
-            f"Next step: do not simply create it again. Call list_{kind.collection} in a minute and look for "
-            f"'{name}': if it is there, it was created but its password was lost ({deleting}); if not, call "
-            f"create_{kind.name} again."
+            f"Next step: do not simply create it again. {look}, it was created but its password was lost "
+            f"({deleting}); if not, call create_{kind.name} again."
         )
 
     # --- delete --------------------------------------------------------------------------------------
@@ -379,25 +504,52 @@ class Wording:
             case "needs_full_access":  # deleting is offered only at --access full, so this is not reached
                 return f"Nothing was deleted: deleting needs --access full. {dont_retry}"
 
-    def already_gone(self, kind: AnyKind, id: int) -> str:
+    def already_gone(self, kind: AnyKind, id: int, deleted: Deletion | None = None) -> str:
+        if deleted is not None:
+            return f"Nothing to delete: it was already deleted. {deleted_earlier(kind, deleted)}"
         return f"Nothing to delete: there is no {kind.label} with id {id} (already deleted, or never created)."
 
-    def deleted(self, kind: AnyKind, target: Instance) -> str:
-        return f"Deleted {_described(kind, target)} and all its data."
+    def deleted(self, kind: AnyKind, target: Instance, removed: str | None, not_removed: str | None = None) -> str:
+        """A delete that happened; ``removed``: its credentials file, removed too; ``not_removed``: why
+        the file could not be."""
+        text = f"Deleted {_described(kind, target)} and all its data."
+        if removed:
+            text += f" Its credentials file {removed} was removed too."
+        elif not_removed:
+            text += f" Its credentials file could not be removed ({not_removed}): delete it by hand."
+        return text
 
     def still_there(self, kind: AnyKind, target: Instance, outcome: StillThere) -> str:
         return (
             f"The API answered the delete with HTTP {outcome.status} instead of 204, and {_described(kind, target)} "
-            f"still exists (status {outcome.instance.status}): it may still be going. Call get_{kind.name} with "
-            f"id={target.id} in a minute; delete it again only if it is still there."
+            f"still exists (status {outcome.instance.status}): it may still be going. Next step: "
+            f"{self._check_later(kind, target.id)}; delete it again only if it is still there."
         )
 
     def delete_unverified(self, kind: AnyKind, target: Instance, outcome: Unverified) -> str:
         return (
             f"Could not tell whether {_described(kind, target)} was deleted: the API answered HTTP {outcome.status} "
-            f"instead of 204, and checking afterwards failed ({describe(outcome.error)}). Next step: call "
-            f"get_{kind.name} with id={target.id} in a minute; if it still exists, delete it again."
+            f"instead of 204, and checking afterwards failed ({describe(outcome.error)}). Next step: "
+            f"{self._check_later(kind, target.id)}; if it still exists, delete it again."
         )
+
+    # --- create options --------------------------------------------------------------------------------
+
+    def suggested_because(self, field: str, suggested: Suggested) -> str:
+        """Why a value is suggested for ``field``, and when to ask the user instead."""
+        thing = {"flavor_id": "flavor", "network_id": "network", "keypair_name": "keypair"}.get(field, field)
+        match suggested.because:
+            case "only_one":
+                return f"the only {thing} of this account"
+            case "smallest":
+                return (
+                    f"'{suggested.name}', the smallest flavor, costs least; ask the user before choosing a bigger one"
+                )
+            case "named_private" | "named_default":
+                return (
+                    f"the network named '{suggested.name}'; the network decides who can reach the instance: ask the "
+                    "user before choosing another one"
+                )
 
     # --- wait ----------------------------------------------------------------------------------------
 

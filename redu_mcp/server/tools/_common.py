@@ -12,7 +12,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from redu_mcp.api import AnyKind, ReduError
 from redu_mcp.provisioning.audit import AuditRecord, Outcome
-from redu_mcp.provisioning.lookups import other_kind_of
+from redu_mcp.provisioning.deletions import Deletion
+from redu_mcp.provisioning.lookups import other_instance_with
 from redu_mcp.server.runtime import Runtime, runtime_of
 
 
@@ -44,7 +45,14 @@ def audit(
     runtime.audit.record(record)
 
 
+def deleted_here(runtime: Runtime, kind: AnyKind, id: int) -> Deletion | None:
+    """This server's deletion of the instance, if it remembers one (for this caller only)."""
+    return runtime.deletions.find(runtime.caller_identity(), kind.name, id)
+
+
 async def not_found_error(runtime: Runtime, kind: AnyKind, id: int, tool: Literal["get", "wait"]) -> ToolError:
-    """A 404, worded with the tool that fits when the id is another kind's (one more GET per kind)."""
-    other = await other_kind_of(runtime.client(), kind, id)
-    return ToolError(runtime.words.not_found(kind, id, other, tool))
+    """A 404, worded with what this server deleted, or else with another kind's instance that has
+    this id (one more GET per kind)."""
+    deleted = deleted_here(runtime, kind, id)
+    other = None if deleted is not None else await other_instance_with(runtime.client(), kind, id)
+    return ToolError(runtime.words.not_found(kind, id, other, tool, deleted))

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from redu_mcp.api import DATABASE, NotFoundError, ReduError
 from redu_mcp.data import ConnectionReport, Target, check_connection
-from redu_mcp.server.arguments import InstanceId
+from redu_mcp.server.arguments import InstanceId, id_sources
 from redu_mcp.server.fence import FencedResult
 from redu_mcp.server.kinds import KindChoice, called, either, kind_named
 from redu_mcp.server.runtime import Runtime, runtime_of
@@ -91,5 +91,6 @@ TOOL: Final = ToolSpec(
         "Read-only."
     ),
     profile=READS_DATA,
+    arguments=id_sources,  # where ids come from, among the tools offered
     fn=check,
 )

@@ -7,7 +7,8 @@ create tool needs no code here.
 
 The body reads "decide, audit, present": ``create_instance`` decides what happened, the password is
 delivered as the server is configured to, each outcome has one audit record (``_audited``) and one
-result or error (``_present``).
+result or error (``_present``). A name that exists is reported with every field that differs from
+the request (as far as the API reports them) and its saved credentials file, if there is one.
 """
 
 # No `from __future__ import annotations`: the SDK must evaluate these signatures, closures included.
@@ -28,6 +29,7 @@ from redu_mcp.provisioning.create import (
     CreateOutcome,
     NotCreated,
     OutcomeUnknown,
+    compare_with_request,
     create_instance,
 )
 from redu_mcp.provisioning.credentials import (
@@ -38,18 +40,35 @@ from redu_mcp.provisioning.credentials import (
     SuppliedNotSaved,
     deliver_password,
 )
-from redu_mcp.server.arguments import FlavorId, KeypairName, Name, NetworkId, Password, SecurityGroups
+from redu_mcp.server.arguments import (
+    FlavorId,
+    KeypairName,
+    Name,
+    NetworkId,
+    Password,
+    SecurityGroups,
+    look_up_sources,
+)
 from redu_mcp.server.results import Connection, InstanceView
 from redu_mcp.server.runtime import Runtime, runtime_of
-from redu_mcp.server.specs import CREATES, ToolSpec, declared
+from redu_mcp.server.specs import CREATES, Offer, ToolSpec, declared
 from redu_mcp.server.tools._common import audit
 from redu_mcp.server.wording import Wording
 
 PasswordDelivery = Literal["file", "shown_once", "caller_supplied", "not_returned", "unknown"]
 
 
+class FieldDifference(BaseModel):
+    field: str
+    requested: str
+    existing: str
+
+
 class CreateResult(BaseModel):
     created: bool = Field(description="False when an instance with this name already existed and is reported instead")
+    differences: list[FieldDifference] | None = Field(
+        default=None, description="When created is false: the fields the existing instance has other values for"
+    )
     instance: InstanceView
     connection: Connection | None = Field(default=None, description="Once the instance has a host")
     password_delivery: PasswordDelivery = Field(
@@ -145,24 +164,39 @@ def _delivered(delivery: Delivery) -> dict[str, Any]:
             return {"password_delivery": "not_returned"}
 
 
+def _existing(runtime: Runtime, kind: AnyKind, body: CreateBody, outcome: AlreadyExists) -> CreateResult:
+    """An instance that had the name already: how it differs from ``body``, and its saved password file."""
+    words, existing = runtime.words, outcome.instance
+    compared = compare_with_request(kind, body, existing)
+    saved = runtime.credentials.path_of(runtime.principal(), kind, existing)
+    credentials_file = str(saved) if saved else None
+    supplied = kind.supplied_password(body) is not None
+    differences = [
+        FieldDifference(field=d.field, requested=d.requested, existing=d.existing) for d in compared.differences
+    ]
+    return CreateResult(
+        created=False,
+        differences=differences or None,
+        instance=InstanceView.of(kind, existing),
+        connection=Connection.once_reachable(kind, existing),
+        password_delivery="file" if credentials_file else "unknown",
+        credentials_file=credentials_file,
+        message=words.already_exists(kind, outcome, compared, credentials_file, supplied),
+        next_step=words.use_existing(kind, existing, differs=bool(differences)),
+    )
+
+
 def _present(
     words: Wording, kind: AnyKind, name: str, outcome: CreateOutcome, delivery: Delivery | None
 ) -> CreateResult:
-    """The result of each outcome (or the error a model reads)."""
+    """The result of each outcome but an existing name (or the error a model reads)."""
     match outcome:
         case NotCreated():
             raise ToolError(words.not_created(kind, name, outcome))
         case OutcomeUnknown():
             raise ToolError(words.outcome_unknown(kind, name, outcome))
-        case AlreadyExists(instance=existing):
-            return CreateResult(
-                created=False,
-                instance=InstanceView.of(kind, existing),
-                connection=Connection.once_reachable(kind, existing),
-                password_delivery="unknown",
-                message=words.already_exists(kind, outcome),
-                next_step=words.use_existing(kind, existing),
-            )
+        case AlreadyExists():
+            raise AssertionError("an existing name is presented by _existing")
     instance = outcome.instance
     shown = {"instance": InstanceView.of(kind, instance), "connection": Connection.once_reachable(kind, instance)}
     if isinstance(outcome, CreatedAnswerLost) and delivery is None:
@@ -189,6 +223,8 @@ async def _create(ctx: Context, kind: AnyKind, body: CreateBody) -> CreateResult
     audited, detail = _audited(outcome, delivery)
     created = getattr(outcome, "instance", None)
     audit(ctx, f"create_{kind.name}", kind, audited, id=created.id if created else None, name=body.name, detail=detail)
+    if isinstance(outcome, AlreadyExists):
+        return _existing(runtime, kind, body, outcome)
     return _present(runtime.words, kind, body.name, outcome, delivery)
 
 
@@ -199,12 +235,30 @@ def create_tool(kind: AnyKind) -> ToolSpec:
     return ToolSpec(
         name=f"create_{kind.name}",
         title=f"Create a {kind.label}",
-        description=(
-            f"Create a managed {kind.label} (billed while it exists). Take flavor_id, network_id and keypair_name "
-            "from list_create_options; ask the user when the choice is not obvious. Returns at once with status "
-            "'provisioning': then call wait_for_ready. The one-time password goes to a private credentials file "
-            "(its path is returned). An existing name is reported, never duplicated."
-        ),
+        description=lambda offer: _description(kind, offer),
         profile=CREATES,
         fn=declared(create, parameters=[*_SHARED, *_own_parameters(kind), _GROUPS], returns=CreateResult),
+        arguments=look_up_sources,
+    )
+
+
+def _description(kind: AnyKind, offer: Offer) -> str:
+    """What a create does, naming only the tools this server offers."""
+    if offer.has("list_create_options"):
+        source = (
+            "from list_create_options: use its suggested values unless the request says otherwise, and ask the "
+            "user before a choice that costs more or changes who can reach the instance"
+        )
+    else:
+        source = "from the resources redu://flavors, redu://networks and redu://keypairs; ask the user when unsure"
+    if offer.has("wait_for_ready"):
+        then = ": then call wait_for_ready"
+    elif offer.has(f"get_{kind.name}"):
+        then = f": then call get_{kind.name} until it is ready"
+    else:
+        then = ""
+    return (
+        f"Create a managed {kind.label} (billed while it exists). Take flavor_id, network_id and keypair_name "
+        f"{source}. Returns at once with status 'provisioning'{then}. The one-time password goes to a private "
+        "credentials file (its path is returned). An existing name is reported with how it differs, never duplicated."
     )

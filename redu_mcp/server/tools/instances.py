@@ -1,4 +1,5 @@
-"""``list_<kind>s`` and ``get_<kind>``: instances as the API reports them, for every kind."""
+"""``list_<kind>s`` and ``get_<kind>``: instances as the API reports them, for every kind, with how to
+connect to them (never the password: the credentials file this server saved, if any, holds it)."""
 
 # No `from __future__ import annotations`: the SDK must evaluate these signatures, closures included.
 
@@ -8,11 +9,11 @@ from pydantic import BaseModel, Field
 
 from redu_mcp.api import AnyKind, NotFoundError, ReduError
 from redu_mcp.provisioning.lookups import list_page
-from redu_mcp.server.arguments import InstanceId, Limit, NameContains, Offset, StatusFilter
+from redu_mcp.server.arguments import InstanceId, Limit, NameContains, Offset, StatusFilter, id_sources
 from redu_mcp.server.kinds import KindChoice
-from redu_mcp.server.results import InstanceView
+from redu_mcp.server.results import InstanceDetails
 from redu_mcp.server.runtime import runtime_of
-from redu_mcp.server.specs import READS, ToolSpec
+from redu_mcp.server.specs import READS, Offer, ToolSpec
 from redu_mcp.server.tools._common import not_found_error, reported_as_tool_error
 
 
@@ -20,7 +21,7 @@ class InstanceList(BaseModel):
     kind: KindChoice
     total: int = Field(description="Instances matching the filters")
     offset: int
-    instances: list[InstanceView] = Field(description="Newest first")
+    instances: list[InstanceDetails] = Field(description="Newest first")
     next_step: str | None = Field(default=None, description="How to see the rest, when more match than are shown")
 
 
@@ -41,7 +42,10 @@ def list_tool(kind: AnyKind) -> ToolSpec:
             kind=kind.name,
             total=page.total,
             offset=offset,
-            instances=[InstanceView.of(kind, i) for i in page.instances],
+            instances=[
+                InstanceDetails.with_file(kind, i, runtime.credentials.path_of(runtime.principal(), kind, i))
+                for i in page.instances
+            ],
             next_step=runtime.words.list_next_step(kind, page.total, offset, len(page.instances), filtered),
         )
 
@@ -49,8 +53,9 @@ def list_tool(kind: AnyKind) -> ToolSpec:
         name=f"list_{kind.collection}",
         title=f"List {kind.label}s",
         description=(
-            f"List your {kind.label}s, newest first (id, name, status, host, port). Optional: name_contains, "
-            "status, and offset to page past the first limit. Read-only."
+            f"List your {kind.label}s, newest first: status and how to connect (host, port, URI and credentials "
+            "file; never the password). Optional: name_contains, status, and offset to page past the first limit. "
+            "Read-only."
         ),
         profile=READS,
         fn=list_instances,
@@ -58,7 +63,7 @@ def list_tool(kind: AnyKind) -> ToolSpec:
 
 
 def get_tool(kind: AnyKind) -> ToolSpec:
-    async def get_instance(id: InstanceId, ctx: Context) -> InstanceView:
+    async def get_instance(id: InstanceId, ctx: Context) -> InstanceDetails:
         runtime = runtime_of(ctx)
         client = runtime.client_or_tool_error(f"get {kind.label} {id}")
         try:
@@ -67,16 +72,25 @@ def get_tool(kind: AnyKind) -> ToolSpec:
             raise await not_found_error(runtime, kind, id, "get") from None
         except ReduError as exc:
             raise ToolError(runtime.words.failure(f"get {kind.label} {id}", exc)) from None
-        runtime.credentials.complete(runtime.principal(), kind, instance)  # the API's answer to this caller
-        return InstanceView.of(kind, instance)
+        path = runtime.credentials.complete(runtime.principal(), kind, instance)  # the API's answer to this caller
+        return InstanceDetails.with_file(kind, instance, path)
+
+    def describe(offer: Offer) -> str:
+        wait = (
+            " To wait until it is ready, call wait_for_ready instead of repeating this."
+            if offer.has("wait_for_ready")
+            else ""
+        )
+        return (
+            f"Get one {kind.label} by id: status, version and how to connect (host, port, URI and credentials file; "
+            f"never the password).{wait} Read-only."
+        )
 
     return ToolSpec(
         name=f"get_{kind.name}",
         title=f"Get a {kind.label}",
-        description=(
-            f"Get one {kind.label} by id: status, host, port, version. To wait until it is ready, call "
-            "wait_for_ready instead of repeating this. Read-only."
-        ),
+        description=describe,
+        arguments=id_sources,
         profile=READS,
         fn=get_instance,
     )

@@ -34,7 +34,7 @@ from redu_mcp.data import (
     list_migrations,
 )
 from redu_mcp.provisioning.audit import Outcome
-from redu_mcp.server.arguments import ConfirmName, InstanceId
+from redu_mcp.server.arguments import ConfirmName, InstanceId, id_sources
 from redu_mcp.server.confirmation import (
     ChangeDecision,
     ConfirmChange,
@@ -211,6 +211,7 @@ APPLY: Final = ToolSpec(
         "database's exact name, only when the user asked for it). Returns what was applied."
     ),
     profile=MIGRATES,
+    arguments=id_sources,  # where ids come from, among the tools offered
     fn=apply,
 )
 LIST: Final = ToolSpec(
@@ -221,5 +222,6 @@ LIST: Final = ToolSpec(
         "first: version, name, checksum, when and by whom. Read-only."
     ),
     profile=READS_DATA,
+    arguments=id_sources,  # where ids come from, among the tools offered
     fn=listed,
 )

@@ -1,4 +1,7 @@
-"""``list_create_options``: everything a create needs, in one call, with each kind's versions and defaults."""
+"""``list_create_options``: everything a create needs, in one call, with each kind's versions and
+defaults, and a suggested value (with the reason) for each required field the account's data decides.
+
+Offered where creating is (``PREPARES``): at ``--access read`` it would only invite a create."""
 
 # No `from __future__ import annotations`: the SDK must evaluate these signatures, closures included.
 
@@ -11,10 +14,12 @@ from pydantic import BaseModel, Field, create_model
 
 from redu_mcp.api import DEFAULT_SECURITY_GROUPS, AnyKind, CreateBody, Flavor, Network, SecurityGroup
 from redu_mcp.provisioning.lookups import create_lookups
+from redu_mcp.provisioning.suggestions import Suggested, suggest
 from redu_mcp.server.kinds import ALL_KINDS
 from redu_mcp.server.runtime import runtime_of
-from redu_mcp.server.specs import READS, ToolSpec, declared
+from redu_mcp.server.specs import PREPARES, ToolSpec, declared
 from redu_mcp.server.tools._common import reported_as_tool_error
+from redu_mcp.server.wording import Wording
 
 
 class FlavorOption(BaseModel):
@@ -47,6 +52,25 @@ class SecurityGroupOption(BaseModel):
         return cls(name=group.name, description=group.description)
 
 
+class Suggestion(BaseModel):
+    value: str
+    reason: str
+
+
+class Suggestions(BaseModel):
+    """A value for each required field, when the account's data makes one obvious (else absent)."""
+
+    flavor_id: Suggestion | None = None
+    network_id: Suggestion | None = None
+    keypair_name: Suggestion | None = None
+
+
+def _suggestion(words: Wording, field: str, suggested: Suggested | None) -> Suggestion | None:
+    if suggested is None:
+        return None
+    return Suggestion(value=suggested.value, reason=words.suggested_because(field, suggested))
+
+
 def defaults_of(kind: AnyKind) -> type[BaseModel]:
     """What a create of ``kind`` uses when an argument is left out: its versions (``versions``, from
     the body's ``version`` choices) and the default of every argument of its own but the password."""
@@ -67,6 +91,7 @@ def defaults_of(kind: AnyKind) -> type[BaseModel]:
 
 
 class _CreateOptions(BaseModel):
+    suggested: Suggestions
     flavors: list[FlavorOption]
     networks: list[NetworkOption]
     keypairs: list[str] = Field(description="Pass one as keypair_name")
@@ -91,7 +116,14 @@ async def list_create_options(ctx: Context) -> BaseModel:
     client = runtime.client_or_tool_error("list the create options")
     with reported_as_tool_error(runtime, "list the create options"):
         found = await create_lookups(client)
+    suggested = suggest(found)
+    words = runtime.words
     return CreateOptions(
+        suggested=Suggestions(
+            flavor_id=_suggestion(words, "flavor_id", suggested.flavor_id),
+            network_id=_suggestion(words, "network_id", suggested.network_id),
+            keypair_name=_suggestion(words, "keypair_name", suggested.keypair_name),
+        ),
         flavors=[FlavorOption.of(f) for f in found.flavors],
         networks=[NetworkOption.of(n) for n in found.networks],
         keypairs=[k.name for k in found.keypairs],
@@ -103,9 +135,10 @@ TOOL: Final = ToolSpec(
     name="list_create_options",
     title="List what instances can be created with",
     description=(
-        "Everything a create needs, in one call: flavors (sizes), networks, SSH keypairs, security groups, "
-        "the versions of each kind, and the defaults. Read-only."
+        "Everything a create needs, in one call: a suggested value for each required argument where the account "
+        "makes one obvious (with the reason), flavors (sizes), networks, SSH keypairs, security groups, the "
+        "versions of each kind, and the defaults. Read-only."
     ),
-    profile=READS,
+    profile=PREPARES,
     fn=declared(list_create_options, returns=CreateOptions),
 )

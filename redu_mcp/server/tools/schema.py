@@ -10,7 +10,7 @@ from pydantic import Field
 
 from redu_mcp.api import DATABASE, Instance
 from redu_mcp.data import DatabaseDescription, Failed, TableInfo, Unavailable, describe_database
-from redu_mcp.server.arguments import InstanceId
+from redu_mcp.server.arguments import InstanceId, id_sources
 from redu_mcp.server.fence import FencedResult
 from redu_mcp.server.runtime import runtime_of
 from redu_mcp.server.specs import READS_DATA, ToolSpec
@@ -81,5 +81,6 @@ TOOL: Final = ToolSpec(
         "writing SQL. Read-only."
     ),
     profile=READS_DATA,
+    arguments=id_sources,  # where ids come from, among the tools offered
     fn=describe,
 )

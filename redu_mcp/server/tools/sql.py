@@ -31,7 +31,7 @@ from redu_mcp.data import (
     run_sql,
 )
 from redu_mcp.provisioning.audit import Outcome
-from redu_mcp.server.arguments import ConfirmName, InstanceId
+from redu_mcp.server.arguments import ConfirmName, InstanceId, id_sources
 from redu_mcp.server.confirmation import (
     ChangeDecision,
     ConfirmChange,
@@ -226,6 +226,7 @@ READ_TOOL: Final = ToolSpec(
         "that is always rolled back: SELECT and EXPLAIN work, writes fail. " + _ABOUT + "Read-only."
     ),
     profile=READS_DATA,
+    arguments=id_sources,  # where ids come from, among the tools offered
     fn=run_sql_tool,
 )
 #: At --data write: committed when it succeeds; what destroys data is confirmed like a delete.
@@ -239,5 +240,6 @@ WRITE_TOOL: Final = ToolSpec(
         "database's exact name, only when the user asked for it). For schema changes prefer apply_migration."
     ),
     profile=WRITES_DATA,
+    arguments=id_sources,  # where ids come from, among the tools offered
     fn=run_sql_tool,
 )

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from redu_mcp.api import NotFoundError, RetryPolicy
 from redu_mcp.provisioning.waiting import Poll, wait_until_ready
 from redu_mcp.server import wording
-from redu_mcp.server.arguments import InstanceId
+from redu_mcp.server.arguments import InstanceId, id_sources
 from redu_mcp.server.kinds import ALL_KINDS, KindChoice, called, either, kind_named
 from redu_mcp.server.results import Connection, InstanceView
 from redu_mcp.server.runtime import runtime_of
@@ -97,4 +97,5 @@ TOOL: Final = ToolSpec(
     profile=READS,
     fn=wait_for_ready,
     deadline=wait_deadline,
+    arguments=id_sources,
 )

@@ -5,9 +5,10 @@
 from typing import Final
 
 from mcp.server.mcpserver import Context
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from redu_mcp.api import User
+from redu_mcp.server import wording
 from redu_mcp.server.runtime import runtime_of
 from redu_mcp.server.specs import READS, AccessLevel, ToolSpec
 from redu_mcp.server.tools._common import reported_as_tool_error
@@ -15,9 +16,10 @@ from redu_mcp.server.tools._common import reported_as_tool_error
 
 class WhoAmI(BaseModel):
     user: User
-    api_url: str
+    api_url: str | None = Field(description="The Redu API this server calls; null in the built-in sandbox")
     sandbox: bool
     access: AccessLevel
+    message: str | None = None
 
 
 async def whoami(ctx: Context) -> WhoAmI:
@@ -26,7 +28,9 @@ async def whoami(ctx: Context) -> WhoAmI:
     with reported_as_tool_error(runtime, "check the API key"):
         user = await client.me()
     settings = runtime.settings
-    return WhoAmI(user=user, api_url=settings.api_url, sandbox=settings.sandbox, access=settings.access)
+    if settings.sandbox:  # the emulator runs in this process: no API URL is called, nothing is real
+        return WhoAmI(user=user, api_url=None, sandbox=True, access=settings.access, message=wording.IN_THE_SANDBOX)
+    return WhoAmI(user=user, api_url=settings.api_url, sandbox=False, access=settings.access)
 
 
 TOOL: Final = ToolSpec(
