@@ -62,7 +62,7 @@ from redu_mcp.provisioning.waiting import Poll, WaitOutcome
 from redu_mcp.server.fence import fence
 from redu_mcp.server.kinds import ALL_KINDS, either
 from redu_mcp.server.refusals import Refusal
-from redu_mcp.server.specs import AccessLevel, DataLevel, ToolSpec, level_allows
+from redu_mcp.server.specs import AccessLevel, DataLevel, Offer, ToolSpec, level_allows
 
 NOTHING_CREATED = "Nothing was created."
 #: Why a 2025-11-25 client on a server without sessions (--stateless) is never asked to confirm.
@@ -595,6 +595,9 @@ class Wording:
 
     # --- using an instance ---------------------------------------------------------------------------
 
+    def _shows_tables(self) -> str:
+        return "; describe_database shows the tables and columns." if self._offers("describe_database") else "."
+
     def sandbox_without_engines(self, kind: AnyKind, instance: Instance) -> str:
         return (
             f"{_described(kind, instance)} is emulated: this server runs against the Redu sandbox without real "
@@ -603,6 +606,10 @@ class Wording:
         )
 
     def not_ready_to_use(self, kind: AnyKind, instance: Instance) -> str:
+        if not self._offers("wait_for_ready"):
+            return (
+                f"{_described(kind, instance)} is not ready yet (status {instance.status}): call this tool again later."
+            )
         return (
             f"{_described(kind, instance)} is not ready yet (status {instance.status}). Next step: call "
             f"wait_for_ready with kind='{kind.name}' and id={instance.id}, then call this tool again."
@@ -610,8 +617,8 @@ class Wording:
 
     def no_address(self, kind: AnyKind, instance: Instance) -> str:
         return (
-            f"{_described(kind, instance)} is ready but has no address (floating IP) yet. Next step: call "
-            f"get_{kind.name} with id={instance.id} in a minute, then call this tool again."
+            f"{_described(kind, instance)} is ready but has no address (floating IP) yet. Next step: call this "
+            "tool again in a minute."
         )
 
     def no_credentials(self, kind: AnyKind, instance: Instance, missing: NoCredentials) -> str:
@@ -641,10 +648,10 @@ class Wording:
             case "refused":
                 what = (
                     f"{at} refused the connection: nothing listens on port {target.port} (the server may be "
-                    "restarting). Next step: call check_connection again in a minute"
+                    "restarting). Next step: call this tool again in a minute"
                 )
             case "timeout":
-                what = f"{at} did not answer in time. Next step: call check_connection again in a minute"
+                what = f"{at} did not answer in time. Next step: call this tool again in a minute"
             case "tls_failed":
                 what = (
                     f"TLS could not be set up with {at}. Next step: tell the user; the operator sets how this "
@@ -676,7 +683,8 @@ class Wording:
             "load": "LOAD is never allowed",
             "role_management": "roles are not managed here (changing the password would break the credentials file)",
             "empty": "there is no statement in it",
-            "multiple_statements": f"it holds {getattr(refused, 'statement_count', 'several')} statements, and run_sql takes one per call (apply_migration takes several)",
+            "multiple_statements": f"it holds {getattr(refused, 'statement_count', 'several')} statements, and run_sql takes one per call"
+            + (" (apply_migration takes several)" if self._offers("apply_migration") else ""),
             "unparseable": "the parser cannot read it, so nothing can say whether it is destructive",
             "parameter_count": f"it uses {getattr(refused, 'parameters_expected', '?')} parameters ($1, $2, ...) and {getattr(refused, 'parameters_given', '?')} were given",
             "nul_character": "PostgreSQL text cannot hold a NUL character",
@@ -700,8 +708,8 @@ class Wording:
             "read_only": "This server runs SQL read-only (--data read): only the operator can allow writes (--data write).",
             "timeout": "The statement ran longer than its time limit and was cancelled: narrow it (WHERE, LIMIT) or add an index.",
             "lock_timeout": "It waited too long for a lock another session holds: call again in a minute.",
-            "syntax": "Fix the statement and call again; describe_database shows the tables and columns.",
-            "undefined": "Check the names with describe_database, then call again.",
+            "syntax": "Fix the statement and call again" + self._shows_tables(),
+            "undefined": "Check the names, then call again" + self._shows_tables(),
             "permission": "The instance's user may not do that.",
             "parameters": "Pass one parameter per $n the statement uses.",
             "connection_lost": "The connection broke: call again.",
@@ -736,7 +744,8 @@ class Wording:
         return (
             f"Nothing was run: migration {applied.version} was already applied on {applied.applied_at} with other "
             f"SQL (SHA-256 {applied.checksum[:12]}…, this one {mismatch.given_checksum[:12]}…). A version is applied "
-            "once: give this change a new version, or call list_migrations to see what is applied."
+            "once: give this change a new version"
+            + (", or call list_migrations to see what is applied." if self._offers("list_migrations") else ".")
         )
 
     def change_question(self, kind: AnyKind, target: Instance, what: str, reasons: list[str]) -> str:
@@ -779,6 +788,22 @@ class Wording:
                 )
             case "gone":
                 return self.already_gone(kind, target.id)
+
+
+# --- tool descriptions ---------------------------------------------------------------------------------
+
+
+def approval(offer: Offer, what: str) -> str:
+    """How a change that destroys data is approved at this server's confirm mode (``what``: "database")."""
+    if offer.confirm == "human":
+        return (
+            "the user's approval: a client that can ask the user asks, and only the user's yes applies it; a client "
+            "that cannot ask is refused"
+        )
+    return (
+        "the user's approval: a client that can ask the user asks; otherwise pass confirm_name, the "
+        f"{what}'s exact name, only when the user asked for the change"
+    )
 
 
 # --- argument refusals ----------------------------------------------------------------------------------

@@ -45,10 +45,11 @@ from redu_mcp.server.confirmation import (
 )
 from redu_mcp.server.fence import FencedResult
 from redu_mcp.server.runtime import runtime_of
-from redu_mcp.server.specs import MIGRATES, READS_DATA, ToolSpec
+from redu_mcp.server.specs import MIGRATES, READS_DATA, Offer, ToolSpec
 from redu_mcp.server.targets import current_instance, target_for
 from redu_mcp.server.telemetry import data_span
 from redu_mcp.server.tools._common import audit
+from redu_mcp.server.wording import approval
 
 Version = Annotated[
     str,
@@ -200,28 +201,31 @@ async def listed(id: InstanceId, ctx: Context, target: Annotated[Instance, Resol
     return MigrationList(total=len(outcome.applied), migrations=list(outcome.applied))
 
 
+def _apply_description(offer: Offer) -> str:
+    return (
+        "Apply a schema migration (one or more SQL statements) to a PostgreSQL database in one transaction, once "
+        "per version: the same version with the same SQL again changes nothing, with other SQL it is refused. Keep "
+        "your project's version. Statements that destroy data (DROP, TRUNCATE, DELETE without WHERE...) need "
+        f"{approval(offer, 'database')}. Returns what was applied."
+    )
+
+
 APPLY: Final = ToolSpec(
     name="apply_migration",
     title="Apply a migration to a PostgreSQL database",
-    description=(
-        "Apply a schema migration (one or more SQL statements) to a PostgreSQL database (id from list_databases) "
-        "in one transaction, once per version: the same version with the same SQL again changes nothing, with "
-        "other SQL it is refused. Keep your project's version. Statements that destroy data (DROP, TRUNCATE, "
-        "DELETE without WHERE...) need the user's confirmation (asked by the client, or confirm_name, the "
-        "database's exact name, only when the user asked for it). Returns what was applied."
-    ),
+    description=_apply_description,
     profile=MIGRATES,
-    arguments=id_sources,  # where ids come from, among the tools offered
     fn=apply,
+    arguments=id_sources,
 )
 LIST: Final = ToolSpec(
     name="list_migrations",
     title="List a PostgreSQL database's migrations",
-    description=(
-        "The migrations apply_migration recorded in a PostgreSQL database (id from list_databases), oldest "
-        "first: version, name, checksum, when and by whom. Read-only."
+    description=lambda offer: (
+        f"The migrations recorded in a PostgreSQL database{' by apply_migration' if offer.has('apply_migration') else ''}, "
+        "oldest first: version, name, checksum, when and by whom. Read-only."
     ),
     profile=READS_DATA,
-    arguments=id_sources,  # where ids come from, among the tools offered
     fn=listed,
+    arguments=id_sources,
 )

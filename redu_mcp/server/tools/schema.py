@@ -76,7 +76,7 @@ TOOL: Final = ToolSpec(
     name="describe_database",
     title="Describe a PostgreSQL database",
     description=(
-        "What a PostgreSQL database holds (id from list_databases): schemas, tables with row estimates, columns "
+        "What a PostgreSQL database holds: schemas, tables with row estimates, columns "
         "with types, primary keys and indexes. Pass table (and schema) for one table in full. Call it before "
         "writing SQL. Read-only."
     ),

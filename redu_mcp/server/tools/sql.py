@@ -42,11 +42,11 @@ from redu_mcp.server.confirmation import (
 )
 from redu_mcp.server.fence import FencedResult
 from redu_mcp.server.runtime import runtime_of
-from redu_mcp.server.specs import READS_DATA, WRITES_DATA, ToolSpec
+from redu_mcp.server.specs import READS_DATA, WRITES_DATA, Offer, ToolSpec
 from redu_mcp.server.targets import current_instance, target_for
 from redu_mcp.server.telemetry import data_span
 from redu_mcp.server.tools._common import audit
-from redu_mcp.server.wording import Wording
+from redu_mcp.server.wording import Wording, approval
 
 Query = Annotated[
     str,
@@ -212,34 +212,47 @@ async def run_sql_tool(
 
 
 _TITLE: Final = "Run SQL on a PostgreSQL database"
-_ABOUT: Final = (
-    "One statement per call, parameters as $1, $2 in `parameters`; rows come back as data (at most max_rows, "
-    "default 50). Call describe_database first to see the tables. "
-)
+
+
+def _about(offer: Offer) -> str:
+    first = " Call describe_database first to see the tables." if offer.has("describe_database") else ""
+    return (
+        "One statement per call, parameters as $1, $2 in `parameters`; rows come back as data (at most max_rows, "
+        f"default 50).{first}"
+    )
+
+
+def _read_description(offer: Offer) -> str:
+    return (
+        "Run one SQL statement on a PostgreSQL database in a read-only transaction that is always rolled back: "
+        f"SELECT and EXPLAIN work, writes fail. {_about(offer)} Read-only."
+    )
+
+
+def _write_description(offer: Offer) -> str:
+    migrate = " For schema changes prefer apply_migration." if offer.has("apply_migration") else ""
+    return (
+        f"Run one SQL statement on a PostgreSQL database; it is committed when it succeeds. {_about(offer)} A "
+        "statement that destroys data (DROP, TRUNCATE, DELETE or UPDATE without WHERE, ALTER ... DROP, DO) needs "
+        f"{approval(offer, 'database')}.{migrate}"
+    )
+
 
 #: At --data read: a read-only transaction, always rolled back.
 READ_TOOL: Final = ToolSpec(
     name="run_sql",
     title=_TITLE,
-    description=(
-        "Run one SQL statement on a PostgreSQL database (id from list_databases) in a read-only transaction "
-        "that is always rolled back: SELECT and EXPLAIN work, writes fail. " + _ABOUT + "Read-only."
-    ),
+    description=_read_description,
     profile=READS_DATA,
-    arguments=id_sources,  # where ids come from, among the tools offered
     fn=run_sql_tool,
+    arguments=id_sources,  # where ids come from, among the tools offered
 )
 #: At --data write: committed when it succeeds; what destroys data is confirmed like a delete.
 WRITE_TOOL: Final = ToolSpec(
     name="run_sql",
     title=_TITLE,
-    description=(
-        "Run one SQL statement on a PostgreSQL database (id from list_databases); it is committed when it "
-        "succeeds. " + _ABOUT + "A statement that destroys data (DROP, TRUNCATE, DELETE or UPDATE without WHERE, "
-        "ALTER ... DROP, DO) needs the user's confirmation (asked by the client, or pass confirm_name, the "
-        "database's exact name, only when the user asked for it). For schema changes prefer apply_migration."
-    ),
+    description=_write_description,
     profile=WRITES_DATA,
-    arguments=id_sources,  # where ids come from, among the tools offered
     fn=run_sql_tool,
+    arguments=id_sources,
 )
