@@ -145,6 +145,7 @@ async def test_the_database_index_is_an_argument_and_connections_never_leave_the
     assert sorted(int(c["db"]) for c in our_connections(raw)) == [0, 3]
     out_of_range = await data.run(target, "GET", ["k"], access="read", db=99)
     assert isinstance(out_of_range, RedisCommandError) and "out of range" in out_of_range.message
+    assert out_of_range.command == "SELECT"  # what failed; the command was never judged, so never echoed
 
 
 async def test_principals_never_share_connections_and_delete_closes_theirs(
@@ -157,6 +158,8 @@ async def test_principals_never_share_connections_and_delete_closes_theirs(
     await data.close_instance("user:alice", alice.instance_id)
     await eventually(lambda: len(our_connections(raw)) == 1)
     assert isinstance(await data.run(bob, "DBSIZE", [], access="read"), RedisResult)
+    await data.close_instance(None, bob.instance_id)  # deleted: every principal's connections go
+    await eventually(lambda: len(our_connections(raw)) == 0)
 
 
 async def test_concurrent_calls_are_bounded_by_the_pool_size(server: RunningRedis, raw: redis.Redis):

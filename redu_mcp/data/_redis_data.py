@@ -30,10 +30,13 @@ class RedisData:
         idle_seconds: float = 300.0,
         connections_per_pool: int = 4,
         connect_timeout: float = 10.0,
+        command_timeout: float = 10.0,
     ) -> None:
-        if connections_per_pool < 1 or idle_seconds <= 0 or connect_timeout <= 0:
-            raise ValueError("pool size, idle time and connect timeout must be positive")
+        if connections_per_pool < 1 or min(idle_seconds, connect_timeout, command_timeout) <= 0:
+            raise ValueError("pool size, idle time and timeouts must be positive")
         self.tls, self.connect_timeout = tls, connect_timeout
+        #: How long one call may take when it names no timeout (connecting included).
+        self.command_timeout = command_timeout
         self._pools = RedisPools(
             tls=tls, idle_seconds=idle_seconds, size=connections_per_pool, connect_timeout=connect_timeout
         )
@@ -46,13 +49,14 @@ class RedisData:
         *,
         access: RedisAccess,
         db: int = 0,
-        timeout: float = 10.0,
+        timeout: float | None = None,
         caps: RedisCaps | None = None,
         confirmed: bool = False,
     ) -> RedisRunOutcome:
         """Run ``command arguments…`` on database ``db`` if the instance's flags allow it at ``access``.
 
         ``confirmed``: a FLUSHDB/FLUSHALL was confirmed by the face (it also checks ``--access full``).
+        ``timeout``: for this call; by default ``command_timeout``.
         """
         return await run_command(
             self._pools,
@@ -61,23 +65,25 @@ class RedisData:
             arguments,
             access=access,
             db=db,
-            timeout=timeout,
+            timeout=self.command_timeout if timeout is None else timeout,
             caps=caps or RedisCaps(),
             confirmed=confirmed,
         )
 
     async def describe(
-        self, target: Target, *, db: int = 0, sample: int = 20, detail: bool = False, timeout: float = 10.0
+        self, target: Target, *, db: int = 0, sample: int = 20, detail: bool = False, timeout: float | None = None
     ) -> RedisDescribeOutcome:
         """Version, mode, memory, eviction policy, keys per database and up to ``sample`` keys of ``db``."""
+        timeout = self.command_timeout if timeout is None else timeout
         return await describe_redis(self._pools, target, db=db, sample=sample, detail=detail, timeout=timeout)
 
     async def check(self, target: Target, *, timeout: float = 10.0) -> ConnectionReport:
         """``check_connection``: TCP, TLS, AUTH, HELLO 3, version and PING, on a connection of its own."""
         return await check_redis(target, tls=self.tls, timeout=timeout, connect_timeout=self.connect_timeout)
 
-    async def close_instance(self, principal: str, instance_id: int) -> None:
-        """The instance was deleted (or its credentials replaced): close its connections, forget its table."""
+    async def close_instance(self, principal: str | None, instance_id: int) -> None:
+        """The instance was deleted (or its credentials replaced): close its connections, forget its table.
+        ``principal`` None: every principal's (a deleted instance is gone for everyone)."""
         await self._pools.close_instance(principal, instance_id)
 
     async def aclose(self) -> None:

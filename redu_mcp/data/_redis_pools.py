@@ -161,10 +161,11 @@ class RedisPools:
         instance.protocol = 2  # an instance before Redis 6: RESP2 from now on
         return await connect(target, db=db, protocol=2, tls=self.tls, connect_timeout=self.connect_timeout)
 
-    async def close_instance(self, principal: str, instance_id: int) -> None:
-        found = self._instances.pop((principal, instance_id), None)
-        if found is not None:
-            await found.close()
+    async def close_instance(self, principal: str | None, instance_id: int) -> None:
+        """Close what ``principal`` (None: every principal) keeps for the instance."""
+        keys = [key for key in self._instances if key[1] == instance_id and principal in (None, key[0])]
+        found = [self._instances.pop(key) for key in keys]
+        await asyncio.gather(*(instance.close() for instance in found))
 
     async def close_idle(self) -> None:
         """Close connections idle for ``idle_seconds``; forget instances left with none."""

@@ -76,8 +76,8 @@ async def run_command(
         if decision is None:  # COMMAND itself was refused (an ACL user without it): not a usable instance
             return RedisUnavailable(ConnectionFailure("protocol", f"{code} {message}"))
         return RedisCommandError(decision.command, code, message, decision.writes)
-    except DatabaseRefused as exc:
-        return RedisCommandError(command.upper(), exc.code, exc.message, writes=False)
+    except DatabaseRefused as exc:  # SELECT failed, maybe before the command was judged: never echo it
+        return RedisCommandError("SELECT", exc.code, exc.message, writes=False)
     except TimeoutError:
         failure = ConnectionFailure("timeout", f"no complete answer within {timeout:g} s")
         return (
