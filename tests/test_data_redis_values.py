@@ -10,7 +10,7 @@ import sys
 from hypothesis import given
 from hypothesis import strategies as st
 
-from redu_mcp.data import RedisCaps
+from redu_mcp.data import RedisCaps, RedisNeedsConfirmation, flush_needing_confirmation
 from redu_mcp.data._redis_paging import list_continuation, scan_continuation, string_continuation
 from redu_mcp.data._redis_values import cut_string, error_parts, render
 
@@ -154,6 +154,13 @@ def test_continuations_by_limit_after_an_id_with_the_names_not_shown_and_scan_pa
     )
     # A page that was already small is a collection that comes whole: no next call to offer
     assert scan_continuation("sscan", ["s", "0", "COUNT", "5"], 100, 1).next_call is None
+
+
+def test_flushes_are_known_by_name_so_the_face_asks_before_anything_is_sent():
+    assert flush_needing_confirmation("flushall") == RedisNeedsConfirmation("FLUSHALL", "instance")
+    assert flush_needing_confirmation("FlushDB") == RedisNeedsConfirmation("FLUSHDB", "database")
+    for other in ("FLUSH", "FLUSHALL ASYNC", "FLUSHALL\r\n", "DEL", ""):
+        assert flush_needing_confirmation(other) is None, other
 
 
 def test_importing_the_data_layer_does_not_import_redis_py():

@@ -48,6 +48,7 @@ from redu_mcp.data._redis_commands import (
     RedisNeedsConfirmation,
     RedisRefusalReason,
     RedisRefused,
+    flush_needing_confirmation,
 )
 from redu_mcp.data._redis_connection import RedisTls
 from redu_mcp.data._redis_data import RedisData
@@ -154,6 +155,7 @@ __all__ = [
     "checksum",
     "classify",
     "describe_database",
+    "flush_needing_confirmation",
     "list_migrations",
     "run_sql",
 ]

@@ -156,6 +156,13 @@ class RedisNeedsConfirmation:
 Decision = Allowed | RedisRefused | RedisNeedsConfirmation
 
 
+def flush_needing_confirmation(name: str) -> RedisNeedsConfirmation | None:
+    """What ``classify`` asks a confirmation for at ``write``, judged by the name alone, so the face
+    can ask before anything is sent (the instance's table is not needed for that)."""
+    scope = _FLUSHES.get(name.lower()) if _NAME.fullmatch(name) else None
+    return RedisNeedsConfirmation(name.upper(), scope) if scope is not None else None
+
+
 def classify(
     table: CommandTable,
     name: str,

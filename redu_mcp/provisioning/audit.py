@@ -3,7 +3,8 @@
 One JSON object per line: ``time`` (UTC), ``principal`` (the pass-through user's id, ``operator``
 for the operator's token, ``local`` for stdio or an unauthenticated loopback), ``tool``, ``kind``,
 ``id``, ``name``, ``outcome``, ``request_id``, and a short ``detail`` where it helps; for a change
-of an instance's data also ``statement`` (its kind), ``tables``, ``sha256`` of its text and ``rows``. Records are
+of an instance's data also ``statement`` (its kind), ``tables``, ``sha256`` of its text and ``rows``
+(SQL), or the command's name, ``keys`` (how many it names) and ``db`` (Redis). Records are
 built from declared fields only, so no password or key can be in one.
 
 Targets (``REDU_MCP_AUDIT_LOG``, comma-separated): a file path (appended, created 0600 without
@@ -50,6 +51,8 @@ Outcome = Literal[
     "migrated",  # a migration was applied
     "already_applied",  # the same migration again: nothing was run
     "migration_failed",  # refused or failed: everything rolled back
+    "command_failed",  # Redis answered the command with an error, or could not be reached: nothing changed
+    "no_answer",  # a Redis command was sent and no answer came (timeout, broken link): it may have run
 ]
 
 
@@ -65,9 +68,11 @@ class AuditRecord:
     detail: str | None = None  # e.g. how a delete was confirmed, or why it was refused
     # Data changes: what ran, never its text (it holds the caller's literals).
     statement: str | None = None  # its kind: "insert", "drop", "migration", a Redis command's name
-    tables: tuple[str, ...] | None = None  # the tables it names (or the count of keys, for Redis)
+    tables: tuple[str, ...] | None = None  # the tables it names
     sha256: str | None = None  # of the text, to match a line with what was sent
     rows: int | None = None  # rows affected
+    keys: int | None = None  # keys a Redis command names (never their names nor values)
+    db: int | None = None  # the Redis database index it ran on
 
 
 class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):

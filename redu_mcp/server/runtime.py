@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from mcp.server.mcpserver.exceptions import ToolError
 
-from redu_mcp.api import NotConfiguredError, ReduClient, ReduError, remember_secret
-from redu_mcp.data import Pools
+from redu_mcp.api import REDIS, NotConfiguredError, ReduClient, ReduError, remember_secret
+from redu_mcp.data import Pools, RedisData
 from redu_mcp.provisioning.audit import AuditLog
 from redu_mcp.provisioning.credentials import CredentialStore, sandbox_run_root
 from redu_mcp.provisioning.deletions import DeletionRecord
@@ -68,6 +68,8 @@ class Runtime:
         self.pools = Pools(settings.postgres_options)
         #: What this server deleted lately, so a later look-up of the id says so (in memory, per caller).
         self.deletions = DeletionRecord()
+        #: Connections to Redis instances and each instance's command table (opened on first use).
+        self.redis = RedisData()
         try:
             self.audit = AuditLog(settings.audit_log)
         except OSError as exc:
@@ -108,6 +110,12 @@ class Runtime:
             self._sessions -= 1
             if self._sessions == 0:
                 await self._close()
+
+    async def close_connections(self, kind: str, instance_id: int) -> None:
+        """The instance was deleted: close every principal's connections to it."""
+        await self.pools.close_instance(kind, instance_id)
+        if kind == REDIS.name:  # Redis connections are kept per Redis id (ids are numbered per kind)
+            await self.redis.close_instance(None, instance_id)
 
     def client_or_tool_error(self, doing: str) -> ReduClient:
         """``client()``, or a tool error saying why there is none (no API key for this request)."""
@@ -159,6 +167,7 @@ class Runtime:
     async def _close(self) -> None:
         self.audit.close()
         await self.pools.aclose()
+        await self.redis.aclose()
         if self.shared is not None:
             await self.shared.aclose()
         client, self._client = self._client, None

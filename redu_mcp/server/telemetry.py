@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from mcp.types import CallToolResult
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Span, SpanKind
 
 from redu_mcp import __version__
 from redu_mcp.api import WhenMetricsLoaded
@@ -72,10 +72,10 @@ _tracer = trace.get_tracer(SCOPE, __version__)
 
 
 @contextmanager
-def data_span(system: str, operation: str | None, tables: Iterable[str] = ()) -> Iterator[None]:
+def data_span(system: str, operation: str | None, tables: Iterable[str] = ()) -> Iterator[Span]:
     """A CLIENT span around one statement or command run on an instance: the engine
     (``db.system.name``), the operation (``SELECT``, ``GET``) and the first table. Never the text:
-    it holds the caller's literals."""
+    it holds the caller's literals. An operation known only afterwards: ``name_operation``."""
     attributes: dict[str, str] = {"db.system.name": system}
     if operation:
         attributes["db.operation.name"] = operation.upper()
@@ -83,5 +83,11 @@ def data_span(system: str, operation: str | None, tables: Iterable[str] = ()) ->
     if first:
         attributes["db.collection.name"] = first
     name = " ".join(part for part in (attributes.get("db.operation.name"), first) if part) or system
-    with _tracer.start_as_current_span(name, kind=SpanKind.CLIENT, attributes=attributes):
-        yield
+    with _tracer.start_as_current_span(name, kind=SpanKind.CLIENT, attributes=attributes) as span:
+        yield span
+
+
+def name_operation(span: Span, operation: str) -> None:
+    """Name ``span``'s operation once it is known (a command the instance itself recognised)."""
+    span.set_attribute("db.operation.name", operation.upper())
+    span.update_name(operation.upper())

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from redu_mcp.api import (
     NAME_PATTERN,
     PG_IDENTIFIER_PATTERN,
+    REDIS,
     AnyKind,
     APIStatusError,
     AuthenticationError,
@@ -37,7 +38,20 @@ from redu_mcp.api import (
     TransportError,
     retry_after_of,
 )
-from redu_mcp.data import ChecksumMismatch, ConnectionFailure, Migration, MigrationRefused, Refused, SqlError, Target
+from redu_mcp.data import (
+    ChecksumMismatch,
+    ConnectionFailure,
+    Migration,
+    MigrationRefused,
+    RedisCommandError,
+    RedisNeedsConfirmation,
+    RedisNoAnswer,
+    RedisRefused,
+    RedisTruncation,
+    Refused,
+    SqlError,
+    Target,
+)
 from redu_mcp.provisioning.create import (
     AlreadyExists,
     Comparison,
@@ -92,6 +106,61 @@ _DESTRUCTIVE = {
     "do_block": "a DO block",
     "drop_owned": "DROP OWNED",
     "reassign_owned": "REASSIGN OWNED",
+}
+
+#: Per kind: what destroys data (and needs --access full and a confirmation), and what does not.
+_DESTROYS_DATA = {
+    "database": (
+        "a DROP, TRUNCATE, DELETE or UPDATE without WHERE, ALTER ... DROP or a DO block",
+        "a narrower statement (with a WHERE)",
+    ),
+    "redis": ("FLUSHDB or FLUSHALL", "deleting named keys (DEL, UNLINK)"),
+}
+#: Why a Redis command is refused before anything is sent; ``{c}`` is the command as the instance knows it.
+_REDIS_REFUSALS = {
+    "invalid_name": (
+        "that is not a Redis command name (one word of letters, digits, '_', '.' or '-', starting with a letter, "
+        "at most 64 characters; one command per call, its arguments in arguments)"
+    ),
+    "unknown_command": "this instance has no command of that name (e.g. GET, HGETALL, LRANGE, SCAN)",
+    "unknown_subcommand": (
+        "{c} needs a subcommand this instance knows as its first argument (e.g. OBJECT ENCODING key, XINFO STREAM key)"
+    ),
+    "use_scan": (
+        "KEYS walks every key in one go and blocks the instance meanwhile: use SCAN instead (arguments "
+        "['0', 'MATCH', pattern, 'COUNT', '100']), again with the cursor it returns until that is '0'"
+    ),
+    "administrative": "{c} administers the server (configuration, persistence, replication, clients), which data tools never do",
+    "dangerous": "the instance itself files {c} under @dangerous, which data tools never run",
+    "scripting": "scripts (EVAL, FCALL, SCRIPT, FUNCTION) can run any command, so none is run: send the commands one per call",
+    "blocking": (
+        "{c} waits for data (or for replicas) and would hold a connection: use its non-blocking form (LPOP "
+        "instead of BLPOP, XRANGE instead of XREAD)"
+    ),
+    "pubsub": "publish/subscribe takes a connection of its own that stops answering commands, and has no channel here",
+    "session_state": (
+        "{c} changes the connection rather than the data, and connections are shared between calls (each call "
+        "starts clean): for another database pass db; there are no transactions (MULTI/EXEC), send one command per call"
+    ),
+    "writes_data": (
+        "this server runs Redis commands read-only (--data read) and the instance flags {c} as a write: only the "
+        "operator can allow writes (--data write)"
+    ),
+    "not_a_data_command": (
+        "{c} neither reads nor writes data: check_connection pings the instance, and describe_redis shows its "
+        "version, memory and keys"
+    ),
+}
+#: What an error reply of Redis means for the next step, by its code.
+_REDIS_ADVICE = {
+    "WRONGTYPE": "The key holds another type of value: describe_redis (or TYPE) shows each key's type.",
+    "NOPERM": "The instance's user may not run it.",
+    "OOM": "The instance is out of memory (maxmemory): tell the user (delete keys, or a larger flavor).",
+    "READONLY": "This instance is a replica: it takes no writes.",
+    "MOVED": "This instance is a cluster, which run_redis_command does not follow.",
+    "ASK": "This instance is a cluster, which run_redis_command does not follow.",
+    "BUSY": "The instance is busy running a script: call again in a minute.",
+    "LOADING": "The instance is loading its data after a restart: call again in a minute.",
 }
 
 
@@ -653,9 +722,10 @@ class Wording:
             case "timeout":
                 what = f"{at} did not answer in time. Next step: call this tool again in a minute"
             case "tls_failed":
+                settings = " (REDU_MCP_PG_SSLMODE, REDU_MCP_PG_SSLROOTCERT)" if kind.name == "database" else ""
                 what = (
                     f"TLS could not be set up with {at}. Next step: tell the user; the operator sets how this "
-                    "server uses TLS (REDU_MCP_PG_SSLMODE, REDU_MCP_PG_SSLROOTCERT)"
+                    f"server uses TLS{settings}"
                 )
             case "auth_failed":
                 what = (
@@ -765,10 +835,10 @@ class Wording:
             case "unticked":
                 return f"Nothing was changed: the user did not confirm it. {dont_retry}"
             case "needs_full_access":
+                what, narrower = _DESTROYS_DATA.get(kind.name, _DESTROYS_DATA["database"])
                 return (
-                    "Nothing was changed: it destroys data (a DROP, TRUNCATE, DELETE or UPDATE without WHERE, "
-                    "ALTER ... DROP or a DO block), which this server allows only at --access full. Tell the user; "
-                    "a narrower statement (with a WHERE) needs no confirmation."
+                    f"Nothing was changed: it destroys data ({what}), which this server allows only at "
+                    f"--access full. Tell the user; {narrower} needs no confirmation."
                 )
             case "name_mismatch":
                 return (
@@ -788,6 +858,69 @@ class Wording:
                 )
             case "gone":
                 return self.already_gone(kind, target.id)
+
+    # --- Redis commands ------------------------------------------------------------------------------
+
+    def redis_refused(self, refused: RedisRefused) -> str:
+        """Why a command was not sent; the name is repeated only when the instance knows it."""
+        container = (refused.command or "").split(" ")[0]  # an unknown subcommand is the caller's text
+        shown = container if refused.reason == "unknown_subcommand" else (refused.command or "")
+        why = _REDIS_REFUSALS[refused.reason].replace("{c}", shown)
+        if refused.reason == "writes_data" and container in ("FLUSHDB", "FLUSHALL"):
+            why += "; emptying a database also needs --access full and the user's confirmation"
+        return f"Nothing was sent: {why}. Change the call, or tell the user if it is needed."
+
+    def redis_failed(self, error: RedisCommandError, db: int) -> str:
+        """Redis answered with an error: nothing happened; its words are the instance's (fenced)."""
+        if error.command == "SELECT":
+            head = f"Redis refused database {db} (it has fewer databases; db 0 always exists); nothing was run."
+            advice = "describe_redis lists the databases holding keys."
+        else:
+            # A code of the instance's own making is shown only inside the fence.
+            known = f" ({error.code})" if error.code in _REDIS_ADVICE or error.code == "ERR" else ""
+            head = f"Redis answered {error.command} with an error{known}; nothing was changed."
+            advice = _REDIS_ADVICE.get(error.code, "Check the arguments against the command's Redis documentation.")
+        return f"{head} {advice} Its message follows.\n{fence(f'{error.code} {error.message}')}"
+
+    def redis_no_answer(self, outcome: RedisNoAnswer) -> str:
+        """The command went out and no answer came back: say whether it may have run."""
+        how = (
+            "no answer came within the time limit"
+            if outcome.failure.kind == "timeout"
+            else "the connection broke before the answer came"
+        )
+        after = (
+            "It is a write and may still have run: read the keys it names before trying it again."
+            if outcome.writes
+            else "It only reads: narrow it (a smaller range or COUNT) or call again."
+        )
+        detail = fence(outcome.failure.detail)
+        return f"{outcome.command} was sent, but {how}; the connection was closed. {after}\n{detail}"
+
+    def redis_truncated(self, cut: RedisTruncation) -> str:
+        """What the caps left out, and the call that continues (its arguments are in ``next_call``)."""
+        unit = "bytes" if cut.unit == "bytes" else "items"
+        parts = [f"Showing {cut.shown} of {cut.total} {unit}."] if cut.shown < cut.total else []
+        if cut.cut_inside:
+            parts.append(f"{cut.cut_inside} values inside were shortened (marked $cut, and $more for items left out).")
+        command = cut.next_call[0] if cut.next_call else None
+        if isinstance(command, str):
+            parts.append(
+                f"For what follows, call run_redis_command with command='{command}', the arguments in "
+                "next_call.arguments, and the same db."
+            )
+        elif cut.use_instead:
+            parts.append(f"To page through all of it, use {cut.use_instead} with a cursor instead.")
+        elif cut.shown < cut.total:
+            parts.append("Narrow the call (a smaller range or COUNT) to see the rest.")
+        return " ".join(parts)
+
+    def flush_question(self, target: Instance, flush: RedisNeedsConfirmation, db: int) -> str:
+        what = "every key of every database" if flush.scope == "instance" else f"every key of database {db}"
+        return (
+            f"Empty {_described(REDIS, target)} with {flush.command}? It deletes {what}; what it removes is lost "
+            "for good."
+        )
 
 
 # --- tool descriptions ---------------------------------------------------------------------------------

@@ -15,7 +15,20 @@ from typing import Final
 from redu_mcp.server.errors import ConfigError
 from redu_mcp.server.kinds import ALL_KINDS
 from redu_mcp.server.specs import AccessLevel, DataLevel, ToolSpec
-from redu_mcp.server.tools import connection, create, delete, instances, migrations, options, schema, sql, wait, whoami
+from redu_mcp.server.tools import (
+    connection,
+    create,
+    delete,
+    instances,
+    migrations,
+    options,
+    redis_command,
+    redis_describe,
+    schema,
+    sql,
+    wait,
+    whoami,
+)
 
 #: Every tool, by the group ``--tools`` may name it by, in the order they are listed.
 GROUPS: Final[dict[str, tuple[ToolSpec, ...]]] = {
@@ -36,6 +49,9 @@ GROUPS: Final[dict[str, tuple[ToolSpec, ...]]] = {
         sql.WRITE_TOOL,
         migrations.LIST,
         migrations.APPLY,
+        redis_describe.TOOL,
+        redis_command.READ_TOOL,
+        redis_command.WRITE_TOOL,
     ),
 }
 

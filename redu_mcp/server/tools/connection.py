@@ -13,7 +13,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
-from redu_mcp.api import DATABASE, NotFoundError, ReduError
+from redu_mcp.api import DATABASE, REDIS, NotFoundError, ReduError
 from redu_mcp.data import ConnectionReport, Target, check_connection
 from redu_mcp.server.arguments import InstanceId, id_sources
 from redu_mcp.server.fence import FencedResult
@@ -27,9 +27,14 @@ def _check_postgres(runtime: Runtime, target: Target) -> Awaitable[ConnectionRep
     return check_connection(target, runtime.settings.postgres_options)
 
 
+def _check_redis(runtime: Runtime, target: Target) -> Awaitable[ConnectionReport]:
+    return runtime.redis.check(target)  # AUTH, HELLO 3 (or RESP2), TLS and PING, on a connection of its own
+
+
 #: How each kind's connection is checked (kinds this server can use the data of).
 CHECKS: Final[dict[str, Callable[[Runtime, Target], Awaitable[ConnectionReport]]]] = {
     DATABASE.name: _check_postgres,
+    REDIS.name: _check_redis,
 }
 
 

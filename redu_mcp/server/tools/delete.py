@@ -151,7 +151,7 @@ def delete_tool(kind: AnyKind) -> ToolSpec:
             audit(ctx, tool, kind, "confirmed", id=id, name=name, detail=f"by {confirmed_by(decision)}")
             end = await _delete(runtime.client(), kind, target)
             if isinstance(end, Deleted):
-                await runtime.pools.close_instance(kind.name, id)  # its connections lead nowhere now
+                await runtime.close_connections(kind.name, id)  # its connections lead nowhere now
                 after = _afterwards(ctx, kind, target, decision)
         outcome, detail = _audited(end)
         audit(ctx, tool, kind, outcome, id=id, name=name, detail=detail)
