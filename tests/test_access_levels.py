@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 READ_TOOLS = {"list_databases", "get_database", "list_redis", "get_redis", "wait_for_ready", "whoami"}
 #: The data tools offered at the default --data read (apply_migration needs --data write).
 READ_TOOLS |= {"check_connection", "describe_database", "run_sql", "list_migrations"}
+READ_TOOLS |= {"describe_redis", "run_redis_command"}
 #: list_create_options only serves creates: offered where creating is.
 CREATE_TOOLS = READ_TOOLS | {"create_database", "create_redis", "list_create_options"}
 FULL_TOOLS = CREATE_TOOLS | {"delete_database", "delete_redis"}
@@ -47,10 +48,15 @@ def test_the_tool_specs_match_the_documented_sets():
     for level, expected in EXPECTED.items():
         assert {spec.name for spec in tools_for(level)} == expected
     data_tools = {"check_connection", "describe_database", "run_sql", "list_migrations", "apply_migration"}
+    data_tools |= {"describe_redis", "run_redis_command"}
     assert not {spec.name for spec in tools_for("full", "off")} & data_tools
     assert {spec.name for spec in tools_for("create", "write")} == CREATE_TOOLS | {"apply_migration"}
     run_sql = {data: next(s for s in tools_for("full", data) if s.name == "run_sql") for data in ("read", "write")}
     assert run_sql["read"].profile.read_only and not run_sql["write"].profile.read_only
+    redis = {
+        data: next(s for s in tools_for("full", data) if s.name == "run_redis_command") for data in ("read", "write")
+    }
+    assert redis["read"].profile.read_only and not redis["write"].profile.read_only
 
 
 @pytest.mark.parametrize("level", ["read", "create", "full"])

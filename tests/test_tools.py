@@ -47,6 +47,8 @@ VALID_ARGS: dict[str, dict[str, Any]] = {
     "run_sql": {"id": 1, "query": "SELECT 1"},
     "list_migrations": {"id": 1},
     "apply_migration": {"id": 1, "version": "1", "name": "first", "sql": "SELECT 1"},
+    "describe_redis": {"id": 1},
+    "run_redis_command": {"id": 1, "command": "GET", "arguments": ["k"]},
 }
 
 FAST_WAIT = {"timeout_seconds": 20}
