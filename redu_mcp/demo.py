@@ -2,7 +2,8 @@
 
 Starts this server over stdio against the sandbox, connects with the official MCP client, and walks
 the whole flow, printing what each tool returned: look up, create PostgreSQL and Redis, wait with a
-live progress bar, get, and delete (the demo answers the confirmation question itself).
+live progress bar, (with ``--engines``) use both through the data tools, get, and delete (the demo
+answers the confirmation question itself).
 """
 
 from __future__ import annotations
@@ -154,8 +155,14 @@ async def _demo(engines: bool) -> int:
                 out.result(await call(client, "run_sql", insert), keep=("command", "committed"))
                 select = {"id": db_id, "query": "SELECT id, item FROM orders ORDER BY id"}
                 out.result(await call(client, "run_sql", select), keep=("columns", "rows"))
-                out.step("Connect to Redis with the saved credentials")
-                await _connect_for_real(out, ready)
+                out.step("Use Redis through the server (the same: its password stays in the server)")
+                cache_id = redis["instance"]["id"]
+                greeting = {"id": cache_id, "command": "SET", "arguments": ["greeting", "hello from redu-mcp"]}
+                out.result(await call(client, "run_redis_command", greeting), keep=("command", "value", "writes"))
+                read = {"id": cache_id, "command": "GET", "arguments": ["greeting"]}
+                out.result(await call(client, "run_redis_command", read), keep=("command", "value"))
+                described = await call(client, "describe_redis", {"id": cache_id})
+                out.result(described, keep=("version", "databases", "keys"))
 
             out.step("Inspect one")
             out.result(
@@ -176,24 +183,6 @@ async def _demo(engines: bool) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     out.done()
     return 0
-
-
-async def _connect_for_real(out: Printer, ready: dict[str, dict[str, Any]]) -> None:
-    """With real engines behind the sandbox: PING/SET/GET on Redis, using the credentials file the
-    server saved (the password never went through the MCP conversation)."""
-    import redis.asyncio as aioredis
-
-    from redu_mcp.provisioning.credentials import read_env
-
-    rd = read_env(Path(ready["redis"]["credentials_file"]))
-    client = aioredis.from_url(rd["REDIS_URL"], socket_timeout=10, decode_responses=True)
-    try:
-        pong = await client.ping()
-        await client.set("greeting", "hello from redu-mcp")
-        value = await client.get("greeting")
-    finally:
-        await client.aclose()
-    out.note(f"Redis: PING → {pong}; SET/GET greeting → {value!r}")
 
 
 def run_demo(*, engines: bool = False) -> int:

@@ -108,4 +108,6 @@ def test_demo_with_engines_connects_for_real():
     running = re.search(r'"server_version": "(\d+)\.', result.stdout)
     shown = re.search(r'"version": "(\d+)"', result.stdout[result.stdout.index("Inspect one") :])
     assert running and shown and running.group(1) == shown.group(1), result.stdout
-    assert "SET/GET greeting → 'hello from redu-mcp'" in result.stdout
+    # SET, GET and describe_redis through the server too: the greeting read back, and its key sampled
+    assert re.search(r'"command": "GET",\s*"value": "hello from redu-mcp"', result.stdout), result.stdout
+    assert '"name": "greeting"' in result.stdout and "→ describe_redis(" in result.stdout
