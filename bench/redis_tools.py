@@ -1,0 +1,143 @@
+"""The Redis data tools through the server, on a real redis-server started by the sandbox's engines.
+
+* ``run_redis_command GET`` through an MCP client vs redis-py's ``GET`` on an open connection (the
+  same instance, its URL read from the credentials file the server saved): median per call and the
+  ratio; ``get_redis`` through the same client shows how much of it is the MCP round trip and the API
+  look-up every data call makes (in-process sandbox here; the real API over HTTPS costs more);
+* ``describe_redis`` on 1,000 and on 100,000 keys: the time follows the sample cap (20 keys, at most
+  10 ``SCAN`` calls), not the key count.
+
+The server runs in this process (``Client(server)``: no pipe, the figure closest to the server's own
+cost) or, with ``--stdio``, as ``python -m redu_mcp --sandbox --engines`` over stdio (what a desktop
+client sees). Calls alternate ours / redis-py / get_redis in rounds, so load on the box hits all alike.
+
+    uv run python bench/redis_tools.py             # ≈ 30 s
+    uv run python bench/redis_tools.py --stdio
+    uv run python bench/redis_tools.py --quick     # smoke check, few samples
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+from mcp import Client, StdioServerParameters
+
+from redu_mcp.provisioning.credentials import read_env
+
+CREATE = {"flavor_id": "1", "network_id": "net-private", "keypair_name": "default-key", "name": "bench-cache"}
+
+
+async def _median_ms(call: Callable[[], Awaitable[object]], samples: int) -> float:
+    times = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        await call()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def _server(stdio: bool, workdir: Path) -> Any:
+    credentials = str(workdir / "credentials")
+    if stdio:
+        args = ["-m", "redu_mcp", "--sandbox", "--engines", "--provisioning-seconds", "0"]
+        args += ["--credentials-dir", credentials, "--log-level", "WARNING"]
+        env = {**os.environ, "XDG_STATE_HOME": str(workdir / "state"), "PYTHONPATH": os.pathsep.join(sys.path)}
+        return StdioServerParameters(command=sys.executable, args=args, env=env)
+    from redu_mcp.sandbox import Sandbox
+    from redu_mcp.sandbox.engine_provisioner import EngineProvisioner
+    from redu_mcp.server import Settings, build_server
+
+    sandbox = Sandbox(provisioning_seconds=0, provisioner=EngineProvisioner())
+    settings = Settings(sandbox=True, engines=True, credentials_dir=Path(credentials), poll_interval_seconds=0.1)
+    return build_server(settings, client=sandbox.client(), on_close=sandbox.aclose)
+
+
+async def _ok(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, result.content[0].text
+    return result.structured_content or {}
+
+
+async def _fill(bare: aioredis.Redis, keys: int) -> None:
+    await bare.flushall()
+    async with bare.pipeline(transaction=False) as pipe:
+        for i in range(keys):
+            pipe.set(f"key:{i}", i)
+            if i % 10_000 == 9_999:
+                await pipe.execute()
+        await pipe.execute()
+
+
+async def main(stdio: bool, quick: bool) -> None:
+    samples, rounds = (60, 3) if quick else (1_500, 5)
+    workdir = Path(tempfile.mkdtemp(prefix="redu-bench-redis-"))
+    async with Client(_server(stdio, workdir), read_timeout_seconds=120) as client:
+        created = await _ok(client, "create_redis", CREATE)
+        id = created["instance"]["id"]
+        waited = await _ok(client, "wait_for_ready", {"kind": "redis", "id": id})
+        assert waited["ready"], waited
+        bare = aioredis.from_url(read_env(Path(created["credentials_file"]))["REDIS_URL"], protocol=3)
+        await bare.set("k", "v")
+        get = {"id": id, "command": "GET", "arguments": ["k"]}
+        started = time.perf_counter()
+        first = await _ok(client, "run_redis_command", get)
+        first_ms = (time.perf_counter() - started) * 1000
+        assert first["value"] == "v"
+
+        async def ours() -> object:
+            return await client.call_tool("run_redis_command", get)
+
+        async def theirs() -> object:
+            return await bare.get("k")
+
+        async def look_up() -> object:
+            return await client.call_tool("get_redis", {"id": id})
+
+        timed: dict[str, list[float]] = {"ours": [], "theirs": [], "look_up": []}
+        for _ in range(rounds):
+            for name, call in (("ours", ours), ("theirs", theirs), ("look_up", look_up)):
+                timed[name].append(await _median_ms(call, samples // rounds))
+        get_ours, get_bare, get_look_up = (statistics.median(timed[name]) for name in ("ours", "theirs", "look_up"))
+
+        describe_ms = {}
+        for keys in (1_000, 100_000):
+            await _fill(bare, keys)
+
+            async def describe(keys: int = keys) -> object:
+                described = await _ok(client, "describe_redis", {"id": id})
+                assert len(described["keys"]) == 20 and {"db": 0, "keys": keys, "expires": 0} in described["databases"]
+                return described
+
+            describe_ms[keys] = await _median_ms(describe, 5 if quick else 30)
+        await bare.flushall()
+        await bare.aclose()
+        await _ok(client, "delete_redis", {"id": id, "confirm_name": CREATE["name"]})
+
+    how = "stdio (python -m redu_mcp --sandbox --engines)" if stdio else "in process (Client(server))"
+    print(f"Redis data tools through the server, {how}; {samples} calls each way (median per call)")
+    print(f"  run_redis_command GET            {get_ours:7.3f} ms")
+    print(f"  redis-py GET, open connection    {get_bare:7.3f} ms   ours/this {get_ours / get_bare:6.1f}×")
+    print(f"  get_redis (MCP + API look-up)    {get_look_up:7.3f} ms   ours − this {get_ours - get_look_up:6.3f} ms")
+    print(f"  first run_redis_command (connect, HELLO 3, COMMAND table)  {first_ms:6.1f} ms")
+    for keys, ms in describe_ms.items():
+        print(f"  describe_redis (sample 20) on {keys:>7,} keys   {ms:6.2f} ms")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stdio", action="store_true", help="serve over stdio in a child process")
+    parser.add_argument("--quick", action="store_true", help="few samples: a smoke check, not a measurement")
+    options = parser.parse_args()
+    logging.disable(logging.INFO)  # a line per API request would be part of what is measured
+    asyncio.run(main(options.stdio, options.quick))
