@@ -7,13 +7,12 @@
 * ``describe_redis`` on 1,000 and on 100,000 keys: the time follows the sample cap (20 keys, at most
   10 ``SCAN`` calls), not the key count.
 
-The server runs in this process (``Client(server)``: no pipe, the figure closest to the server's own
-cost) or, with ``--stdio``, as ``python -m redu_mcp --sandbox --engines`` over stdio (what a desktop
-client sees). Calls alternate ours / redis-py / get_redis in rounds, so load on the box hits all alike.
+The server runs as ``python -m redu_mcp --sandbox --engines`` over stdio (what a desktop client
+sees) or, with ``--in-process``, in this process (``Client(server)``: no pipe, the figure closest to
+the server's own cost). Calls alternate ours / redis-py / get_redis in rounds, so load on the box hits
+all alike.
 
-    uv run python bench/redis_tools.py             # ≈ 30 s
-    uv run python bench/redis_tools.py --stdio
-    uv run python bench/redis_tools.py --quick     # smoke check, few samples
+    uv run python bench/redis_tools.py [--samples 1500] [--in-process]     # ≈ 30 s
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
+from common import Row, print_rows
 from mcp import Client, StdioServerParameters
 
 from redu_mcp.provisioning.credentials import read_env
@@ -79,8 +79,7 @@ async def _fill(bare: aioredis.Redis, keys: int) -> None:
         await pipe.execute()
 
 
-async def main(stdio: bool, quick: bool) -> None:
-    samples, rounds = (60, 3) if quick else (1_500, 5)
+async def measure(stdio: bool, samples: int, rounds: int, describe_samples: int) -> list[Row]:
     workdir = Path(tempfile.mkdtemp(prefix="redu-bench-redis-"))
     async with Client(_server(stdio, workdir), read_timeout_seconds=120) as client:
         created = await _ok(client, "create_redis", CREATE)
@@ -107,7 +106,7 @@ async def main(stdio: bool, quick: bool) -> None:
         timed: dict[str, list[float]] = {"ours": [], "theirs": [], "look_up": []}
         for _ in range(rounds):
             for name, call in (("ours", ours), ("theirs", theirs), ("look_up", look_up)):
-                timed[name].append(await _median_ms(call, samples // rounds))
+                timed[name].append(await _median_ms(call, max(1, samples // rounds)))
         get_ours, get_bare, get_look_up = (statistics.median(timed[name]) for name in ("ours", "theirs", "look_up"))
 
         describe_ms = {}
@@ -119,25 +118,39 @@ async def main(stdio: bool, quick: bool) -> None:
                 assert len(described["keys"]) == 20 and {"db": 0, "keys": keys, "expires": 0} in described["databases"]
                 return described
 
-            describe_ms[keys] = await _median_ms(describe, 5 if quick else 30)
+            describe_ms[keys] = await _median_ms(describe, describe_samples)
         await bare.flushall()
         await bare.aclose()
         await _ok(client, "delete_redis", {"id": id, "confirm_name": CREATE["name"]})
 
-    how = "stdio (python -m redu_mcp --sandbox --engines)" if stdio else "in process (Client(server))"
-    print(f"Redis data tools through the server, {how}; {samples} calls each way (median per call)")
-    print(f"  run_redis_command GET            {get_ours:7.3f} ms")
-    print(f"  redis-py GET, open connection    {get_bare:7.3f} ms   ours/this {get_ours / get_bare:6.1f}×")
-    print(f"  get_redis (MCP + API look-up)    {get_look_up:7.3f} ms   ours − this {get_ours - get_look_up:6.3f} ms")
-    print(f"  first run_redis_command (connect, HELLO 3, COMMAND table)  {first_ms:6.1f} ms")
-    for keys, ms in describe_ms.items():
-        print(f"  describe_redis (sample 20) on {keys:>7,} keys   {ms:6.2f} ms")
+    how = "stdio" if stdio else "in process"
+    return [
+        Row("redis_tools", f"GET through run_redis_command ({how})", round(get_ours, 3), round(get_bare, 3), "ms",
+            ratio=round(get_ours / get_bare, 1),
+            note=f"floor: redis-py GET on an open connection; median of {samples}, alternating"),
+        Row("redis_tools", f"get_redis through the same client ({how})", round(get_look_up, 3), None, "ms",
+            note=f"the MCP round trip + the API look-up every data call makes; GET adds {get_ours - get_look_up:.3f} ms"),
+        Row("redis_tools", "first run_redis_command on an instance", round(first_ms, 1), None, "ms",
+            note="connect, HELLO 3, the instance's COMMAND table"),
+        *(
+            Row("redis_tools", f"describe_redis (sample 20) on {keys:,} keys", round(ms, 2), None, "ms",
+                note="bounded by the sample (at most 10 SCAN calls), not the key count")
+            for keys, ms in describe_ms.items()
+        ),
+    ]  # fmt: skip
+
+
+def run(samples: int = 600, stdio: bool = True) -> list[Row]:
+    logging.disable(logging.INFO)  # in process, a line per API request would be part of what is measured
+    try:
+        return asyncio.run(measure(stdio, samples, rounds=5, describe_samples=max(5, samples // 50)))
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stdio", action="store_true", help="serve over stdio in a child process")
-    parser.add_argument("--quick", action="store_true", help="few samples: a smoke check, not a measurement")
+    parser.add_argument("--in-process", action="store_true", help="serve in this process instead of over stdio")
+    parser.add_argument("--samples", type=int, default=1_500)
     options = parser.parse_args()
-    logging.disable(logging.INFO)  # a line per API request would be part of what is measured
-    asyncio.run(main(options.stdio, options.quick))
+    print_rows(run(options.samples, stdio=not options.in_process))

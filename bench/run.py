@@ -29,6 +29,7 @@ def benches(quick: bool) -> dict[str, Callable[[], list[Row]]]:
     import cold_start
     import http_flood
     import per_call
+    import redis_tools
     import run_sql
     import startup_profile
     import throughput
@@ -45,6 +46,7 @@ def benches(quick: bool) -> dict[str, Callable[[], list[Row]]]:
         "tokens": tokens.run,
         "http_flood": lambda: http_flood.run(count=2000 if quick else 10_000),
         "run_sql": lambda: run_sql.run(samples=30 if quick else 100),
+        "redis_tools": lambda: redis_tools.run(samples=60 if quick else 600),
     }
 
 

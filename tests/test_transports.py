@@ -29,7 +29,7 @@ ALL_TOOLS = {
     "list_databases", "get_database", "create_database", "delete_database",
     "list_redis", "get_redis", "create_redis", "delete_redis",
     "wait_for_ready", "list_create_options", "whoami",
-    "check_connection", "describe_database", "run_sql", "list_migrations",
+    "check_connection", "describe_database", "run_sql", "list_migrations", "describe_redis", "run_redis_command",
 }  # fmt: skip
 
 

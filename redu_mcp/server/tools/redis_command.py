@@ -20,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from redu_mcp.api import REDIS, Instance
 from redu_mcp.data import (
-    JsonValue,
     RedisCommandError,
     RedisNeedsConfirmation,
     RedisNoAnswer,
@@ -104,7 +103,7 @@ class NextCall(BaseModel):
     """The call that returns what a capped reply left out (its arguments come from the data)."""
 
     command: str
-    arguments: list[JsonValue]
+    arguments: list[Any]  # JSON already (text or {"$bytes_base64": ...}); Any keeps the schema small
 
 
 class RedisReply(FencedResult):
@@ -115,7 +114,9 @@ class RedisReply(FencedResult):
     command: str = Field(description="The command as the instance knows it, e.g. 'GET' or 'OBJECT ENCODING'")
     db: int
     writes: bool = Field(description="Whether the instance flags it as a write (it ran, and is kept)")
-    value: JsonValue = Field(
+    # Any, not JsonValue: the value is JSON already, and a recursive schema costs a client that checks
+    # results against it (see run_sql's rows).
+    value: Any = Field(
         description=(
             "The reply as JSON: text, or {'$bytes_base64': ...} for bytes; maps as objects; cut values marked "
             "{'$cut': ...} and {'$more': n}"

@@ -2,7 +2,7 @@
 
 # No `from __future__ import annotations`: the SDK must evaluate these signatures, closures included.
 
-from typing import Annotated, ClassVar, Final
+from typing import Annotated, Any, ClassVar, Final
 
 from mcp.server.mcpserver import Context, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
@@ -10,7 +10,6 @@ from pydantic import BaseModel, Field
 
 from redu_mcp.api import REDIS, Instance
 from redu_mcp.data import (
-    JsonValue,
     RedisCommandError,
     RedisDescription,
     RedisKeyspaceCount,
@@ -27,7 +26,7 @@ MAX_SAMPLE: Final = 100
 
 
 class SampledKey(BaseModel):
-    name: JsonValue = Field(description="Text, {'$bytes_base64': ...}, or {'$cut': ...} for a long name")
+    name: Any = Field(description="Text, {'$bytes_base64': ...}, or {'$cut': ...} for a long name")
     type: str
     ttl_ms: int | None = Field(default=None, description="Time to live; null: no expiry")
     length: int | None = Field(default=None, description="A string's bytes, or a collection's items")
