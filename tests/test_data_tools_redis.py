@@ -41,6 +41,7 @@ from tests.redis_data_support import (
     started_redis,
 )
 from tests.test_telemetry import Telemetry, otel  # noqa: F401 (a fixture)
+from tests.test_tool_allow_list import named_tools
 
 pytestmark = pytest.mark.skipif(needs_redis_server is not None, reason=f"engines missing: {needs_redis_server}")
 
@@ -466,6 +467,29 @@ async def test_the_sandbox_without_engines_says_how_to_start_with_them(tmp_path:
         checked = await client.call_tool("check_connection", {"kind": "redis", "id": id})
     for result in (ran, described, checked):
         assert result.is_error and "--sandbox --engines" in result.content[0].text
+
+
+@pytest.mark.parametrize("only", [("run_redis_command",), ("describe_redis",)], ids="+".join)
+async def test_what_the_model_reads_names_only_offered_tools(
+    server: RunningRedis, raw: redis.Redis, tmp_path: Path, only: tuple[str, ...]
+):
+    with raw.pipeline(transaction=False) as pipe:
+        for n in range(500):
+            pipe.set(f"filler:{n}", n)
+        pipe.execute()
+    tools = ("create_redis", "wait_for_ready", *only)
+    async with connect(server_for(server, tmp_path, tools=tools)) as client:
+        id = await new_redis(client)
+        listed = (await client.list_tools()).tools
+        read = [json.dumps([tool.model_dump(mode="json") for tool in listed])]
+        if "run_redis_command" in only:
+            for call in (("PING",), ("GET", "list"), ("GET", "k", {"db": 99}), ("FLUSHALL",), ("NOPE",)):
+                *args, extra = call if isinstance(call[-1], dict) else (*call, {})
+                read.append((await command(client, id, *args, **extra)).content[0].text)
+        else:
+            read.append((await client.call_tool("describe_redis", {"id": id, "sample": 5})).content[0].text)
+    mentioned = set().union(*(named_tools(text) for text in read))
+    assert mentioned <= set(tools), f"names tools it does not offer: {sorted(mentioned - set(tools))}"
 
 
 # --- the password -------------------------------------------------------------------------------------

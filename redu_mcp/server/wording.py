@@ -146,14 +146,11 @@ _REDIS_REFUSALS = {
         "this server runs Redis commands read-only (--data read) and the instance flags {c} as a write: only the "
         "operator can allow writes (--data write)"
     ),
-    "not_a_data_command": (
-        "{c} neither reads nor writes data: check_connection pings the instance, and describe_redis shows its "
-        "version, memory and keys"
-    ),
+    "not_a_data_command": "{c} neither reads nor writes data",
 }
 #: What an error reply of Redis means for the next step, by its code.
 _REDIS_ADVICE = {
-    "WRONGTYPE": "The key holds another type of value: describe_redis (or TYPE) shows each key's type.",
+    "WRONGTYPE": "The key holds another type of value: TYPE shows which.",
     "NOPERM": "The instance's user may not run it.",
     "OOM": "The instance is out of memory (maxmemory): tell the user (delete keys, or a larger flavor).",
     "READONLY": "This instance is a replica: it takes no writes.",
@@ -868,19 +865,34 @@ class Wording:
         why = _REDIS_REFUSALS[refused.reason].replace("{c}", shown)
         if refused.reason == "writes_data" and container in ("FLUSHDB", "FLUSHALL"):
             why += "; emptying a database also needs --access full and the user's confirmation"
+        if refused.reason == "not_a_data_command":
+            why += self._instead_of_admin()
         return f"Nothing was sent: {why}. Change the call, or tell the user if it is needed."
+
+    def _instead_of_admin(self) -> str:
+        """Which offered tools tell what PING, INFO and MEMORY STATS would."""
+        told = [
+            what
+            for tool, what in (
+                ("check_connection", "check_connection pings the instance"),
+                ("describe_redis", "describe_redis shows its version, memory and keys"),
+            )
+            if self._offers(tool)
+        ]
+        return f": {' and '.join(told)}" if told else ""
 
     def redis_failed(self, error: RedisCommandError, db: int) -> str:
         """Redis answered with an error: nothing happened; its words are the instance's (fenced)."""
         if error.command == "SELECT":
             head = f"Redis refused database {db} (it has fewer databases; db 0 always exists); nothing was run."
-            advice = "describe_redis lists the databases holding keys."
+            advice = "describe_redis lists the databases holding keys." if self._offers("describe_redis") else ""
         else:
             # A code of the instance's own making is shown only inside the fence.
             known = f" ({error.code})" if error.code in _REDIS_ADVICE or error.code == "ERR" else ""
             head = f"Redis answered {error.command} with an error{known}; nothing was changed."
             advice = _REDIS_ADVICE.get(error.code, "Check the arguments against the command's Redis documentation.")
-        return f"{head} {advice} Its message follows.\n{fence(f'{error.code} {error.message}')}"
+        said = " ".join(part for part in (head, advice, "Its message follows.") if part)
+        return f"{said}\n{fence(f'{error.code} {error.message}')}"
 
     def redis_no_answer(self, outcome: RedisNoAnswer) -> str:
         """The command went out and no answer came back: say whether it may have run."""

@@ -31,7 +31,7 @@ from redu_mcp.data import (
     flush_needing_confirmation,
 )
 from redu_mcp.provisioning.audit import Outcome
-from redu_mcp.server.arguments import ConfirmName, InstanceId
+from redu_mcp.server.arguments import ConfirmName, InstanceId, id_sources
 from redu_mcp.server.confirmation import (
     ChangeDecision,
     ConfirmChange,
@@ -42,11 +42,11 @@ from redu_mcp.server.confirmation import (
 )
 from redu_mcp.server.fence import FencedResult
 from redu_mcp.server.runtime import runtime_of
-from redu_mcp.server.specs import READS_DATA, WRITES_DATA, ToolSpec
+from redu_mcp.server.specs import READS_DATA, WRITES_DATA, Offer, ToolSpec
 from redu_mcp.server.targets import current_instance, target_for
 from redu_mcp.server.telemetry import data_span, name_operation
 from redu_mcp.server.tools._common import audit
-from redu_mcp.server.wording import Wording
+from redu_mcp.server.wording import Wording, approval
 
 NAME: Final = "run_redis_command"
 #: Characters of one argument (an agent writes values in its own tokens: larger ones are not its to send).
@@ -267,33 +267,47 @@ async def run_redis_command_tool(
 
 
 _TITLE: Final = "Run a Redis command"
-_ABOUT: Final = (
-    "One command per call, its arguments as strings; the reply comes back as data (capped, with the call "
-    "that continues it). Call describe_redis first to see the keys. Never: administration (CONFIG, ACL...), "
-    "scripts, blocking or pub/sub commands, SELECT (pass db), MULTI. KEYS is refused: use SCAN. "
-)
+
+
+def _about(offer: Offer) -> str:
+    first = " Call describe_redis first to see the keys." if offer.has("describe_redis") else ""
+    return (
+        "One command per call, its arguments as strings; the reply comes back as data (capped, with the call "
+        f"that continues it).{first} Never: administration (CONFIG, ACL...), scripts, blocking or pub/sub "
+        "commands, SELECT (pass db), MULTI. KEYS is refused: use SCAN."
+    )
+
+
+def _read_description(offer: Offer) -> str:
+    return (
+        "Run one read-only Redis command (GET, HGETALL, LRANGE, SCAN, TTL...) on a Redis instance: the instance's "
+        f"own command flags decide, and writes are refused. {_about(offer)} Read-only."
+    )
+
+
+def _write_description(offer: Offer) -> str:
+    return (
+        "Run one Redis command (GET, SET, HSET, DEL, EXPIRE, SCAN...) on a Redis instance: the instance's own "
+        f"command flags decide what is a read and what a write. {_about(offer)} FLUSHDB and FLUSHALL need "
+        f"{approval(offer, 'instance')}."
+    )
+
 
 #: At --data read: only what the instance flags read-only.
 READ_TOOL: Final = ToolSpec(
     name=NAME,
     title=_TITLE,
-    description=(
-        "Run one read-only Redis command (GET, HGETALL, LRANGE, SCAN, TTL...) on a Redis instance (id from "
-        "list_redis): the instance's own command flags decide, and writes are refused. " + _ABOUT + "Read-only."
-    ),
+    description=_read_description,
     profile=READS_DATA,
     fn=run_redis_command_tool,
+    arguments=id_sources,  # where ids come from, among the tools offered
 )
 #: At --data write: writes too; emptying a database is confirmed like a delete.
 WRITE_TOOL: Final = ToolSpec(
     name=NAME,
     title=_TITLE,
-    description=(
-        "Run one Redis command (GET, SET, HSET, DEL, EXPIRE, SCAN...) on a Redis instance (id from list_redis): "
-        "the instance's own command flags decide what is a read and what a write. " + _ABOUT + "FLUSHDB and "
-        "FLUSHALL need the user's confirmation (asked by the client, or pass confirm_name, the instance's exact "
-        "name, only when the user asked for it)."
-    ),
+    description=_write_description,
     profile=WRITES_DATA,
     fn=run_redis_command_tool,
+    arguments=id_sources,
 )

@@ -16,10 +16,10 @@ from redu_mcp.data import (
     RedisSampledKey,
     RedisUnavailable,
 )
-from redu_mcp.server.arguments import InstanceId
+from redu_mcp.server.arguments import InstanceId, id_sources
 from redu_mcp.server.fence import FencedResult
 from redu_mcp.server.runtime import runtime_of
-from redu_mcp.server.specs import READS_DATA, ToolSpec
+from redu_mcp.server.specs import READS_DATA, Offer, ToolSpec
 from redu_mcp.server.targets import current_instance, target_for
 
 MAX_SAMPLE: Final = 100
@@ -63,18 +63,21 @@ class RedisOverview(FencedResult):
     next_step: str | None = None
 
 
-def _next_step(description: RedisDescription, db: int, asked: int) -> str | None:
+def _next_step(description: RedisDescription, db: int, asked: int, can_scan: bool) -> str | None:
+    """How to see more keys than the sample (``can_scan``: run_redis_command is offered)."""
     sample = description.sample
     if sample is None or sample.cursor == "0":
         return None
     held = next((count.keys for count in description.databases if count.db == db), None)
+    ways = [f"call describe_redis with a larger sample (at most {MAX_SAMPLE})"] if asked < MAX_SAMPLE else []
+    if can_scan:
+        cursor = f"'{sample.cursor}'" if sample.cursor.isdigit() else "the cursor it returns"
+        ways.append(
+            f"call run_redis_command with command='SCAN' and arguments [{cursor}, 'COUNT', '100'] (db {db}), then "
+            "again with each cursor it returns until '0'"
+        )
     of = f" of {held}" if held is not None else ""
-    more = f"describe_redis with a larger sample (at most {MAX_SAMPLE}), or " if asked < MAX_SAMPLE else ""
-    cursor = f"'{sample.cursor}'" if sample.cursor.isdigit() else "the cursor it returns"
-    return (
-        f"A sample of {len(sample.keys)}{of} keys. To see more, call {more}run_redis_command with command='SCAN' "
-        f"and arguments [{cursor}, 'COUNT', '100'] (db {db}), then again with each cursor it returns until '0'."
-    )
+    return f"A sample of {len(sample.keys)}{of} keys." + (f" To see more, {', or '.join(ways)}." if ways else "")
 
 
 instance = current_instance(REDIS, "describe")
@@ -108,18 +111,24 @@ async def describe(
         db=db,
         keys=[SampledKey.of(key) for key in keys.keys] if keys is not None else [],
         sampled_all=keys is not None and keys.cursor == "0",
-        next_step=_next_step(outcome, db, sample),
+        next_step=_next_step(outcome, db, sample, "run_redis_command" in runtime.words.offered),
+    )
+
+
+def _description(offer: Offer) -> str:
+    before = " Call it before run_redis_command." if offer.has("run_redis_command") else ""
+    return (
+        "What a Redis instance is and holds: version, mode, memory used and its limit, eviction policy, keys per "
+        "database, and a sample of keys with type, TTL and length (compact; detail adds memory and encoding)."
+        f"{before} Read-only."
     )
 
 
 TOOL: Final = ToolSpec(
     name="describe_redis",
     title="Describe a Redis instance",
-    description=(
-        "What a Redis instance is and holds (id from list_redis): version, mode, memory used and its limit, "
-        "eviction policy, keys per database, and a sample of keys with type, TTL and length (compact; detail "
-        "adds memory and encoding). Call it before run_redis_command. Read-only."
-    ),
+    description=_description,
     profile=READS_DATA,
     fn=describe,
+    arguments=id_sources,  # where ids come from, among the tools offered
 )
