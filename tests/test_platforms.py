@@ -35,14 +35,18 @@ def profile(tmp_path: Path) -> tuple[Path, Path]:
 
 
 async def flow(client: Client, name: str) -> dict[str, Any]:
-    """create → wait → delete; what each answered."""
+    """create → wait → delete; what each answered, and the credentials file as it was before the delete
+    (which removes it)."""
     created = (await client.call_tool("create_database", dict(CREATE_ARGS, name=name))).structured_content
     id = created["instance"]["id"]
     ready = await client.call_tool("wait_for_ready", {"kind": "database", "id": id, "timeout_seconds": 20})
     assert not ready.is_error, ready.content[0].text
+    path = created.get("credentials_file")
+    saved = read_env(Path(path)) if path else None
     deleted = await client.call_tool("delete_database", {"id": id, "confirm_name": name})
     assert deleted.structured_content["deleted"] is True, deleted.content[0].text
-    return {"created": created, "ready": ready.structured_content}
+    assert path is None or not Path(path).exists()  # the delete removed it, under this os too
+    return {"created": created, "ready": ready.structured_content, "saved": saved}
 
 
 def assert_saved_privately(answers: dict[str, Any], local: Path) -> None:
@@ -50,7 +54,7 @@ def assert_saved_privately(answers: dict[str, Any], local: Path) -> None:
     assert created["password_delivery"] == "file" and not created.get("password")
     path = Path(created["credentials_file"])
     assert local in path.parents and ready["credentials_file"] == str(path)
-    saved = read_env(path)
+    saved = answers["saved"]
     assert saved["PGPASSWORD"] and saved["PGHOST"] == ready["instance"]["host"]  # completed with the host
     assert saved["DATABASE_URL"].startswith("postgresql://")
 
