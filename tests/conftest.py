@@ -6,7 +6,8 @@ Every server test drives ``redu_mcp`` through ``mcp.Client``: in-process in both
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,33 @@ from redu_mcp.sandbox.engines import Engines
 from redu_mcp.server import Settings, build_server
 from tests import artifacts
 from tests.helpers import FAST_RETRY, MODES
+
+
+# --- in CI, a skip is a failure ----------------------------------------------------------------------------
+
+#: The marker of the rare test that may skip even in CI (it must say why).
+MAY_SKIP_IN_CI = "may_skip_in_ci"
+
+
+def in_ci() -> bool:
+    """CI sets CI=true (``.ci/run`` too): there every test has what it needs, installed by ``.ci/``."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{MAY_SKIP_IN_CI}(reason): this test may skip in CI too")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """With CI=true a skip (root, engines, an external client, the image, curl missing) is an error
+    that gives the skip's reason: a test that silently does not run in CI proves nothing."""
+    report = yield
+    if report.skipped and not hasattr(report, "wasxfail") and in_ci() and not item.get_closest_marker(MAY_SKIP_IN_CI):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI (CI=true), where every test must run: {reason.removeprefix('Skipped: ')}"
+    return report
 
 
 @pytest.fixture(autouse=True)
