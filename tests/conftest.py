@@ -20,7 +20,6 @@ from redu_mcp.server import Settings, build_server
 from tests import artifacts
 from tests.helpers import FAST_RETRY, MODES
 
-
 # --- in CI, a skip is a failure ----------------------------------------------------------------------------
 
 #: The marker of the rare test that may skip even in CI (it must say why).

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +59,39 @@ async def seed_instance(sandbox: Sandbox, kind: KindName, name: str, **fields: A
     body = api_kind.create_body(name=name, **CREATE_ARGS, **fields)
     async with sandbox.client(retry=FAST_RETRY) as api:
         return (await api.create_instance(api_kind, body)).id
+
+
+# --- waiting on a condition, not on the clock ---------------------------------------------------------------
+
+#: Seconds a condition may take to come true before the test fails: a hang guard, not a measurement.
+CONDITION_TIMEOUT = 20.0
+
+
+async def until(condition: Callable[[], bool], what: str, timeout: float = CONDITION_TIMEOUT) -> None:
+    """Return as soon as ``condition()`` holds (checked every 10 ms); fail after ``timeout`` s."""
+    deadline = anyio.current_time() + timeout
+    while not condition():
+        if anyio.current_time() > deadline:
+            pytest.fail(f"not within {timeout} s: {what}")
+        await anyio.sleep(0.01)
+
+
+async def stays_still(count: Callable[[], int], control: Callable[[], int], what: str, polls: int = 3) -> None:
+    """Wait until ``count()`` stays unchanged while ``control()`` (something polling at the same
+    interval on the same server) advances ``polls`` times; fail if that never happens.
+
+    "It stopped" measured against a control that keeps going, not against a sleep: on a busy machine
+    every interval stretches, the control's and the stopped one's alike, so no number here depends on
+    the scheduler. A cancellation still on its way may let the count move at first; it must then stop.
+    """
+    deadline = anyio.current_time() + CONDITION_TIMEOUT
+    while True:
+        before, start = count(), control()
+        await until(lambda start=start: control() >= start + polls, f"the control to poll {polls} more times")
+        if count() == before:
+            return
+        if anyio.current_time() > deadline:
+            pytest.fail(f"still moving after {CONDITION_TIMEOUT} s while the control polled on: {what}")
 
 
 def missing_engines() -> str | None:

@@ -8,6 +8,7 @@ a next step.
 
 from __future__ import annotations
 
+import functools
 import json
 import stat
 from collections.abc import Callable
@@ -23,8 +24,7 @@ from mcp.types import Tool
 from redu_mcp.sandbox import Sandbox
 from redu_mcp.sandbox.store import SEED_FLAVORS, SEED_KEYPAIRS, SEED_NETWORKS, SEED_SECURITY_GROUPS
 from redu_mcp.server import TOOLS, Settings, build_server
-from redu_mcp.server.specs import CREATES, DESTROYS, PREPARES, READS
-from tests.helpers import CREATE_ARGS, FAST_RETRY, connect, create
+from tests.helpers import CREATE_ARGS, FAST_RETRY, connect, create, stays_still, until
 
 SPECS = {spec.name: spec for spec in TOOLS}
 ALL_TOOLS = set(SPECS)
@@ -113,24 +113,31 @@ def slow_server(slow_sandbox: Sandbox, make_settings: Callable[..., Settings]):
 # --- the tool list -------------------------------------------------------------------------------
 
 
-def test_each_profile_carries_the_access_level_its_hints_imply():
-    """A read tool cannot be registered without its read-only hint: the level comes from the profile."""
-    assert (READS.level, READS.read_only, READS.destructive) == ("read", True, False)
-    # A look-up that only serves creates is read-only, yet offered only where creating is.
-    assert (PREPARES.level, PREPARES.read_only, PREPARES.destructive) == ("create", True, False)
-    assert (CREATES.level, CREATES.read_only, CREATES.destructive, CREATES.idempotent) == (
-        "create",
-        False,
-        False,
-        False,
-    )
-    assert (DESTROYS.level, DESTROYS.read_only, DESTROYS.destructive) == ("full", False, True)
-    for spec in TOOLS:
-        assert spec.level == spec.profile.level
-        if spec.level == "read":
-            assert spec.profile.read_only, spec.name
-        if spec.profile.data is None:  # a data write is destructive at create: it is confirmed like a delete
-            assert (spec.level == "full") == spec.profile.destructive, spec.name
+async def test_the_hints_a_client_sees_match_the_level_that_offers_the_tool(make_server):
+    """What a client reads in a tool's hints agrees with the lowest access level that lists it: read-only
+    tools at ``read``, tools that add without destroying from ``create``, destructive ones only at ``full``.
+    Read from tools/list at each level, as a client sees it, not from the profiles."""
+    first_level: dict[str, str] = {}
+    hints: dict[str, dict[str, bool]] = {}
+    for level in ("read", "create", "full"):
+        async with connect(make_server(access=level)) as client:
+            for tool in (await client.list_tools()).tools:
+                first_level.setdefault(tool.name, level)
+                wire = tool.model_dump(mode="json", by_alias=True, exclude_none=True)["annotations"]
+                hints[tool.name] = {k: wire[k] for k in ("readOnlyHint", "destructiveHint", "idempotentHint")}
+    assert set(first_level) == ALL_TOOLS
+    implied = {
+        (True, False): "read",  # reads nothing but state: safe at every level
+        (False, False): "create",  # adds, never destroys
+        (False, True): "full",  # destroys
+    }
+    for name, level in first_level.items():
+        assert implied[hints[name]["readOnlyHint"], hints[name]["destructiveHint"]] == level, (name, hints[name])
+    assert {name for name, level in first_level.items() if level == "read"} >= {"list_databases", "wait_for_ready"}
+    assert {name for name, level in first_level.items() if level == "full"} == {"delete_database", "delete_redis"}
+    assert not any(
+        h["idempotentHint"] for name, h in hints.items() if first_level[name] == "create"
+    )  # never re-sent blindly
 
 
 async def test_every_tool_is_described_annotated_and_typed(make_server, mode):
@@ -518,23 +525,33 @@ async def test_wait_ends_when_the_instance_is_deleted_meanwhile(slow_server, mod
 
 
 async def test_cancelled_wait_stops_polling(slow_server, slow_sandbox, mode):
+    """A wait the client cancels stops polling, while a second wait on the same server (the control)
+    polls on: the server did not simply stop serving."""
     async with connect(slow_server, mode) as client:
         c = await checked(client)
         id = (await create(client, "redis", "cache"))["instance"]["id"]
-        path = instance_path("redis", id)
+        control = (await create(client, "redis", "control"))["instance"]["id"]
+        path, control_path = instance_path("redis", id), instance_path("redis", control)
         progress = Progress()
-        with anyio.move_on_after(0.3) as scope:
-            await client.call_tool(
-                "wait_for_ready",
-                {"kind": "redis", "id": id, "timeout_seconds": 45},
-                progress_callback=progress,
+        args = {"kind": "redis", "timeout_seconds": 45}
+        scope = anyio.CancelScope()
+
+        async def wait() -> None:
+            with scope:
+                await client.call_tool("wait_for_ready", dict(args, id=id), progress_callback=progress)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(functools.partial(client.call_tool, "wait_for_ready", dict(args, id=control)))
+            tg.start_soon(wait)
+            # It polls: two polls seen upstream and reported, then the client cancels the call.
+            await until(lambda: slow_sandbox.count("GET", path) >= 2 and len(progress.events) >= 2, "two polls")
+            scope.cancel()
+            await stays_still(
+                lambda: slow_sandbox.count("GET", path),
+                lambda: slow_sandbox.count("GET", control_path),
+                "the cancelled wait's polls",
             )
-        assert scope.cancelled_caught
-        await anyio.sleep(0.1)  # let the cancellation reach the server
-        polled = slow_sandbox.count("GET", path)
-        assert polled >= 2 and len(progress.events) >= 2  # it was polling before the cancel
-        await anyio.sleep(0.3)  # six poll intervals
-        assert slow_sandbox.count("GET", path) == polled
+            tg.cancel_scope.cancel()  # the control's wait too
         # The server is unharmed and the client still usable.
         assert (await c.ok("get_redis", {"id": id}))["status"] == "provisioning"
 
