@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import functools
+import logging
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -38,7 +40,7 @@ from redu_mcp.api import KINDS, RetryPolicy
 from redu_mcp.sandbox import Sandbox
 from redu_mcp.server import TOOLS as TOOL_SPECS
 from redu_mcp.server import Settings, build_server
-from tests.helpers import CREATE_ARGS, FAST_RETRY, MODES, connect, seed_instance
+from tests.helpers import CREATE_ARGS, FAST_RETRY, MODES, connect, seed_instance, stays_still, until
 
 #: The client's HTTP timeouts: a ``timeout=True`` fault costs this much per attempt.
 TIMEOUT = 0.15
@@ -770,12 +772,26 @@ async def test_a_hanging_create_still_ends_reconciled_within_the_deadline(
     assert sandbox.count("POST") == 1 and instances_named(sandbox, "database") == 1
 
 
-async def test_retry_after_as_an_http_date_is_honoured(sandbox: Sandbox, server_on: Callable[..., Any]) -> None:
-    when = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=2), usegmt=True)
+@pytest.mark.parametrize(
+    ("seconds_ahead", "waited"),
+    [(3, f"waiting {FAST_RETRY.retry_after_max:.2f}s"), (-60, "waiting 0.00s")],
+    ids=["ahead: waits, capped", "past: at once"],
+)
+async def test_retry_after_as_an_http_date_is_honoured(
+    sandbox: Sandbox, server_on: Callable[..., Any], caplog: pytest.LogCaptureFixture, seconds_ahead: int, waited: str
+) -> None:
+    """The retry waits as long as the date says (capped by the policy): 3 s ahead means the cap (0.05 s
+    in the tests), a date already past means at once. Ignoring the date would leave the backoff alone
+    (at most 0.001 s here): both cases would log 0.00 s. Read from the retry's own log line."""
+    when = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=seconds_ahead), usegmt=True)
     sandbox.faults.add(method="GET", path="/v1/me", status=503, retry_after=when)
+    assert FAST_RETRY.backoff_initial < 0.005 < FAST_RETRY.retry_after_max  # a first backoff is at most backoff_initial
+    caplog.set_level(logging.INFO, logger="redu_mcp.api")
     async with connect(server_on()) as client:
         result = await client.call_tool("whoami", {})
-    assert not result.is_error and sandbox.count("GET", "/v1/me") == 2  # waited (capped), then retried
+    assert not result.is_error and sandbox.count("GET", "/v1/me") == 2  # failed once, then retried
+    retries = [r.getMessage() for r in caplog.records if r.getMessage().startswith("retrying GET /me")]
+    assert len(retries) == 1 and retries[0].endswith(waited), retries
 
 
 async def test_retry_after_as_a_date_beyond_the_deadline_fails_fast(
@@ -835,18 +851,26 @@ async def test_cancelling_a_wait_mid_poll_stops_upstream_requests(
 ) -> None:
     slow = Sandbox(provisioning_seconds=600)  # it stays "provisioning": the wait would poll on and on
     id = await make_instance(slow, "redis")
-    path = f"/v1/redis/{id}"
+    control = await make_instance(slow, "redis", "control")  # a second wait that is not cancelled
+    path, control_path = f"/v1/redis/{id}", f"/v1/redis/{control}"
     slow.faults.add(method="GET", path=path, delay=0.05, times=-1)  # every poll is slow, so one is in flight
     server = build_server(make_settings(), client=slow.client(retry=FAST_RETRY, timeout=TIMEOUT))
+    args = {"kind": "redis", "timeout_seconds": 45}
     async with connect(server, mode) as client:
-        with anyio.move_on_after(0.35) as scope:
-            await client.call_tool("wait_for_ready", {"kind": "redis", "id": id, "timeout_seconds": 45})
-        assert scope.cancelled_caught
-        await anyio.sleep(0.1)  # let the cancellation reach the server
-        polled = slow.count("GET", path)
-        assert polled >= 2  # it was polling
-        await anyio.sleep(0.3)  # three poll cycles
-        assert slow.count("GET", path) == polled  # and stopped with the cancel
+        scope = anyio.CancelScope()
+
+        async def cancelled_wait() -> None:
+            with scope:
+                await client.call_tool("wait_for_ready", dict(args, id=id))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(functools.partial(client.call_tool, "wait_for_ready", dict(args, id=control)))
+            tg.start_soon(cancelled_wait)
+            await until(lambda: slow.count("GET", path) >= 2, "the wait to poll twice")  # it was polling
+            scope.cancel()  # mid-poll, most likely (each poll takes 0.05 s of the 0.05 s interval)
+            # It stopped with the cancel, while the control wait on the same server polls on.
+            await stays_still(lambda: slow.count("GET", path), lambda: slow.count("GET", control_path), "the polls")
+            tg.cancel_scope.cancel()
         slow.faults.clear()
         result = await client.call_tool("get_redis", {"id": id})
         assert not result.is_error and result.structured_content["status"] == "provisioning"  # server unharmed
