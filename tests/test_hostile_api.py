@@ -14,6 +14,7 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
+import httpx2
 import pytest
 from mcp import Client
 
@@ -123,3 +124,53 @@ async def test_an_error_echoing_the_key_or_a_password_is_scrubbed(server, hostil
     for secret in (KEY, typed):
         for form in (secret, encode(secret), secret[:12], encode(secret)[:12]):
             assert form not in text, form
+
+
+# --- a password the caller typed, echoed back -----------------------------------------------------------------
+
+TYPED = "Typed-Secret-77!"
+
+
+class EchoingCreates(httpx2.AsyncBaseTransport):
+    """The hostile API's answer to a create repeats the password it was sent, in a field the server
+    shows (``status``): no error scrubber sees it, only the tool's own redaction of its password
+    arguments (``arguments.argument_checker``, from the schema's ``writeOnly``)."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.method != "POST" or response.status_code != 201:
+            return response
+        await response.aread()
+        body = json.loads(response.content)
+        sent = json.loads(request.content)
+        body["status"] = f"provisioning (accepted password {sent['db_password']})"
+        return httpx2.Response(201, json=body)
+
+
+async def test_a_typed_password_echoed_in_a_create_answer_is_redacted_from_the_result(hostile, make_settings, caplog):
+    caplog.set_level(logging.DEBUG)
+    transport = EchoingCreates(hostile.transport())
+    client = ReduClient(KEY, base_url=SANDBOX_BASE_URL, transport=transport, retry=FAST_RETRY)
+    async with Client(build_server(make_settings(secrets="reveal"), client=client)) as mcp:
+        result = await mcp.call_tool("create_database", dict(CREATE_ARGS, name="echo", db_password=TYPED))
+    assert not result.is_error, result.content[0].text
+    assert result.structured_content["instance"]["status"] == "provisioning (accepted password [REDACTED])"
+    assert TYPED not in everything(result) + server_log(caplog)
+
+
+async def test_a_typed_password_echoed_by_a_later_request_is_scrubbed_everywhere(server, hostile, caplog):
+    """The create's answer is lost (502 after it was applied) and the look-up that settles it fails
+    with an error that quotes the password the create had sent: not in the result, not in any log."""
+    caplog.set_level(logging.DEBUG)
+    hostile.faults.add(method="POST", path="/v1/databases", status=502, apply=True)
+    hostile.faults.add(
+        method="GET", path="/v1/databases", status=503, times=-1, after=1, message=f"saw db_password={TYPED}"
+    )
+    async with Client(server) as client:
+        result = await client.call_tool("create_database", dict(CREATE_ARGS, name="echo", db_password=TYPED))
+    text = everything(result)
+    assert result.is_error and "looking the name up failed too" in text and "saw db_password=[REDACTED]" in text
+    assert TYPED not in text + server_log(caplog)
