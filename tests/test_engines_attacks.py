@@ -23,6 +23,7 @@ import stat
 import subprocess
 import tempfile
 import textwrap
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -682,17 +683,23 @@ def test_output_tail_drops_an_overlong_line_whole_even_when_cut_inside_the_passw
     assert kept == "(overlong output line dropped)\nafter"
 
 
-def test_a_held_open_output_pipe_delays_failure_reports_only_once():
+def test_a_held_open_output_pipe_delays_failure_reports_only_once(monkeypatch):
     """An escaped process can keep the engine's output pipe open: failure() must not wait for
-    its end on every call (the sandbox calls it on each refresh, on the event loop)."""
+    its end on every call (the sandbox calls it on each refresh, on the event loop). The first
+    settle waits (briefly here); then the wait is made an hour long, and the next settles must
+    still return: only "once only" explains that they do."""
     read_fd, write_fd = os.pipe()  # the write end stays open: no EOF, like a held pipe
     try:
         tail = _output._LogTail(read_fd, _secrets._secret_forms(PASSWORD), "t")
-        waits = []
-        real_wait = tail._eof.wait
-        tail._eof.wait = lambda timeout=None: waits.append(timeout) or real_wait(0)
-        for _ in range(3):
-            tail.settle()
-        assert len(waits) == 1
+        os.write(write_fd, b"FATAL: last words\n")
+        monkeypatch.setattr(_output, "_SETTLE_SECONDS", 0.05)
+        tail.settle()  # the first report: waits for EOF, which does not come
+        assert not tail.wait_eof(0)  # the pipe is still held open
+        monkeypatch.setattr(_output, "_SETTLE_SECONDS", 3600)
+        later = threading.Thread(target=lambda: [tail.settle() for _ in range(3)], daemon=True)
+        later.start()
+        later.join(20)  # a hang guard: waiting again would take an hour
+        assert not later.is_alive(), "settle() waited again for a pipe that stays open"
+        assert wait_until(lambda: "last words" in tail.text(), timeout=10)  # and the tail still reads
     finally:
         os.close(write_fd)

@@ -18,6 +18,8 @@ from ._secrets import _redact
 _LOG_LINES = 60
 _LOG_LINE_CHARS = 1000
 _LOG_PENDING_BYTES = 64 * 1024
+#: Seconds ``settle`` gives a dead engine's pipe to deliver its last words (once per engine).
+_SETTLE_SECONDS = 0.5
 
 
 def _tail(text: str, secrets: Iterable[str], lines: int = 6) -> str:
@@ -87,7 +89,7 @@ class _LogTail:
         a process that escaped the engine may hold the pipe open for as long as it lives)."""
         if not self._settled:
             self._settled = True
-            self._eof.wait(0.5)
+            self._eof.wait(_SETTLE_SECONDS)
 
     def text(self, lines: int = 6) -> str:
         with self._lock:
