@@ -162,8 +162,12 @@ class SandboxApi:
         return [item for item in items if item["name"] == name]
 
     def requests(self) -> list[tuple[str, str]]:
+        return [(method, path) for _, method, path in self.timed_requests()]
+
+    def timed_requests(self) -> list[tuple[float, str, str]]:
+        """(arrival on the machine's monotonic clock, method, path) of every API request received."""
         with self.http() as http:
-            return [(r["method"], r["path"]) for r in http.get("/_sandbox/requests").json()]
+            return [(r["at"], r["method"], r["path"]) for r in http.get("/_sandbox/requests").json()]
 
 
 @contextlib.contextmanager
@@ -292,7 +296,8 @@ def deployment(
 
 def haproxy_config(port: int, upstreams: list[int], *, sticky: bool = False) -> str:
     """Round robin over ``upstreams``, with what SSE needs (long timeouts, no buffering to tune in
-    HAProxy), health checks on ``/healthz``, a retry on another replica when one refuses the
+    HAProxy), health checks on ``/healthz`` (every 250 ms; a replica slow to answer one on a busy
+    machine is not taken out: 2 s to answer, 2 failures in a row), a retry on another replica when one refuses the
     connection, and a log line per request naming the replica: ``trace <x-test-trace> <backend/server>
     <status>``. ``sticky``: a handshake-era session stays on the replica that opened it (learnt from
     the ``Mcp-Session-Id`` response header)."""
@@ -320,6 +325,7 @@ defaults
     timeout server 1h
     timeout tunnel 1h
     timeout http-request 10s
+    timeout check 2s
 
 frontend mcp
     bind 127.0.0.1:{port}
@@ -331,7 +337,7 @@ backend replicas
     balance roundrobin
     option httpchk GET /healthz
     http-check expect status 200
-    default-server inter 250ms fall 1 rise 2{stick}
+    default-server inter 250ms fall 2 rise 2{stick}
 {servers}
 """
 

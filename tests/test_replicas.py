@@ -7,8 +7,8 @@ answered a request is read from the balancer's own log (each request carries a t
 
 * A delete confirmed through one replica finishes on another when the replicas share
   ``REDU_MCP_STATE_KEY``; without it the same round fails clearly and deletes nothing (control).
-* 300 concurrent waits on 30 instances cost about one upstream GET per instance per poll interval
-  with Redis (≈ 3 without: each replica polls, the control).
+* 300 concurrent waits on 30 instances: with Redis each instance is polled once per interval of its
+  wait, never more, and not much less (without Redis, the control, each replica polls: ≈ 3).
 * A replica killed mid-wait: the client's retry completes on another; one instance, nothing lost.
 * Redis killed mid-wait: every wait still ends ready; each replica says so once in its log; /readyz
   follows Redis, /healthz does not.
@@ -36,6 +36,7 @@ from redu_mcp.provisioning.credentials import read_env
 from tests.helpers import INITIALIZE, MCP_HEADERS
 from tests.replicas import (
     SANDBOX_KEY,
+    TRACE_HEADER,
     Deployment,
     RedisServer,
     SandboxApi,
@@ -185,21 +186,19 @@ async def test_a_2025_client_works_on_any_replica_and_is_told_why_it_is_not_aske
 # --- shared polling ---------------------------------------------------------------------------------------
 
 
-async def concurrent_waits(replicas: Deployment, api: SandboxApi, label: str) -> dict[str, Any]:
-    """300 ``wait_for_ready`` through the balancer, 10 on each of 30 fresh instances; upstream GETs
-    per instance per poll interval while all of them are in flight (from the sandbox's request log)."""
+async def concurrent_waits(replicas: Deployment, api: SandboxApi, label: str) -> dict[str, float]:
+    """300 ``wait_for_ready`` through the balancer, 10 on each of 30 fresh instances, all ending ready;
+    how often each instance was polled while its waits went on and it was still provisioning (the
+    sandbox's arrival times of its GETs)."""
     instances, per_instance, clients = 30, 10, 10
-    ids = [api.create(f"{label}-{n}") for n in range(instances)]
-    ready_at = time.monotonic() + PROVISIONING
-    paths = {f"/v1/databases/{id}" for id in ids}
-    waits = instances * per_instance
-    in_flight: set[int] = set()
-    all_in_flight = anyio.Event()
+    # When each was asked for, on the machine's monotonic clock (the sandbox stamps arrivals on it too):
+    # it is "provisioning" for PROVISIONING seconds from a moment after this.
+    asked = {}
+    for n in range(instances):
+        at = time.monotonic()
+        asked[api.create(f"{label}-{n}")] = at
+    ids = list(asked)
     results: list[dict[str, Any]] = []
-    window: dict[str, float] = {}
-
-    def gets() -> int:
-        return sum(1 for method, path in api.requests() if method == "GET" and path in paths)
 
     async def one_client(number: int) -> None:
         mine = [id for n, id in enumerate(ids) if n % clients == number]
@@ -207,51 +206,58 @@ async def concurrent_waits(replicas: Deployment, api: SandboxApi, label: str) ->
         http, mcp = client(replicas.url, replicas.token, limits=limits)
         async with http, mcp:
 
-            async def wait(id: int, slot: int) -> None:
-                async def progress(done: float, total: float | None, message: str | None) -> None:
-                    in_flight.add(slot)
-                    if len(in_flight) == waits:
-                        all_in_flight.set()
-
-                result = await mcp.call_tool(
-                    "wait_for_ready", {"kind": "database", "id": id, "timeout_seconds": 40}, progress_callback=progress
-                )
+            async def wait(id: int) -> None:
+                result = await mcp.call_tool("wait_for_ready", {"kind": "database", "id": id, "timeout_seconds": 40})
                 assert not result.is_error, result.content[0].text
                 results.append(result.structured_content)
 
             async with anyio.create_task_group() as tg:
                 for id in mine:
-                    for k in range(per_instance):
-                        tg.start_soon(wait, id, id * per_instance + k)
-
-    async def observe() -> None:
-        await all_in_flight.wait()
-        window["from"], window["gets_from"] = time.monotonic(), await anyio.to_thread.run_sync(gets)
-        await anyio.sleep(max(0.0, ready_at - time.monotonic() - 0.6))
-        window["to"], window["gets_to"] = time.monotonic(), await anyio.to_thread.run_sync(gets)
+                    for _ in range(per_instance):
+                        tg.start_soon(wait, id)
 
     with anyio.fail_after(90):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(observe)
             for number in range(clients):
                 tg.start_soon(one_client, number)
-    seconds = window["to"] - window["from"]
-    assert seconds >= 4 * INTERVAL, f"the waits were all in flight for {seconds:.2f} s only"
-    per_interval = (window["gets_to"] - window["gets_from"]) / instances / (seconds / INTERVAL)
-    assert len(results) == waits and all(r["ready"] for r in results)
-    return {"per_interval": per_interval, "window": seconds}
+    assert len(results) == instances * per_instance and all(r["ready"] for r in results)
+    # The GETs of each instance while it was surely still provisioning: after its ready poll, each
+    # replica that read "ready" from Redis confirms it with a GET of its own, by design.
+    arrivals: dict[str, list[float]] = collections.defaultdict(list)
+    until_ready = {f"/v1/databases/{id}": at + PROVISIONING for id, at in asked.items()}
+    for at, method, path in await anyio.to_thread.run_sync(api.timed_requests):
+        if method == "GET" and path in until_ready and at < until_ready[path]:
+            arrivals[path].append(at)
+    paths = set(until_ready)
+    assert set(arrivals) == paths
+    polled = {path: sorted(times) for path, times in arrivals.items()}
+    intervals = sum((times[-1] - times[0]) / INTERVAL for times in polled.values())  # waited, all instances
+    return {
+        # GETs per instance per interval of its wait (n GETs n - 1 intervals apart at best).
+        "rate": sum(len(times) - 1 for times in polled.values()) / intervals,
+        # GETs beyond one per interval of each wait, plus two for the sandbox's arrival stamps (taken
+        # when its event loop gets to a request: a busy machine may delay the first or last one).
+        "excess": sum(len(times) - (times[-1] - times[0]) / INTERVAL - 2 for times in polled.values()),
+    }
 
 
 async def test_300_waits_on_30_instances_cost_one_get_per_instance_per_interval(shared: Deployment, api: SandboxApi):
+    """With Redis, each instance is polled once per interval of its wait, whichever replica sends the GET:
+    never more (a busy machine only stretches the intervals); and not much less: a poll lease left held
+    until it expires (3 s, ten intervals) would give about 0.1 GET per interval."""
     measured = await concurrent_waits(shared, api, "shared-wait")
-    print(f"\n3 replicas with Redis: {measured['per_interval']:.2f} GETs per instance per interval")
-    assert measured["per_interval"] <= 1.1
+    print(f"\n3 replicas with Redis: {measured['rate']:.2f} GETs per instance per interval")
+    assert measured["excess"] <= 0, measured
+    assert measured["rate"] >= 0.4, measured
 
 
 async def test_without_redis_each_replica_polls(unshared: Deployment, api: SandboxApi):
+    """The control: without Redis each replica polls on its own (≈ 3 GETs per instance per interval),
+    and the same measure fails."""
     measured = await concurrent_waits(unshared, api, "unshared-wait")
-    print(f"\n3 replicas without Redis: {measured['per_interval']:.2f} GETs per instance per interval")
-    assert 2.0 <= measured["per_interval"] <= 3.3  # ≈ 3: each replica polls on its own
+    print(f"\n3 replicas without Redis: {measured['rate']:.2f} GETs per instance per interval")
+    assert measured["excess"] > 0, measured
+    assert measured["rate"] >= 1.5, measured
 
 
 # --- health ------------------------------------------------------------------------------------------------
@@ -496,10 +502,29 @@ def test_a_key_checked_by_one_replica_is_known_to_all(stateful: Deployment, api:
 
 
 def test_what_each_replica_counted(stateful: Deployment):
-    """Every replica of the stateful deployment answered some of the traffic above (a sanity check on
-    the balancer's log: round robin really spread it)."""
-    assert stateful.balancer is not None
-    servers = collections.Counter(
-        line.split()[2].rsplit("/", 1)[-1] for line in stateful.balancer.log().splitlines() if line.startswith("trace")
-    )
-    assert {"r0", "r1", "r2"} <= set(servers), servers
+    """Round robin spreads new sessions over every replica, and the balancer's log names the replica
+    that really holds each one: asked directly, that replica serves the session and another one sends
+    it back to where it was opened. The test makes its own traffic (one session at a time, closed
+    before the next: the cap is 3), until each replica has served one."""
+    ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+    served: dict[str, int] = {}
+    with httpx2.Client(timeout=10) as http:
+        for _ in range(12):  # a replica a health check took out for a moment is only skipped for now
+            trace = secrets.token_hex(6)
+            headers = {**MCP_HEADERS, "authorization": f"Bearer {SANDBOX_KEY}", TRACE_HEADER: trace}
+            opened = http.post(stateful.url, headers=headers, json=INITIALIZE)
+            assert opened.status_code == 200, opened.text
+            session = {**headers, "mcp-session-id": opened.headers["mcp-session-id"]}
+            name = stateful.wait_answered_by(trace)
+            index = int(name.removeprefix("r"))
+            other = (index + 1) % len(stateful.replicas)
+            try:
+                assert http.post(stateful.replica_url(index), headers=session, json=ping).status_code == 200
+                elsewhere = http.post(stateful.replica_url(other), headers=session, json=ping)
+                assert elsewhere.status_code == 404 and "opened on another replica" in elsewhere.text
+            finally:
+                assert http.delete(stateful.replica_url(index), headers=session).status_code == 200
+            served[name] = served.get(name, 0) + 1
+            if len(served) == len(stateful.replicas):
+                break
+    assert set(served) == {"r0", "r1", "r2"}, served

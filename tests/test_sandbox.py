@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from typing import Any
 
 import httpx2
@@ -384,7 +385,10 @@ async def test_control_requests_endpoint(sandbox: Sandbox) -> None:
             {"method": "GET", "path": "/v1/databases"},
             {"method": "GET", "path": "/v1/flavors"},
         ]
-        assert (await http.get("/_sandbox/requests")).json() == expected
+        received = (await http.get("/_sandbox/requests")).json()
+        assert [{k: r[k] for k in ("method", "path")} for r in received] == expected
+        arrivals = [r["at"] for r in received]  # when each arrived (the sandbox's monotonic clock)
+        assert arrivals == sorted(arrivals) and arrivals[-1] <= time.monotonic()
         assert sandbox.count() == 4 and sandbox.count("GET") == 3 and sandbox.count(path="/v1/databases") == 2
         assert sandbox.count("POST", "/v1/databases") == 1 and sandbox.count("DELETE") == 0
         assert (await http.delete("/_sandbox/requests")).status_code == 204
@@ -414,7 +418,7 @@ async def test_running_sandbox_serves_the_api_on_loopback() -> None:
                 sandbox.faults.add(Fault(path="/v1/me", drop=True))
                 sandbox.faults.add(Fault(path="/v1/me", timeout=True))
                 assert (await redu.me()).username == "sandbox"  # after a drop and a timeout
-            seen = (await http.get(f"{root}/_sandbox/requests")).json()
+            seen = [{k: r[k] for k in ("method", "path")} for r in (await http.get(f"{root}/_sandbox/requests")).json()]
             assert seen.count({"method": "GET", "path": "/v1/networks"}) == 2
             assert seen.count({"method": "GET", "path": "/v1/me"}) == 1 + 3  # the bad key; drop, timeout, ok
 

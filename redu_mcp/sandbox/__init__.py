@@ -52,6 +52,9 @@ class Sandbox:
         #: tell emulators apart by it, as they tell deployments apart by their API's URL.
         self.base_url = f"http://{secrets.token_hex(6)}.sandbox.redu.invalid/v1"
         self.requests: list[tuple[str, str]] = []  # (method, path) of every API request received
+        #: (time.monotonic() on arrival, method, path) of the same requests: ``GET /_sandbox/requests``
+        #: serves it, so that a test in another process can tell how far apart two requests came.
+        self.timed_requests: list[tuple[float, str, str]] = []
         self.store = Store(self.accounts, provisioner or ClockProvisioner(provisioning_seconds, clock), clock)
         from redu_mcp.sandbox.app import build_app
 

@@ -7,6 +7,7 @@ be given faults and asked what it received by a test in another process.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -162,8 +163,9 @@ def build_app(sandbox: Sandbox) -> _Gate:
     async def control_requests(request: Request) -> Response:
         if request.method == "DELETE":
             sandbox.requests.clear()
+            sandbox.timed_requests.clear()
             return Response(status_code=204)
-        return JSONResponse([{"method": m, "path": p} for m, p in sandbox.requests])
+        return JSONResponse([{"method": m, "path": p, "at": at} for at, m, p in sandbox.timed_requests])
 
     async def control_fail_names(request: Request) -> Response:
         store.fail_names.update(await request.json())
@@ -208,6 +210,7 @@ class _Gate:
         request = Request(scope, receive)
         if not path.startswith("/_sandbox/"):
             self.sandbox.requests.append((method, path))
+            self.sandbox.timed_requests.append((time.monotonic(), method, path))
         account = self.sandbox.accounts.get(request.headers.get("x-api-key", ""))
         if account is None:
             await error(401, "unauthorized", "Invalid API key")(scope, receive, send)
