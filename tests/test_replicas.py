@@ -466,12 +466,32 @@ async def test_a_sticky_balancer_keeps_2025_sessions_whole_and_round_robin_expla
         deleted = await mcp.call_tool("delete_database", {"id": id})
     assert deleted.structured_content["deleted"] is True and asked
     # Plain round robin: the second request lands elsewhere, and the client is told why.
+    opened: list[str] = []
+
+    async def note_session(response: httpx2.Response) -> None:
+        if "mcp-session-id" in response.headers:
+            opened.append(response.headers["mcp-session-id"])
+
     http, mcp = client(stateful.url, SANDBOX_KEY, "legacy")
-    with pytest.raises(BaseException) as refused:  # an MCPError, possibly in a group
-        async with http, mcp:
-            for _ in range(3):
-                await mcp.call_tool("list_databases", {"limit": 1})
-    assert "opened on another replica" in repr(refused.value)
+    http.event_hooks["response"].append(note_session)
+    try:
+        with pytest.raises(BaseException) as refused:  # an MCPError, possibly in a group
+            async with http, mcp:
+                for _ in range(3):
+                    await mcp.call_tool("list_databases", {"limit": 1})
+        assert "opened on another replica" in repr(refused.value)
+    finally:  # the client's own DELETE may have gone elsewhere too: end the session where it lives
+        end_sessions(stateful, set(opened))
+
+
+def end_sessions(replicas: Deployment, sessions: set[str]) -> None:
+    """DELETE each session on every replica (only the one that holds it ends it), so that no test
+    leaves a session open for the next one to count against the cap."""
+    headers = {**MCP_HEADERS, "authorization": f"Bearer {SANDBOX_KEY}"}
+    with httpx2.Client(timeout=10) as http:
+        for session in sessions:
+            for index in range(len(replicas.replicas)):
+                http.delete(replicas.replica_url(index), headers={**headers, "mcp-session-id": session})
 
 
 def test_a_key_checked_by_one_replica_is_known_to_all(stateful: Deployment, api: SandboxApi):

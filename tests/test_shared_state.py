@@ -53,8 +53,11 @@ STATE_KEY = "0f9e8d7c6b5a49382716f5e4d3c2b1a0" * 2
 
 
 def replica(url: str, namespace: str = "test", key: str = STATE_KEY) -> SharedRedis:
-    """A replica's link to Redis (closed after the test)."""
+    """A replica's link to Redis (closed after the test), patient: on a busy machine a slow answer must
+    not turn into the documented fallback (this replica on its own), which the tests of sharing do not
+    expect. The fallback is tested with a Redis that is gone, which fails at once whatever the timeouts."""
     made = SharedRedis(url, namespace=namespace, sealer=Sealer([key]))
+    made.CONNECT_TIMEOUT, made.COMMAND_TIMEOUT, made.CALL_TIMEOUT = 5.0, 5.0, 10.0
     _made.append(made)
     return made
 
