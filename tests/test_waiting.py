@@ -14,6 +14,7 @@ import pytest
 from redu_mcp.api import DATABASE, Database, RateLimitedError, ReduError, within
 from redu_mcp.provisioning.waiting import Poll, StatusBoard, wait_until_ready
 from redu_mcp.server import wording
+from tests.helpers import until
 
 
 def instance(status: str = "provisioning") -> Database:
@@ -121,7 +122,7 @@ async def test_two_waiters_sharing_one_failed_poll_each_get_their_own_wording():
     async with anyio.create_task_group() as tg:
         tg.start_soon(wait, "patient", 60)
         tg.start_soon(wait, "hurried", 2)
-        await anyio.sleep(0.2)
+        await until(lambda: "hurried" in outcomes, "the hurried waiter to end")
         tg.cancel_scope.cancel()  # the patient one would wait 30 s: its end is not this test's point
 
     hurried = outcomes["hurried"]
