@@ -206,8 +206,9 @@ def test_a_mistyped_confirmation_mode_stops_the_server(make_settings):
 # --- credential files under attack ------------------------------------------------------------------------
 
 
-async def test_private_whatever_the_umask(make_server, credentials_dir):
-    old = os.umask(0)
+@pytest.mark.parametrize("umask", [0o000, 0o277], ids=["open: others could read", "tight: the owner could not write"])
+async def test_private_whatever_the_umask(make_server, credentials_dir, umask):
+    old = os.umask(umask)
     try:
         async with connect(make_server()) as client:
             created = await create(client, "database", "umask-zero")
