@@ -115,29 +115,29 @@ def slow_server(slow_sandbox: Sandbox, make_settings: Callable[..., Settings]):
 
 async def test_the_hints_a_client_sees_match_the_level_that_offers_the_tool(make_server):
     """What a client reads in a tool's hints agrees with the lowest access level that lists it: read-only
-    tools at ``read``, tools that add without destroying from ``create``, destructive ones only at ``full``.
+    tools exactly at ``read``; only destroying tools need ``full``; below ``full`` a destructive tool is
+    offered only where the operator allowed data writes (``--data write``: confirmed like a delete).
     Read from tools/list at each level, as a client sees it, not from the profiles."""
     first_level: dict[str, str] = {}
     hints: dict[str, dict[str, bool]] = {}
     for level in ("read", "create", "full"):
-        async with connect(make_server(access=level)) as client:
+        data = "read" if level == "read" else "write"  # the most each level allows
+        async with connect(make_server(access=level, data=data)) as client:
             for tool in (await client.list_tools()).tools:
                 first_level.setdefault(tool.name, level)
                 wire = tool.model_dump(mode="json", by_alias=True, exclude_none=True)["annotations"]
-                hints[tool.name] = {k: wire[k] for k in ("readOnlyHint", "destructiveHint", "idempotentHint")}
+                # As first offered (a tool in two variants, run_sql, reads at read and writes above).
+                hints.setdefault(tool.name, {k: wire[k] for k in ("readOnlyHint", "destructiveHint", "idempotentHint")})
     assert set(first_level) == ALL_TOOLS
-    implied = {
-        (True, False): "read",  # reads nothing but state: safe at every level
-        (False, False): "create",  # adds, never destroys
-        (False, True): "full",  # destroys
-    }
     for name, level in first_level.items():
-        assert implied[hints[name]["readOnlyHint"], hints[name]["destructiveHint"]] == level, (name, hints[name])
-    assert {name for name, level in first_level.items() if level == "read"} >= {"list_databases", "wait_for_ready"}
+        assert hints[name]["readOnlyHint"] == (level == "read"), (name, level, hints[name])
+        assert level != "full" or hints[name]["destructiveHint"], (name, hints[name])
     assert {name for name, level in first_level.items() if level == "full"} == {"delete_database", "delete_redis"}
-    assert not any(
-        h["idempotentHint"] for name, h in hints.items() if first_level[name] == "create"
-    )  # never re-sent blindly
+    assert {"list_databases", "wait_for_ready"} <= {name for name, level in first_level.items() if level == "read"}
+    creates = ("create_database", "create_redis")
+    assert all(first_level[n] == "create" and not hints[n]["idempotentHint"] for n in creates)  # never re-sent
+    async with connect(make_server(access="create")) as client:  # data writes not allowed (the default)
+        assert not [t.name for t in (await client.list_tools()).tools if t.annotations.destructive_hint]
 
 
 async def test_every_tool_is_described_annotated_and_typed(make_server, mode):
