@@ -270,7 +270,12 @@ async def test_a_slow_poll_is_not_duplicated(redis):
             for board in boards:
                 tg.start_soon(wait, board)
     assert [o.ready for o in outcomes] == [True, True]
-    assert slow.polls == 1 + 1  # the holder kept its lease while it polled; the other confirmed "ready" once
+    # The holder kept its lease while it polled: the other replica's one GET (confirming the "ready" it
+    # read from Redis) began only after the holder's poll had ended. Without the extension, it would
+    # have taken the expired lease and polled alongside.
+    assert slow.polls == 1 + 1
+    (_, held_until), (second_began, _) = slow.times
+    assert second_began >= held_until, slow.times
 
 
 @needs_redis
