@@ -75,7 +75,6 @@ class ReduClient:
         self._key_problem = api_key_problem(self._api_key) if self._api_key else None
         if http is None:  # a client of its own, with its configured key: no log line will hold it
             remember_secret(self._api_key)
-        self._secrets: tuple[str, ...] = ()  # more values no error may carry (``with_secrets``)
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self._owns_http = http is None
@@ -104,17 +103,7 @@ class ReduClient:
 
     def with_retry(self, retry: RetryPolicy) -> ReduClient:
         """A client with another retry policy, over the same key and pool (not closed by it)."""
-        view = ReduClient(self._api_key, base_url=self.base_url, retry=retry, http=self._http)
-        view._secrets = self._secrets
-        return view
-
-    def with_secrets(self, *secrets: str | None) -> ReduClient:
-        """A client that also scrubs ``secrets`` from every error it raises, over the same key, policy
-        and pool (not closed by it). Once a password was sent, the API may echo it in the answer to
-        any later request (a look-up after an uncertain create), not only in the create's own."""
-        view = self.with_retry(self.retry)
-        view._secrets = (*self._secrets, *(secret for secret in secrets if secret))
-        return view
+        return ReduClient(self._api_key, base_url=self.base_url, retry=retry, http=self._http)
 
     async def __aenter__(self) -> ReduClient:
         return self
@@ -303,9 +292,8 @@ class ReduClient:
     ) -> errors.APIStatusError:
         code, message = _error_text(response)
         # Belt and braces: should any body ever echo the key or a password, it travels no further.
-        known = (self._api_key, *self._secrets, *secrets)
-        message = scrub(message, known, limit=ERROR_TEXT_LIMIT)
-        code = scrub(code, known, limit=64) if code else None
+        message = scrub(message, (self._api_key, *secrets), limit=ERROR_TEXT_LIMIT)
+        code = scrub(code, (self._api_key, *secrets), limit=64) if code else None
         return errors.error_for_status(response.status_code)(
             message,
             endpoint=endpoint,

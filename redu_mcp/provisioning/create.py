@@ -202,11 +202,11 @@ class _Create:
     """One create after the name was found free: at most two POSTs, the second only when safe."""
 
     def __init__(self, client: ReduClient, kind: AnyKind, body: CreateBody) -> None:
+        self.client = client
         self.kind = kind
         self.body = body
         self.name = body.name
         self.supplied = kind.supplied_password(body)
-        self.client = client.with_secrets(self.supplied)  # the API may echo it in any later answer
         self.failures: list[ReduError] = []
 
     async def run(self) -> CreateOutcome:
