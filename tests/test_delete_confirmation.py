@@ -138,6 +138,21 @@ async def test_a_missing_instance_is_already_gone_and_nobody_is_asked(server, sa
 # --- a client that cannot ask: confirm_name ---------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "near_miss",
+    ["old-stuf", "old-stuff-2", "Old-Stuff", "old-stuff ", " old-stuff", "old_stuff", "old-stuff\n", "old"],
+)
+async def test_a_confirm_name_that_is_almost_the_name_deletes_nothing(server, sandbox, near_miss):
+    """Exactly the current name: a prefix, a longer name, another case, a blank or a look-alike is refused."""
+    id = await seed_instance(sandbox, "database", "old-stuff")
+    async with connect(server) as client:
+        refused = await client.call_tool("delete_database", {"id": id, "confirm_name": near_miss})
+        assert refused.structured_content["deleted"] is False, refused.content[0].text
+        assert exists(sandbox, "database", id) and sandbox.count("DELETE") == 0
+        right = await client.call_tool("delete_database", {"id": id, "confirm_name": "old-stuff"})  # the control
+    assert right.structured_content["deleted"] is True and sandbox.count("DELETE") == 1
+
+
 @pytest.mark.parametrize("kind", KIND_NAMES)
 async def test_confirm_name_without_elicitation(server, sandbox, mode, kind):
     id = await seed_instance(sandbox, kind, "old-stuff")
