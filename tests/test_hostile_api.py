@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import secrets
 from typing import Any
 from urllib.parse import quote
 
@@ -132,7 +133,7 @@ async def test_an_error_echoing_the_key_or_a_password_is_scrubbed(server, hostil
 
 # --- a password the caller typed, echoed back -----------------------------------------------------------------
 
-TYPED = "Typed-Secret-77!"
+TYPED = f"Typed-Secret-{secrets.token_hex(6)}!"  # this module's own: no other test can have registered it
 
 
 class EchoingCreates(httpx2.AsyncBaseTransport):
@@ -167,14 +168,16 @@ async def test_a_typed_password_echoed_in_a_create_answer_is_redacted_from_the_r
 
 async def test_a_typed_password_echoed_by_a_later_request_is_scrubbed_everywhere(server, hostile, caplog):
     """The create's answer is lost (502 after it was applied) and the look-up that settles it fails
-    with an error that quotes the password the create had sent: not in the result, not in any log."""
+    with an error that quotes the password the create had sent: not in the result, not in any log.
+    The password is this test's own: the process's scrub register must not know it from another test."""
     caplog.set_level(logging.DEBUG)
+    typed = f"Typed-Later-{secrets.token_hex(6)}!"
     hostile.faults.add(method="POST", path="/v1/databases", status=502, apply=True)
     hostile.faults.add(
-        method="GET", path="/v1/databases", status=503, times=-1, after=1, message=f"saw db_password={TYPED}"
+        method="GET", path="/v1/databases", status=503, times=-1, after=1, message=f"saw db_password={typed}"
     )
     async with Client(server) as client:
-        result = await client.call_tool("create_database", dict(CREATE_ARGS, name="echo", db_password=TYPED))
+        result = await client.call_tool("create_database", dict(CREATE_ARGS, name="echo", db_password=typed))
     text = everything(result)
     assert result.is_error and "looking the name up failed too" in text and "saw db_password=[REDACTED]" in text
-    assert TYPED not in text + server_log(caplog)
+    assert typed not in text + server_log(caplog)

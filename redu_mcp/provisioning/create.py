@@ -34,6 +34,7 @@ from redu_mcp.api import (
     ServerError,
     TransportError,
     no_time_to_retry,
+    remember_secret,
     share_of_time_left,
     time_left,
 )
@@ -207,6 +208,9 @@ class _Create:
         self.body = body
         self.name = body.name
         self.supplied = kind.supplied_password(body)
+        # Once sent, the API may echo it in the answer to any later request (the look-up after an
+        # uncertain create), not only in the create's own: the scrubber must know it from now on.
+        remember_secret(self.supplied)
         self.failures: list[ReduError] = []
 
     async def run(self) -> CreateOutcome:
