@@ -13,6 +13,7 @@ from redu_mcp import __version__
 from redu_mcp.api import ReduClient
 from redu_mcp.server.arguments import argument_checker
 from redu_mcp.server.confirmation import single_use_request_state
+from redu_mcp.server.confirmation_page import page_rounds
 from redu_mcp.server.instructions import instructions_for
 from redu_mcp.server.prompts import register_prompts
 from redu_mcp.server.resources import register_resources
@@ -79,6 +80,7 @@ def build_server(
         **mcp_options,
     )
     single_use_request_state(server, runtime)  # a decided round cannot be answered again
+    page_rounds(server, runtime)  # --confirm human: a person approves on a page the client opens
     register_resources(server, runtime)  # resources are read-only: offered at every access level
     register_prompts(server, offer.tools)  # they walk through creating an instance: where creating is offered
     return server

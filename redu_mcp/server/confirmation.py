@@ -4,12 +4,14 @@ is done.
 Two resolvers run before a delete tool's body (the SDK's ``Resolve``): ``current`` reads the target
 afresh (None when it is already gone), and ``confirmation`` decides how the deletion is confirmed.
 Data tools ask the same way (``ask_or_check``) when what they were given destroys data.
-A ``confirm_name`` that does not match the target's current name is refused outright. Otherwise a
-client that can ask its user (form elicitation) asks, and only an explicit tick confirms. A client
-that cannot ask needs the exact current name in ``confirm_name`` (``--confirm auto``), or is refused
-(``--confirm human``: only a person can approve). So is a 2025-11-25 client on a ``--stateless``
-server, whatever it declared: without a session the server cannot send it the question, and the
-refusal says so. What the model is told is worded in ``wording``.
+A ``confirm_name`` that does not match the target's current name is refused outright. Otherwise,
+under ``--confirm auto``, a client that can ask its user (form elicitation) asks, and only an
+explicit tick confirms; a client that cannot ask needs the exact current name in ``confirm_name``.
+Under ``--confirm human`` a form proves nothing (a client can fill it in itself): a client that
+declares URL-mode elicitation opens a confirmation page where a person types the name and presses
+the button (``confirmation_page``), and any other client is refused. So is a 2025-11-25 client on a
+``--stateless`` server, whatever it declared: without a session the server cannot send it the
+question, and the refusal says so. What the model is told is worded in ``wording``.
 
 A sealed request state (2026-07-28: the question travels in the result, the answer comes back with
 the state) is good for one answering round only (``single_use_request_state``): a round that was
@@ -32,8 +34,10 @@ from mcp_types import INVALID_PARAMS
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import BaseModel, Field
 
-from redu_mcp.api import AnyKind, Instance, NotFoundError, ReduError
+from redu_mcp.api import KINDS, AnyKind, Instance, NotFoundError, ReduError
+from redu_mcp.server.approvals import Subject
 from redu_mcp.server.arguments import ConfirmName, InstanceId
+from redu_mcp.server.confirmation_page import Verdict, can_open_page, page_verdict, principal_of
 from redu_mcp.server.refusals import CannotAsk, Refusal, RefusalReason
 from redu_mcp.server.runtime import Runtime, runtime_of
 from redu_mcp.sharing import SeenOnce
@@ -63,6 +67,12 @@ NameCheckResult = Literal[
     "person_required",
     "not_needed",  # nothing destructive: no confirmation is asked for
     "needs_full_access",  # destructive, and this server's access level does not allow it at all
+    # --confirm human, on the confirmation page:
+    "page_approved",  # a person approved exactly this call on its page
+    "page_unused",  # the page was not used (in time), or not for this call
+    "page_declined",  # the user declined to open it
+    "page_cancelled",
+    "page_unavailable",  # the shared state pages live in cannot be reached: nothing is opened or trusted
 ]
 
 
@@ -105,6 +115,19 @@ _REFUSALS: dict[NameCheckResult, RefusalReason] = {
     "gone": "gone",
     "person_required": "person_required",
     "needs_full_access": "needs_full_access",
+    "page_unused": "page_unused",
+    "page_declined": "declined",
+    "page_cancelled": "cancelled",
+    "page_unavailable": "page_unavailable",
+}
+
+
+_ON_THE_PAGE: dict[Verdict, NameCheckResult] = {
+    "approved": "page_approved",
+    "unused": "page_unused",
+    "declined": "page_declined",
+    "cancelled": "page_cancelled",
+    "unavailable": "page_unavailable",
 }
 
 
@@ -114,37 +137,64 @@ def refusal_of(decision: Decision | ChangeDecision) -> Refusal | None:
         return Refusal("declined" if decision.action == "decline" else "cancelled")
     data = decision.data
     if isinstance(data, NameCheck):
-        if data.result in ("matches", "not_needed"):
+        if data.result in ("matches", "not_needed", "page_approved"):
             return None
         return Refusal(_REFUSALS[data.result], data.given, data.cannot_ask)
     return None if data.confirm is True else Refusal("unticked")
 
 
-def confirmed_by(decision: Decision | ChangeDecision) -> Literal["the user", "confirm_name"] | None:
+def confirmed_by(
+    decision: Decision | ChangeDecision,
+) -> Literal["the user", "confirm_name", "a person on the confirmation page"] | None:
     """Who approved it (for the audit trail); None when nothing needed approving."""
     if isinstance(decision, AcceptedElicitation) and isinstance(decision.data, NameCheck):
+        if decision.data.result == "page_approved":
+            return "a person on the confirmation page"
         return None if decision.data.result == "not_needed" else "confirm_name"
     return "the user"
 
 
 def ask_or_check(
-    ctx: Context, target: Instance, confirm_name: str | None, question: str, form: type[BaseModel]
+    ctx: Context,
+    target: Instance,
+    confirm_name: str | None,
+    question: str,
+    form: type[BaseModel],
+    statement: str | None = None,
 ) -> Elicit[Any] | NameCheck:
-    """Ask the user where the client can; else check ``confirm_name`` (``--confirm auto``) or refuse
-    (``--confirm human``). A ``confirm_name`` naming another instance is refused outright."""
+    """Ask the user where the client can; else check ``confirm_name`` (``--confirm auto``) or refuse.
+    Under ``--confirm human`` a person approves on a confirmation page (which shows ``statement``, the
+    change's full text), or the call is refused. A ``confirm_name`` naming another instance is
+    refused outright."""
     runtime = runtime_of(ctx)
     if confirm_name is not None and confirm_name != target.name:
         # Refused outright, even when the client could ask the user: the caller named another instance.
         return NameCheck(result="mismatch", given=confirm_name)
     connection_cannot = without_back_channel(ctx)
-    if can_ask_user(ctx.client_capabilities) and not connection_cannot:
-        return Elicit(question, form)
     cannot_ask: CannotAsk = "connection" if connection_cannot else "client"
     if runtime.settings.confirm == "human":
+        if can_open_page(ctx.client_capabilities) and not connection_cannot:
+            subject = Subject(
+                action="delete" if form is ConfirmDelete else "change",
+                kind=_label(target),
+                instance_id=target.id,
+                name=target.name,
+                question=question,
+                statement=statement,
+                principal=principal_of(runtime),
+            )
+            return NameCheck(result=_ON_THE_PAGE[page_verdict(subject)])
         return NameCheck(result="person_required", cannot_ask=cannot_ask)
+    if can_ask_user(ctx.client_capabilities) and not connection_cannot:
+        return Elicit(question, form)
     if confirm_name is None:
         return NameCheck(result="missing", cannot_ask=cannot_ask)
     return NameCheck(result="matches", given=confirm_name)
+
+
+def _label(target: Instance) -> str:
+    """How the page names the target's kind ("PostgreSQL database")."""
+    return next((kind.label for kind in KINDS.values() if isinstance(target, kind.model)), "instance")
 
 
 def resolvers(kind: AnyKind) -> tuple[Callable[..., Awaitable[Instance | None]], Callable[..., Awaitable[Any]]]:

@@ -6,7 +6,16 @@ from dataclasses import dataclass
 from typing import Literal
 
 RefusalReason = Literal[
-    "declined", "cancelled", "unticked", "name_mismatch", "name_missing", "gone", "person_required", "needs_full_access"
+    "declined",
+    "cancelled",
+    "unticked",
+    "name_mismatch",
+    "name_missing",
+    "gone",
+    "person_required",
+    "needs_full_access",
+    "page_unused",  # --confirm human: nobody approved it on its confirmation page (in time, for this call)
+    "page_unavailable",  # --confirm human: the shared state confirmation pages live in cannot be reached
 ]
 
 #: Why nobody could be asked: the client takes no questions, or this connection cannot carry one

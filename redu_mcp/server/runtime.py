@@ -25,6 +25,7 @@ from redu_mcp.provisioning.audit import AuditLog
 from redu_mcp.provisioning.credentials import CredentialStore, sandbox_run_root
 from redu_mcp.provisioning.deletions import DeletionRecord
 from redu_mcp.provisioning.waiting import Board, StatusBoard
+from redu_mcp.server.approvals import Approvals
 from redu_mcp.server.errors import ConfigError
 from redu_mcp.server.settings import Settings
 from redu_mcp.server.wording import Wording
@@ -88,6 +89,8 @@ class Runtime:
 
             self.shared = SharedRedis(settings.redis_url, namespace=self._namespace(), sealer=self.sealer)
             self.board = RedisBoard(self.shared)
+        #: ``--confirm human``'s confirmation pages waiting for a person (in Redis when replicas share it).
+        self.approvals = Approvals(self.shared, self.sealer)
         #: The clock of the server's caches (verified keys); tests move it forward.
         self.clock: Callable[[], float] = time.monotonic
 
@@ -166,6 +169,7 @@ class Runtime:
 
     async def _close(self) -> None:
         self.audit.close()
+        await self.approvals.aclose()
         await self.pools.aclose()
         await self.redis.aclose()
         if self.shared is not None:

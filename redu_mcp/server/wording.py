@@ -95,6 +95,16 @@ LEVEL_ALLOWS = {
     "create": "list, inspect and create instances",
     "full": "list, inspect, create and delete instances",
 }
+#: --confirm human: why a client is refused, and what a confirmation page asks of a person.
+NO_PAGE = "this client cannot open one (it does not declare URL-mode elicitation)"
+PAGE_RULE = (
+    "accepting the client's prompt is not enough: a person must open the page, type the instance's name and press "
+    "the button before it expires, 5 minutes after it was opened, and it approves this one call only"
+)
+PAGE_UNAVAILABLE = (
+    "this server could not open or check a confirmation page (the shared state it keeps them in cannot be reached "
+    "right now)."
+)
 #: What makes a statement destructive, in words.
 _DESTRUCTIVE = {
     "drop": "DROP",
@@ -528,6 +538,16 @@ class Wording:
 
     # --- delete --------------------------------------------------------------------------------------
 
+    def page_prompt(self, question: str, lifetime: float) -> str:
+        """What the client shows with a confirmation page's address (--confirm human)."""
+        return (
+            f"{question}\nOnly a person can approve this: open the page, type the instance's name and press the "
+            f"button, within {seconds(lifetime)}. Accepting without using the page approves nothing."
+        )
+
+    def page_waiting(self, left: float) -> str:
+        return f"Waiting for a person to approve on the confirmation page ({seconds(max(0.0, left))} left)."
+
     def confirmation_question(self, kind: AnyKind, target: Instance) -> str:
         return f"Delete {_described(kind, target)}? All its data will be lost; this cannot be undone."
 
@@ -563,10 +583,19 @@ class Wording:
                 )
             case "person_required":
                 return (
-                    "Nothing was deleted: on this server only a person may approve a delete (--confirm human), and "
-                    f"this client cannot ask one. Tell the user: delete {described} in the Redu console, or ask the "
-                    "operator to use a client that can ask, or to run the server with --confirm auto."
+                    "Nothing was deleted: on this server only a person may approve a delete (--confirm human), on a "
+                    f"confirmation page the client opens for them, and {NO_PAGE}. Calling delete_{kind.name} again "
+                    f"will not change that. Tell the user: delete {described} in the Redu console, or ask the operator "
+                    "to use a client that can open such a page, or to run the server with --confirm auto."
                 )
+            case "page_unused":
+                return (
+                    f"Nothing was deleted: no person approved it on its confirmation page ({PAGE_RULE}). Ask the user "
+                    f"whether they want {described} deleted; only if they do, call delete_{kind.name} again and tell "
+                    "them to use the page their client opens."
+                )
+            case "page_unavailable":
+                return f"Nothing was deleted: {PAGE_UNAVAILABLE} Call delete_{kind.name} again in a minute."
             case "needs_full_access":  # deleting is offered only at --access full, so this is not reached
                 return f"Nothing was deleted: deleting needs --access full. {dont_retry}"
 
@@ -851,8 +880,17 @@ class Wording:
             case "person_required":
                 return (
                     "Nothing was changed: it destroys data, and on this server only a person may approve that "
-                    "(--confirm human), but this client cannot ask one. Tell the user."
+                    f"(--confirm human), on a confirmation page the client opens for them, but {NO_PAGE}. Calling "
+                    "again will not change that: tell the user."
                 )
+            case "page_unused":
+                return (
+                    f"Nothing was changed: no person approved it on its confirmation page ({PAGE_RULE}). Ask the user "
+                    "whether they want this change; only if they do, call again and tell them to use the page their "
+                    "client opens."
+                )
+            case "page_unavailable":
+                return f"Nothing was changed: {PAGE_UNAVAILABLE} Call again in a minute."
             case "gone":
                 return self.already_gone(kind, target.id)
 

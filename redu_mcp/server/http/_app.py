@@ -17,6 +17,7 @@ from redu_mcp.server.http._auth import Authenticate
 from redu_mcp.server.http._guards import CheckHostAndOrigin, RejectCredentialsInQuery, host_rules
 from redu_mcp.server.http._health import Health
 from redu_mcp.server.http._limits import Limits, LocalLimits
+from redu_mcp.server.http._pages import ConfirmationPages
 from redu_mcp.server.http._sessions import PerPrincipalSessions
 from redu_mcp.server.http._settings import WILDCARD_HOSTS
 from redu_mcp.server.http._shared_limits import RedisLimits, SharedKeyVerdicts
@@ -73,4 +74,8 @@ def build_http_app(settings: Settings, *, limits: Limits | None = None, **runtim
         )
     if verifier is not None:
         app = Authenticate(app, verifier)
+    # Confirmation pages (--confirm human) beside the MCP endpoint: a person's browser carries no token.
+    pages = settings.path.rstrip("/") + "/confirm/"
+    runtime.approvals.served_at = resource.rstrip("/") + "/confirm/"
+    app = ConfirmationPages(runtime.approvals, pages, app)
     return Health(RejectCredentialsInQuery(CheckHostAndOrigin(app, rules)), runtime), runtime

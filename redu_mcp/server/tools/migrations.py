@@ -132,7 +132,7 @@ async def confirmation(
     if runtime.settings.access != "full":
         return NameCheck(result="needs_full_access")
     question = runtime.words.change_question(DATABASE, target, f"migration {version}: {sql}", reasons)
-    return ask_or_check(ctx, target, confirm_name, question, ConfirmChange)
+    return ask_or_check(ctx, target, confirm_name, question, ConfirmChange, statement=f"-- migration {version}\n{sql}")
 
 
 async def apply(

@@ -167,7 +167,7 @@ async def confirmation(
     if runtime.settings.access != "full":
         return NameCheck(result="needs_full_access")
     question = runtime.words.change_question(DATABASE, target, query, reasons)
-    return ask_or_check(ctx, target, confirm_name, question, ConfirmChange)
+    return ask_or_check(ctx, target, confirm_name, question, ConfirmChange, statement=query)
 
 
 async def run_sql_tool(
