@@ -3,7 +3,7 @@
 Every create, delete and confirmation decision is one JSON line naming who, what, which instance
 and how it ended, a refused or failed delete included; no line ever holds a secret, and the file
 is private and never opened through a planted symlink. Under ``--confirm human`` only a person
-answering the client's question can approve a delete: the exact name from a model is not enough.
+can approve a delete, on a confirmation page: the exact name from a model is not enough.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from mcp.types import ElicitResult
 from redu_mcp.provisioning.audit import AuditLog, AuditRecord
 from redu_mcp.provisioning.credentials import read_env
 from redu_mcp.sandbox import Sandbox
+from tests.confirmation_pages import PageClient, typing
 from tests.helpers import CREATE_ARGS, cli_command, connect, create, seed_instance
 
 
@@ -186,12 +187,13 @@ async def test_under_confirm_human_the_exact_name_alone_deletes_nothing(make_ser
 
 
 async def test_under_confirm_human_a_person_still_decides(make_server, sandbox, mode):
+    """On the confirmation page the client opens (tests/test_confirmation_page.py has the attacks)."""
     id = await seed_instance(sandbox, "database", "precious")
     server = make_server(confirm="human")
-    async with connect(server, mode, elicitation_callback=answering("accept", confirm=False)) as client:
-        unticked = await client.call_tool("delete_database", {"id": id})
-    assert unticked.structured_content["deleted"] is False and sandbox.store.exists("database", id)
-    async with connect(server, mode, elicitation_callback=answering("accept")) as client:
+    async with connect(server, mode, elicitation_callback=PageClient(action="decline")) as client:
+        declined = await client.call_tool("delete_database", {"id": id})
+    assert declined.structured_content["deleted"] is False and sandbox.store.exists("database", id)
+    async with connect(server, mode, elicitation_callback=PageClient(person=typing("precious"))) as client:
         approved = await client.call_tool("delete_database", {"id": id})
     assert approved.structured_content["deleted"] is True and not sandbox.store.exists("database", id)
 

@@ -23,6 +23,7 @@ from mcp.types import ElicitResult
 
 from redu_mcp.sandbox import Sandbox
 from redu_mcp.server.settings import HttpLimits, Settings
+from tests.confirmation_pages import PageClient, typing
 from tests.helpers import seed_instance, serving_mcp_http
 
 TOKEN = "stateless-test-token-" + "0123456789abcdef"
@@ -132,24 +133,19 @@ async def test_under_confirm_human_a_2025_client_without_sessions_is_refused_cle
                 assert "--confirm human" in message and "protocol 2025-11-25" in message
                 assert "2026-07-28" in message and "Redu console" in message
         assert sandbox.store.exists("database", id)
-        # A 2026-07-28 client on the same server is asked, and its user's tick deletes.
-        async with mcp_client(url, "auto", elicitation_callback=tick) as client:
+        # A 2026-07-28 client on the same server opens the confirmation page, and the person's approval deletes.
+        async with mcp_client(url, "auto", elicitation_callback=PageClient(person=typing("legacy-human"))) as client:
             result = await client.call_tool("delete_database", {"id": id})
             assert result.structured_content["deleted"] is True
 
 
 async def test_with_sessions_a_2025_client_is_still_asked(make_settings, sandbox):
     id = await seed_instance(sandbox, "database", "legacy-asked")
-    asked: list[str] = []
-
-    async def ask(context: Any, params: Any) -> ElicitResult:
-        asked.append(params.message)
-        return ElicitResult(action="accept", content={"confirm": True})
-
+    pages = PageClient(person=typing("legacy-asked"))
     async with serving_mcp_http(http_settings(make_settings, confirm="human"), sandbox) as (url, _):
-        async with mcp_client(url, "legacy", elicitation_callback=ask) as client:
+        async with mcp_client(url, "legacy", elicitation_callback=pages) as client:
             result = await client.call_tool("delete_database", {"id": id})
-    assert result.structured_content["deleted"] is True and asked
+    assert result.structured_content["deleted"] is True and pages.messages
 
 
 async def test_without_sessions_nothing_counts_against_the_session_limits(make_settings, sandbox):

@@ -7,7 +7,7 @@ one-time marks, each set once and never unset:
 
 * *approved*: the page's POST carried the CSRF token derived from the page's token and the
   instance's name, typed by the person (the first such POST wins);
-* *used*: the call that opened it goes ahead (the first use wins, only after approved, and only for
+* *used*: the call that opened it goes ahead (the first use wins, only after approved, and only by
   the principal that opened it). Closing an approval (the client declined) sets this mark too.
 
 It expires ``lifetime`` seconds (5 minutes) after it was opened, whatever its marks.
@@ -70,13 +70,13 @@ class Subject:
     name: str  # what the person types
     question: str  # the sentence the client's form would have asked
     statement: str | None  # what runs, for a change of data
-    principal: str  # a keyed tag of who asked: only their call may use the approval
 
 
 @dataclass(frozen=True)
 class Approval:
     token: str
     subject: Subject
+    principal: str  # a keyed tag of who asked: only their call may use it
     expires_at: float  # wall-clock seconds (replicas compare it)
 
 
@@ -107,9 +107,9 @@ class Approvals:
 
     # --- what a call does ---------------------------------------------------------------------------
 
-    async def open(self, subject: Subject) -> Approval:
-        """A new pending approval for ``subject``."""
-        approval = Approval(secrets.token_urlsafe(32), subject, self.clock() + self.lifetime)
+    async def open(self, subject: Subject, principal: str) -> Approval:
+        """A new pending approval of ``subject``, which only ``principal`` may use."""
+        approval = Approval(secrets.token_urlsafe(32), subject, principal, self.clock() + self.lifetime)
         if self.shared is None:
             self._purge()
             if len(self._local) >= MAX_LOCAL:
@@ -117,7 +117,7 @@ class Approvals:
             self._local[self._tag(approval.token)] = _Local(approval)
             return approval
         name = self._name("page", approval.token)
-        record = json.dumps({"subject": asdict(subject), "expires_at": approval.expires_at})
+        record = json.dumps({"subject": asdict(subject), "principal": principal, "expires_at": approval.expires_at})
         value = self.sealer.seal(name, self._encrypt(name, approval.token, record))
         await self._redis(lambda r: r.set(name, value, px=self._ttl_ms(approval)))
         return approval
@@ -126,7 +126,7 @@ class Approvals:
         """The approval, marked used, if a person approved it, nobody used it yet, it has not expired
         and ``principal`` opened it; else None (and nothing changes)."""
         found = await self.find(token)
-        if found is None or found[1] != "approved" or found[0].subject.principal != principal:
+        if found is None or found[1] != "approved" or found[0].principal != principal:
             return None
         return found[0] if await self._mark("used", found[0]) else None
 
@@ -238,12 +238,11 @@ class Approvals:
             return None
         try:
             record = bounded_json(self._decrypt(name, token, self.sealer.unseal(name, value, _MAX_RECORD_CHARS)), 3)
-            subject = Subject(**record["subject"])
-            expires_at = float(record["expires_at"])
+            approval = Approval(token, Subject(**record["subject"]), record["principal"], float(record["expires_at"]))
         except (Unsealed, ValueError, TypeError, KeyError) as exc:
             self._discarded(exc)
             return None
-        return Approval(token, subject, expires_at)
+        return approval
 
     def _discarded(self, exc: Exception) -> None:
         assert self.shared is not None

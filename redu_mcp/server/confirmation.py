@@ -37,7 +37,7 @@ from pydantic import BaseModel, Field
 from redu_mcp.api import KINDS, AnyKind, Instance, NotFoundError, ReduError
 from redu_mcp.server.approvals import Subject
 from redu_mcp.server.arguments import ConfirmName, InstanceId
-from redu_mcp.server.confirmation_page import Verdict, can_open_page, page_verdict, principal_of
+from redu_mcp.server.confirmation_page import Verdict, can_open_page, page_verdict
 from redu_mcp.server.refusals import CannotAsk, Refusal, RefusalReason
 from redu_mcp.server.runtime import Runtime, runtime_of
 from redu_mcp.sharing import SeenOnce
@@ -181,7 +181,6 @@ def ask_or_check(
                 name=target.name,
                 question=question,
                 statement=statement,
-                principal=principal_of(runtime),
             )
             return NameCheck(result=_ON_THE_PAGE[page_verdict(subject)])
         return NameCheck(result="person_required", cannot_ask=cannot_ask)

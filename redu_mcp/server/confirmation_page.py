@@ -87,7 +87,7 @@ def page_verdict(subject: Subject) -> Verdict:
     if outcome is None:
         raise PageNeeded(subject)
     if outcome.verdict == "approved":
-        # Approved for exactly this: the same instance, name, statement and principal.
+        # Approved for exactly this: the same instance (by id and name) and the same statement.
         return "approved" if outcome.approval is not None and outcome.approval.subject == subject else "unused"
     return outcome.verdict
 
@@ -119,7 +119,7 @@ async def _ask(
 ) -> HandlerResult:
     approvals = runtime.approvals
     try:
-        approval = await approvals.open(subject)
+        approval = await approvals.open(subject, principal_of(runtime))
         url = await approvals.page_url(approval)
     except ApprovalsUnavailable:
         return await _again(_Outcome("unavailable"), call_next, ctx)
