@@ -8,7 +8,9 @@
 #   - curl and setpriv (package util-linux): another local account trying the HTTP server's token
 #     (tests/test_http_local_token.py);
 #   - /usr/bin/python3, at least 3.11 (package python3): the engines run by an unprivileged user with the
-#     system's Python (tests/test_engines_attacks.py::test_without_root_engines_run_as_the_invoking_user).
+#     system's Python (tests/test_engines_attacks.py::test_without_root_engines_run_as_the_invoking_user);
+#   - Chromium and chromedriver (packages chromium, chromium-driver): the confirmation page in a real
+#     browser (tests/test_confirmation_page_browser.py).
 # In CI a test that skips for want of any of these is an error (tests/conftest.py), so they must be here.
 # The packages' own services stay off: the tests start their own processes on free ports.
 # Idempotent: installs only the packages whose programs are missing.
@@ -38,9 +40,11 @@ have haproxy || missing+=(haproxy)
 have curl || missing+=(curl)
 have setpriv || missing+=(util-linux)
 [[ -x /usr/bin/python3 ]] || missing+=(python3)
+have chromium || missing+=(chromium)
+have chromedriver || missing+=(chromium-driver)
 
 if (( ${#missing[@]} == 0 )); then
-    echo "install-os-packages: PostgreSQL, redis-server, useradd, HAProxy, curl, setpriv and /usr/bin/python3 already installed"
+    echo "install-os-packages: PostgreSQL, redis-server, useradd, HAProxy, curl, setpriv, /usr/bin/python3, Chromium and chromedriver already installed"
     system_python_ok || { echo "install-os-packages: /usr/bin/python3 is older than 3.11 ($(/usr/bin/python3 -V 2>&1))" >&2; exit 1; }
     exit 0
 fi
@@ -56,7 +60,7 @@ $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 
 have_postgres || { echo "install-os-packages: PostgreSQL binaries still missing" >&2; exit 1; }
-for program in redis-server useradd haproxy curl setpriv; do
+for program in redis-server useradd haproxy curl setpriv chromium chromedriver; do
     have "$program" || { echo "install-os-packages: $program still missing" >&2; exit 1; }
 done
 system_python_ok || { echo "install-os-packages: /usr/bin/python3 is missing or older than 3.11" >&2; exit 1; }

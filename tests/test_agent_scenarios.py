@@ -24,6 +24,7 @@ from mcp import Client
 
 from redu_mcp.sandbox import Sandbox
 from redu_mcp.server import build_server
+from tests.confirmation_pages import SHORT_LIFE, PageClient, human_server, typing
 from tests.helpers import FAST_RETRY, connect
 
 
@@ -319,3 +320,29 @@ async def test_a_limited_tool_set_never_points_at_a_missing_tool(sandbox, make_s
     assert waited["ready"] is True
     for tool in ("list_create_options", "whoami"):
         assert tool not in read_everything
+
+
+# --- --confirm human: the agent's client says yes to everything ----------------------------------------------
+
+
+async def test_under_confirm_human_an_auto_approving_client_deletes_nothing_until_the_page_is_used(
+    sandbox, make_settings
+):
+    pages = PageClient()  # accepts every prompt, opens nothing: no person is there
+    server, _ = human_server(sandbox, make_settings(confirm="human"), lifetime=SHORT_LIFE)
+    async with connect(server, elicitation_callback=pages) as client:
+        agent = Agent(client)
+        await agent.read_tools()
+        assert "only a person approves it on a confirmation page" in agent.descriptions["delete_redis"]
+        cache = await agent.ok("create_redis", name="cache", **smallest(await agent.ok("list_create_options")))
+        id = cache["instance"]["id"]
+        refused = await agent.ok("delete_redis", id=id, confirm_name="cache")  # the exact name, and a yes
+        assert refused["deleted"] is False and "no person approved it on its confirmation page" in refused["message"]
+        assert sandbox.store.exists("redis", id) and sandbox.count("DELETE") == 0
+        # The agent asks the user, who wants it gone: this time a person uses the page the client opens.
+        assert "use the page their client opens" in refused["message"]
+        pages.person = typing("cache")
+        deleted = await agent.ok("delete_redis", id=id)
+        await pages.finished()
+    assert deleted["deleted"] is True and sandbox.count("DELETE") == 1 and len(pages.urls) == 2
+    assert agent.calls == ["list_create_options", "create_redis", "delete_redis", "delete_redis"]

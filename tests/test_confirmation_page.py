@@ -10,6 +10,7 @@ approval, a post without the CSRF token or from another site, an address guessed
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import shutil
 import socket
@@ -57,7 +58,11 @@ def lines(path: Path) -> list[dict[str, Any]]:
 # --- a person approves -----------------------------------------------------------------------------------
 
 
-async def test_a_person_approves_on_the_page_and_only_then_it_is_deleted(sandbox, make_settings, mode, tmp_path):
+async def test_a_person_approves_on_the_page_and_only_then_it_is_deleted(
+    sandbox, make_settings, mode, tmp_path, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.INFO, logger="mcp")  # as setup_logging caps the SDK (it logs payloads at DEBUG)
     id = await seed_instance(sandbox, "database", "precious")
     audit = tmp_path / "audit.jsonl"
     server, _ = human_server(sandbox, make_settings(confirm="human", audit_log=str(audit)))
@@ -80,7 +85,9 @@ async def test_a_person_approves_on_the_page_and_only_then_it_is_deleted(sandbox
     assert "Accepting without using the page approves nothing" in pages.messages[0]
     confirmed = [r for r in lines(audit) if r["outcome"] == "confirmed"]
     assert [r["detail"] for r in confirmed] == ["by a person on the confirmation page"]
-    assert pages.urls[0].rsplit("/", 1)[1] not in audit.read_text()  # the page's address is a capability
+    token = pages.urls[0].rsplit("/", 1)[1]  # the page's address is a capability: written nowhere
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name != "httpx2")  # not the person's requests
+    assert token not in audit.read_text() and token not in logged
 
 
 async def test_the_page_shows_what_would_be_destroyed_and_runs_no_script(sandbox, make_settings):
@@ -103,7 +110,7 @@ async def test_the_page_shows_what_would_be_destroyed_and_runs_no_script(sandbox
     assert "<script" not in page.text.lower() and "src=" not in page.text
     policy = page.headers["content-security-policy"]
     assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy and "form-action 'self'" in policy
-    assert page.headers["x-frame-options"] == "DENY" and page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["x-frame-options"] == "DENY" and page.headers["referrer-policy"] == "same-origin"
     assert page.headers["cache-control"] == "no-store"
 
 
@@ -517,3 +524,26 @@ async def test_without_redis_no_page_is_opened_or_trusted(make_settings, sandbox
     message = result.structured_content["message"]
     assert result.structured_content["deleted"] is False and "could not open or check a confirmation page" in message
     assert pages.urls == [] and sandbox.count("DELETE") == 0
+
+
+# --- what the model is told ------------------------------------------------------------------------------------
+
+DESTROYING = ("delete_database", "delete_redis", "run_sql", "apply_migration", "run_redis_command")
+
+
+async def test_under_human_the_texts_say_a_person_approves_on_a_page(make_server):
+    texts: dict[str, tuple[dict[str, str], str]] = {}
+    for confirm in ("human", "auto"):
+        async with connect(make_server(confirm=confirm, data="write")) as client:
+            tools = {tool.name: tool.description or "" for tool in (await client.list_tools()).tools}
+            texts[confirm] = tools, client.instructions or ""
+    tools, instructions = texts["human"]
+    for name in DESTROYING:
+        said = tools[name]
+        assert "only a person approves it on a confirmation page" in said and "URL-mode elicitation" in said
+        assert "approves nothing" in said and "cannot open such a page is refused" in said
+    assert "(--confirm human)" in instructions and "confirmation page" in instructions
+    assert "with confirm_name set to the exact current name" not in instructions  # not how a delete goes here
+    tools, instructions = texts["auto"]
+    assert not any("confirmation page" in tools[name] for name in DESTROYING)
+    assert "confirmation page" not in instructions

@@ -8,7 +8,10 @@ from typing import Final
 
 from redu_mcp.server.kinds import ALL_KINDS, either
 from redu_mcp.server.settings import Settings
-from redu_mcp.server.wording import LEVEL_ALLOWS
+from redu_mcp.server.wording import LEVEL_ALLOWS, PAGE_APPROVAL
+
+#: The tools whose changes can destroy data (at --data write), confirmed like a delete.
+CHANGES_DATA: Final = ("run_sql", "apply_migration", "run_redis_command")
 
 
 def _kinds_called() -> str:
@@ -32,9 +35,8 @@ DELETE_APPROVAL: Final = {
         "to the exact current name deletes."
     ),
     "human": (
-        "On this server only a person approves a delete: the user is asked through the client, and only their yes "
-        "deletes; confirm_name alone never does, and a client that cannot ask is refused (then tell the user to "
-        "delete it in the Redu console)."
+        f"On this server (--confirm human) only {PAGE_APPROVAL} (then tell the user: they can delete it in the Redu "
+        "console)."
     ),
 }
 
@@ -91,6 +93,14 @@ def instructions_for(settings: Settings, offered: Iterable[str]) -> str:
         parts.append(
             f"Deleting ({' / '.join(deletes)}) destroys all data; only delete what the user asked to delete. "
             + DELETE_APPROVAL[settings.confirm]
+        )
+    changes = _named(list(CHANGES_DATA), offered) if settings.data == "write" else []
+    if settings.confirm == "human" and changes:
+        named = " / ".join(changes)
+        parts.append(
+            f"A change that destroys data ({named}) is approved the same way, on a page of its own."
+            if deletes
+            else f"A change that destroys data ({named}) needs a person's approval: on this server only {PAGE_APPROVAL}."
         )
     lines = ["\n\n".join(parts), "", f"Access level of this server: {LEVEL_TEXT[settings.access]}."]
     if settings.secrets == "reveal" and creates:

@@ -101,6 +101,13 @@ PAGE_RULE = (
     "accepting the client's prompt is not enough: a person must open the page, type the instance's name and press "
     "the button before it expires, 5 minutes after it was opened, and it approves this one call only"
 )
+#: Under --confirm human, how what destroys is approved: what the descriptions and the instructions say.
+PAGE_APPROVAL = (
+    "a person approves it on a confirmation page the client opens for them (URL-mode elicitation), which shows "
+    "what would be destroyed: they type the instance's name there and press the button within 5 minutes, while "
+    "the call waits. Accepting the client's prompt without using the page approves nothing, and so does "
+    "confirm_name alone; a client that cannot open such a page is refused"
+)
 PAGE_UNAVAILABLE = (
     "this server could not open or check a confirmation page (the shared state it keeps them in cannot be reached "
     "right now)."
@@ -979,10 +986,7 @@ class Wording:
 def approval(offer: Offer, what: str) -> str:
     """How a change that destroys data is approved at this server's confirm mode (``what``: "database")."""
     if offer.confirm == "human":
-        return (
-            "the user's approval: a client that can ask the user asks, and only the user's yes applies it; a client "
-            "that cannot ask is refused"
-        )
+        return f"a person's approval: on this server only {PAGE_APPROVAL}"
     return (
         "the user's approval: a client that can ask the user asks; otherwise pass confirm_name, the "
         f"{what}'s exact name, only when the user asked for the change"

@@ -17,6 +17,9 @@ the module of each:
 1. ``RejectCredentialsInQuery`` (``_guards``): 400 for credentials in the URL (they end up in logs);
 2. ``CheckHostAndOrigin`` (``_guards``): 421 for a foreign ``Host``, 403 for a foreign ``Origin``
    (DNS rebinding, browsers), before any credential is looked at;
+   then ``ConfirmationPages`` (``_pages``) answers ``<path>/confirm/<token>``, the pages a person uses
+   under ``--confirm human``: a browser carries no bearer token, the page's address is its capability
+   (a server without HTTP serves them on a loopback listener of their own: ``_page_listener``);
 3. ``Authenticate`` (``_auth``): 401 with an RFC 6750 challenge (``WWW-Authenticate: Bearer
    realm=...``), 429 when key checks are over their rate, 503 when the API cannot say; sets the
    principal. It asks a verifier (``_verifiers``: ``StaticTokenVerifier`` for ``token``,

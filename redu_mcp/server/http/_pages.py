@@ -12,9 +12,9 @@ button. ``POST`` approves, once, when every check passes:
 * its ``csrf`` field is the page's CSRF token (only its ``GET`` shows it), compared in constant time;
 * the typed name is the instance's name.
 
-A refused POST approves nothing and says why. No response is cached, framed, or names the page in
-a ``Referer`` (``no-referrer``); the content security policy allows no script and posts only to the
-page itself. The words are for a person; nothing here is read by a model.
+A refused POST approves nothing and says why. No response is cached or framed, and the page's
+address goes in a ``Referer`` to itself only (``same-origin``); the content security policy allows no
+script and posts only to the page itself. The words are for a person; nothing here is read by a model.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ HEADERS: Final = {
         "base-uri 'none'"
     ),
     "x-frame-options": "DENY",
-    "referrer-policy": "no-referrer",
+    # Not no-referrer: under it a browser posts the form with "Origin: null", which no origin check accepts.
+    "referrer-policy": "same-origin",
     "cache-control": "no-store",
     "x-content-type-options": "nosniff",
 }

@@ -29,7 +29,7 @@ from redu_mcp.server.refusals import Refusal
 from redu_mcp.server.runtime import Runtime, runtime_of
 from redu_mcp.server.specs import DESTROYS, Offer, ToolSpec
 from redu_mcp.server.tools._common import audit, deleted_here
-from redu_mcp.server.wording import Wording
+from redu_mcp.server.wording import PAGE_APPROVAL, Wording
 
 
 class DeleteResult(BaseModel):
@@ -175,9 +175,11 @@ def _description(kind: AnyKind, offer: Offer) -> str:
         f"Permanently delete a {kind.label} and all its data (irreversible). Pass id and confirm_name, {name}."
     )
     if offer.confirm == "human":
+        where = f" (from {either(sources)})" if sources else ""
         return (
-            f"{irreversible} On this server only a person approves: a client that can ask the user asks, and only "
-            "the user's yes deletes; a client that cannot ask is refused, whatever confirm_name says."
+            f"Permanently delete a {kind.label} and all its data (irreversible). Pass its id{where}. On this server "
+            f"only {PAGE_APPROVAL} (then tell the user: they can delete it in the Redu console). A confirm_name that "
+            "is not its exact current name is always refused."
         )
     return (
         f"{irreversible} A client that can ask the user asks, and only the user's yes deletes; otherwise the "
