@@ -76,10 +76,11 @@ async def test_under_confirm_human_descriptions_and_instructions_say_a_person_ap
     for kind in ("database", "redis"):
         text = human_tools[f"delete_{kind}"] or ""
         assert text != auto_tools[f"delete_{kind}"]
-        assert "only a person approves" in text and "a client that cannot ask is refused" in text
+        assert "only a person approves it on a confirmation page" in text
+        assert "a client that cannot open such a page is refused" in text
     assert human_instructions != auto_instructions
-    assert "only a person approves a delete" in human_instructions
-    assert "confirm_name alone never does, and a client that cannot ask is refused" in human_instructions
+    assert "only a person approves it on a confirmation page" in human_instructions
+    assert "confirm_name alone; a client that cannot open such a page is refused" in human_instructions
     assert "confirm_name set to the exact current name deletes" in auto_instructions
 
 
