@@ -121,15 +121,41 @@ async def test_a_client_that_accepts_without_the_page_deletes_nothing(sandbox, m
     id = await seed_instance(sandbox, "database", "precious")
     server, _ = human_server(sandbox, make_settings(confirm="human"), lifetime=SHORT_LIFE)
     pages = PageClient()  # an auto-approving client: it says yes to everything, and opens nothing
+    progress: list[str | None] = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        progress.append(message)
+
     async with connect(server, mode, elicitation_callback=pages) as client:
-        result = await client.call_tool("delete_database", {"id": id, "confirm_name": "precious"})
+        arguments = {"id": id, "confirm_name": "precious"}
+        result = await client.call_tool("delete_database", arguments, progress_callback=on_progress)
         later = await read_page(pages.urls[0])  # expired: it cannot be used later either
+    assert progress and all("Waiting for a person to approve on the confirmation page" in (m or "") for m in progress)
     message = result.structured_content["message"]
     assert result.structured_content["deleted"] is False and not result.is_error
     assert "no person approved it on its confirmation page" in message
     assert "call delete_database again" in message and "use the page their client opens" in message
     assert sandbox.store.exists("database", id) and sandbox.count("DELETE") == 0
     assert later.status_code == 404
+
+
+async def test_the_page_approves_what_it_showed_only(sandbox, make_settings, mode):
+    """Renamed while the page was open: the call goes on with what exists now, which nobody approved."""
+    id = await seed_instance(sandbox, "database", "precious")
+    server, _ = human_server(sandbox, make_settings(confirm="human"))
+
+    async def person(url: str) -> httpx2.Response:
+        page = await read_page(url)
+        sandbox.store.record("database", id).public["name"] = "renamed"
+        return await post_page(url, {"csrf": csrf_of(page), "name": "precious"})
+
+    pages = PageClient(person=person)
+    async with connect(server, mode, elicitation_callback=pages) as client:
+        result = await client.call_tool("delete_database", {"id": id})
+    [approved] = await pages.finished()
+    assert approved.status_code == 200  # the person approved deleting 'precious'...
+    assert result.structured_content["deleted"] is False  # ...which is not what id 1 is any more
+    assert sandbox.store.exists("database", id) and sandbox.count("DELETE") == 0
 
 
 async def test_a_decline_closes_the_page(sandbox, make_settings, mode):
@@ -483,6 +509,32 @@ async def test_across_replicas_the_page_and_the_call_meet_in_redis(make_settings
         stored = redis_values(redis)
     assert approved.status_code == 200 and result.structured_content["deleted"] is True
     assert stored and not any("precious" in value for value in stored)  # encrypted: no name, no statement
+
+
+async def test_two_replicas_using_one_approval_at_once_use_it_once(redis):
+    """Two calls that both carry the approval, on two replicas at the same moment: one goes ahead."""
+    from redu_mcp.sharing import SharedRedis
+
+    replicas = [Approvals(SharedRedis(redis.url, namespace="race", sealer=Sealer([STATE_KEY])), Sealer([STATE_KEY]))]
+    replicas.append(
+        Approvals(SharedRedis(redis.url, namespace="race", sealer=Sealer([STATE_KEY])), Sealer([STATE_KEY]))
+    )
+    try:
+        approval = await replicas[0].open(SUBJECT, "alice")
+        assert await replicas[1].approve(approval.token)
+        results: list[Any] = []
+
+        async def use(approvals: Approvals) -> None:
+            results.append(await approvals.use(approval.token, "alice"))
+
+        async with anyio.create_task_group() as tg:
+            for approvals in replicas * 4:
+                tg.start_soon(use, approvals)
+    finally:
+        for approvals in replicas:
+            assert approvals.shared is not None
+            await approvals.shared.aclose()
+    assert [r for r in results if r is not None] == [approval]
 
 
 def redis_values(redis: RedisServer) -> list[str]:

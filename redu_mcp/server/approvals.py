@@ -126,9 +126,9 @@ class Approvals:
         """The approval, marked used, if a person approved it, nobody used it yet, it has not expired
         and ``principal`` opened it; else None (and nothing changes)."""
         found = await self.find(token)
-        if found is None or found[1] != "approved" or found[0].principal != principal:
+        if found is None or found[1] == "pending" or found[0].principal != principal:
             return None
-        return found[0] if await self._mark("used", found[0]) else None
+        return found[0] if await self._mark("used", found[0]) else None  # set once: the first use wins
 
     async def close(self, token: str) -> None:
         """Nobody may approve or use it any more (the client declined: the page says it was closed)."""

@@ -176,12 +176,12 @@ class ConfirmationPages:
         if found is None:
             return _page(*NOT_FOUND, status=404)
         approval, state = found
-        if state != "pending":
-            return _page(*USED, status=409)
         if form.get("name", "").strip() != approval.subject.name:
+            if state != "pending":
+                return _page(*USED, status=409)
             problem = "That is not the instance's name: nothing was approved. Type it exactly as shown."
             return _page(_title(approval), _body(approval, _form(approval, expected, problem)), status=422)
-        if not await self.approvals.approve(token):
+        if not await self.approvals.approve(token):  # the first post wins, once
             return _page(*USED, status=409)
         return _page(*APPROVED)
 
