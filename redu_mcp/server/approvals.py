@@ -50,7 +50,9 @@ MAX_LOCAL: Final = 10_000
 #: What a token looks like (``secrets.token_urlsafe(32)``): a path that is anything else is no page.
 TOKEN_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 TOKEN_LENGTH: Final = 43
-_MAX_RECORD_CHARS: Final = 600_000  # a statement is at most 100,000 characters, JSON-escaped, encrypted
+#: A record in Redis at most: a migration of 1,000,000 characters, JSON-escaped (at most 6 for one) and
+#: encrypted in base64 (4 for 3), with room for the rest.
+_MAX_RECORD_CHARS: Final = 8_100_000
 
 Action = Literal["delete", "change"]
 State = Literal["pending", "approved", "used"]

@@ -77,14 +77,15 @@ def _what(approval: Approval) -> str:
         f"<dt>Id</dt><dd>{subject.instance_id}</dd></dl>"
     )
     if subject.action == "delete":
-        lead = "An AI agent asks to <strong>permanently delete</strong> this instance and all its data:"
-    else:
-        lead = (
-            "An AI agent asks to run a change that <strong>destroys data</strong> on this instance (what it removes "
-            "cannot be brought back):"
+        return (
+            f"<p>An AI agent asks to <strong>permanently delete</strong> this instance and all its data:</p>{details}"
         )
-    statement = f"<pre>{e(subject.statement)}</pre>" if subject.statement else f"<p>{e(subject.question)}</p>"
-    return f"<p>{lead}</p>{details}{statement if subject.action == 'change' else ''}"
+    # The statement itself, else the question that names the change (a Redis flush).
+    shown = f"<pre>{e(subject.statement)}</pre>" if subject.statement else f"<p>{e(subject.question)}</p>"
+    return (
+        "<p>An AI agent asks to run a change that <strong>destroys data</strong> on this instance (what it removes "
+        f"cannot be brought back):</p>{details}{shown}"
+    )
 
 
 def _form(approval: Approval, csrf: str, problem: str | None = None) -> str:
