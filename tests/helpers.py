@@ -281,3 +281,24 @@ def cli_http_server(
             process.kill()
             process.wait()
         log.close()
+
+
+class AtAddress:
+    """A sandbox provisioner whose instances are ready at once, at a real engine's address (the data
+    tools' tests: the server connects to the engine with the password the create saved)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+
+    async def start(self, record: Any, password: str) -> None:
+        return None
+
+    async def refresh(self, record: Any) -> None:
+        if record.public["status"] == "provisioning":
+            record.public.update(status="ready", floating_ip=self.host, port=self.port)
+
+    async def stop(self, record: Any) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None

@@ -13,37 +13,16 @@ import pytest
 from mcp import Client
 
 from redu_mcp.sandbox import Sandbox
-from redu_mcp.sandbox.store import Record
 from redu_mcp.server import Settings
 from tests.confirmation_pages import SHORT_LIFE, PageClient, human_server, read_page, use_page
 from tests.data_engine import PASSWORD, Postgres, running_postgres, unique
-from tests.helpers import CREATE_ARGS, connect
+from tests.helpers import CREATE_ARGS, AtAddress, connect
 
 
 @pytest.fixture(scope="module")
 def pg() -> Iterator[Postgres]:
     with running_postgres() as running:
         yield running
-
-
-class AtTheEngine:
-    """A sandbox provisioner whose databases are ready at once, at the real PostgreSQL's address."""
-
-    def __init__(self, pg: Postgres) -> None:
-        self.pg = pg
-
-    async def start(self, record: Record, password: str) -> None:
-        return None
-
-    async def refresh(self, record: Record) -> None:
-        if record.public["status"] == "provisioning":
-            record.public.update(status="ready", floating_ip=self.pg.host, port=self.pg.port)
-
-    async def stop(self, record: Record) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        return None
 
 
 def data_server(pg: Postgres, tmp_path: Path, lifetime: float | None = None) -> Any:
@@ -55,7 +34,7 @@ def data_server(pg: Postgres, tmp_path: Path, lifetime: float | None = None) -> 
         credentials_dir=tmp_path / "credentials",
         poll_interval_seconds=0.05,
     )
-    server, _ = human_server(Sandbox(provisioner=AtTheEngine(pg)), settings, lifetime)
+    server, _ = human_server(Sandbox(provisioner=AtAddress(pg.host, pg.port)), settings, lifetime)
     return server
 
 

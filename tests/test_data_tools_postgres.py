@@ -22,11 +22,10 @@ from mcp.types import ElicitRequestParams, ElicitResult
 
 from redu_mcp.data import Pools, PostgresOptions
 from redu_mcp.sandbox import Sandbox
-from redu_mcp.sandbox.store import Record
 from redu_mcp.server import Settings, build_server
 from redu_mcp.server.assembly import runtime_for
 from tests.data_engine import PASSWORD, Postgres, running_postgres, unique
-from tests.helpers import CREATE_ARGS, connect
+from tests.helpers import CREATE_ARGS, AtAddress, connect
 from tests.test_telemetry import otel  # noqa: F401 (the in-memory telemetry fixture)
 
 
@@ -36,28 +35,8 @@ def pg() -> Iterator[Postgres]:
         yield running
 
 
-class AtTheEngine:
-    """A sandbox provisioner whose databases are ready at once, at the real PostgreSQL's address."""
-
-    def __init__(self, pg: Postgres) -> None:
-        self.pg = pg
-
-    async def start(self, record: Record, password: str) -> None:
-        return None
-
-    async def refresh(self, record: Record) -> None:
-        if record.public["status"] == "provisioning":
-            record.public.update(status="ready", floating_ip=self.pg.host, port=self.pg.port)
-
-    async def stop(self, record: Record) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        return None
-
-
 def server_for(pg: Postgres, tmp_path: Path, **settings: Any) -> tuple[Any, Sandbox]:
-    sandbox = Sandbox(provisioner=AtTheEngine(pg))
+    sandbox = Sandbox(provisioner=AtAddress(pg.host, pg.port))
     values: dict[str, Any] = dict(
         sandbox=True, engines=True, credentials_dir=tmp_path / "credentials", poll_interval_seconds=0.05
     )
@@ -166,7 +145,7 @@ async def test_at_read_nothing_changes_and_each_refusal_is_in_words(pg: Postgres
 
 
 async def test_a_long_statement_ends_at_the_timeout(pg: Postgres, tmp_path: Path):
-    sandbox = Sandbox(provisioner=AtTheEngine(pg))
+    sandbox = Sandbox(provisioner=AtAddress(pg.host, pg.port))
     settings = Settings(
         sandbox=True, engines=True, credentials_dir=tmp_path / "credentials", poll_interval_seconds=0.05
     )
@@ -435,7 +414,7 @@ async def test_one_migration_sent_through_two_servers_at_once_runs_once(pg: Post
     import anyio
 
     table = unique("twice")
-    sandbox = Sandbox(provisioner=AtTheEngine(pg))
+    sandbox = Sandbox(provisioner=AtAddress(pg.host, pg.port))
     settings = Settings(
         sandbox=True, engines=True, data="write", credentials_dir=tmp_path / "credentials", poll_interval_seconds=0.05
     )

@@ -27,11 +27,10 @@ from mcp.types import ElicitRequestParams, ElicitResult
 
 from redu_mcp.data import RedisData, RedisRefusalReason, RedisRefused
 from redu_mcp.sandbox import Sandbox
-from redu_mcp.sandbox.store import Record
 from redu_mcp.server import Settings, build_server
 from redu_mcp.server.assembly import runtime_for
 from redu_mcp.server.wording import Wording
-from tests.helpers import CREATE_ARGS, connect
+from tests.helpers import CREATE_ARGS, AtAddress, connect
 from tests.redis_data_support import (
     PASSWORD,
     RunningRedis,
@@ -63,26 +62,6 @@ def raw(server: RunningRedis) -> Iterator[redis.Redis]:
     client.close()
 
 
-class AtTheEngine:
-    """A sandbox provisioner whose Redis instances are ready at once, at the real redis-server's address."""
-
-    def __init__(self, server: RunningRedis) -> None:
-        self.server = server
-
-    async def start(self, record: Record, password: str) -> None:
-        return None
-
-    async def refresh(self, record: Record) -> None:
-        if record.public["status"] == "provisioning":
-            record.public.update(status="ready", floating_ip=self.server.host, port=self.server.port)
-
-    async def stop(self, record: Record) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        return None
-
-
 def settings_for(tmp_path: Path, **settings: Any) -> Settings:
     values: dict[str, Any] = dict(
         sandbox=True, engines=True, credentials_dir=tmp_path / "credentials", poll_interval_seconds=0.05
@@ -91,7 +70,9 @@ def settings_for(tmp_path: Path, **settings: Any) -> Settings:
 
 
 def server_for(server: RunningRedis, tmp_path: Path, **settings: Any) -> Any:
-    return build_server(settings_for(tmp_path, **settings), client=Sandbox(provisioner=AtTheEngine(server)).client())
+    return build_server(
+        settings_for(tmp_path, **settings), client=Sandbox(provisioner=AtAddress(server.host, server.port)).client()
+    )
 
 
 async def new_redis(client: Client, name: str = "cache", password: str = PASSWORD) -> int:
@@ -381,7 +362,7 @@ async def test_writes_and_refusals_are_audited_without_values(server: RunningRed
 
 async def test_a_slow_command_ends_at_the_timeout_in_words(server: RunningRedis, raw: redis.Redis, tmp_path: Path):
     settings = settings_for(tmp_path)
-    runtime = runtime_for(settings, client=Sandbox(provisioner=AtTheEngine(server)).client())
+    runtime = runtime_for(settings, client=Sandbox(provisioner=AtAddress(server.host, server.port)).client())
     runtime.redis = RedisData(command_timeout=0.5)  # 10 s by default: too long to wait here
     async with connect(build_server(settings, runtime=runtime)) as client:
         id = await new_redis(client)
