@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -239,3 +239,13 @@ backend replicas
     path.write_text(config)
     with serving(["haproxy", "-f", str(path), "-db"], port):
         yield port
+
+
+async def median_ms(call: Callable[[], Awaitable[object]], samples: int) -> float:
+    """The median wall time of ``samples`` awaited calls, in milliseconds."""
+    times = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        await call()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)

@@ -17,9 +17,9 @@ import argparse
 import asyncio
 import statistics
 import time
-from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
+from common import median_ms
 from pydantic import SecretStr
 from redis.asyncio.connection import Connection
 
@@ -27,15 +27,6 @@ from redu_mcp.data import RedisData, RedisDescription, RedisResult, Target
 from redu_mcp.sandbox.engines import Engines
 
 PASSWORD = "bench-redis-password"
-
-
-async def _median_ms(call: Callable[[], Awaitable[object]], samples: int) -> float:
-    times = []
-    for _ in range(samples):
-        started = time.perf_counter()
-        await call()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 async def _fill(client: aioredis.Redis, keys: int) -> None:
@@ -80,9 +71,9 @@ async def main(quick: bool) -> None:
 
         ours_ms, bare_ms, floor_ms = [], [], []
         for _ in range(5):  # alternate, so load on the box hits all alike
-            ours_ms.append(await _median_ms(ours, samples // 5))
-            bare_ms.append(await _median_ms(theirs, samples // 5))
-            floor_ms.append(await _median_ms(floor, samples // 5))
+            ours_ms.append(await median_ms(ours, samples // 5))
+            bare_ms.append(await median_ms(theirs, samples // 5))
+            floor_ms.append(await median_ms(floor, samples // 5))
         get_ours, get_bare, get_floor = (statistics.median(m) for m in (ours_ms, bare_ms, floor_ms))
         await floor_connection.disconnect()
 
@@ -93,7 +84,7 @@ async def main(quick: bool) -> None:
         async def lrange() -> object:
             return await layer.run(target, "LRANGE", ["many", "0", "-1"], access="read")
 
-        lrange_ms = await _median_ms(lrange, 5 if quick else 20)
+        lrange_ms = await median_ms(lrange, 5 if quick else 20)
 
         describe_ms = {}
         for keys in (1_000, 100_000):
@@ -104,7 +95,7 @@ async def main(quick: bool) -> None:
                 assert isinstance(outcome, RedisDescription) and outcome.sample and len(outcome.sample.keys) == 20
                 return outcome
 
-            describe_ms[keys] = await _median_ms(describe, 5 if quick else 30)
+            describe_ms[keys] = await median_ms(describe, 5 if quick else 30)
 
         await layer.aclose()
         await bare.aclose()

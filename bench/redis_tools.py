@@ -25,26 +25,16 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
-from common import Row, print_rows
+from common import Row, median_ms, print_rows
 from mcp import Client, StdioServerParameters
 
 from redu_mcp.provisioning.credentials import read_env
 
 CREATE = {"flavor_id": "1", "network_id": "net-private", "keypair_name": "default-key", "name": "bench-cache"}
-
-
-async def _median_ms(call: Callable[[], Awaitable[object]], samples: int) -> float:
-    times = []
-    for _ in range(samples):
-        started = time.perf_counter()
-        await call()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 def _server(stdio: bool, workdir: Path) -> Any:
@@ -106,7 +96,7 @@ async def measure(stdio: bool, samples: int, rounds: int, describe_samples: int)
         timed: dict[str, list[float]] = {"ours": [], "theirs": [], "look_up": []}
         for _ in range(rounds):
             for name, call in (("ours", ours), ("theirs", theirs), ("look_up", look_up)):
-                timed[name].append(await _median_ms(call, max(1, samples // rounds)))
+                timed[name].append(await median_ms(call, max(1, samples // rounds)))
         get_ours, get_bare, get_look_up = (statistics.median(timed[name]) for name in ("ours", "theirs", "look_up"))
 
         describe_ms = {}
@@ -118,7 +108,7 @@ async def measure(stdio: bool, samples: int, rounds: int, describe_samples: int)
                 assert len(described["keys"]) == 20 and {"db": 0, "keys": keys, "expires": 0} in described["databases"]
                 return described
 
-            describe_ms[keys] = await _median_ms(describe, describe_samples)
+            describe_ms[keys] = await median_ms(describe, describe_samples)
         await bare.flushall()
         await bare.aclose()
         await _ok(client, "delete_redis", {"id": id, "confirm_name": CREATE["name"]})

@@ -18,11 +18,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from common import OURS_STDIO, Row, child_env, print_rows
+from common import OURS_STDIO, Row, child_env, median_ms, print_rows
 
 ONE_ROW = "SELECT id, item FROM orders WHERE id = $1"
 WIDE = (
@@ -30,15 +29,6 @@ WIDE = (
     "ARRAY[g, g + 1] AS pair, jsonb_build_object('g', g) AS doc, md5(g::text)::uuid AS ref "
     "FROM generate_series(1, 500) g"
 )
-
-
-async def _median_ms(samples: int, call: Callable[[], Awaitable[object]]) -> float:
-    times = []
-    for _ in range(samples):
-        started = time.perf_counter()
-        await call()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 async def measure(samples: int) -> list[Row]:
@@ -86,10 +76,10 @@ async def measure(samples: int) -> list[Row]:
 
             for call in (one_row, direct_one, wide, direct_wide):
                 await call()  # warm-up
-            ours = await _median_ms(samples, one_row)
-            floor = await _median_ms(samples, direct_one)
-            ours_wide = await _median_ms(max(10, samples // 5), wide)
-            floor_wide = await _median_ms(max(10, samples // 5), direct_wide)
+            ours = await median_ms(one_row, samples)
+            floor = await median_ms(direct_one, samples)
+            ours_wide = await median_ms(wide, max(10, samples // 5))
+            floor_wide = await median_ms(direct_wide, max(10, samples // 5))
 
         # A database this server never connected to: its first call connects and logs in; the
         # calls after it reuse the pool.

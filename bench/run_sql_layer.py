@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
 
 import psycopg
+from common import median_ms
 from pydantic import SecretStr
 
 from redu_mcp.data import Pools, PostgresOptions, SqlResult, Target, classify, run_sql
@@ -34,15 +33,6 @@ WIDE = (
     "ARRAY[g, g + 1] AS pair, jsonb_build_object('g', g) AS doc, md5(g::text)::uuid AS ref "
     "FROM generate_series(1, 500) g"
 )
-
-
-async def _median_ms(samples: int, call: Callable[[], Awaitable[object]]) -> float:
-    times = []
-    for _ in range(samples):
-        started = time.perf_counter()
-        await call()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 def _import_ms(module: str) -> float:
@@ -97,11 +87,11 @@ async def main(samples: int) -> None:
 
         await ours_one()  # warm the pool and the imports
         rows = [
-            ("one-row SELECT, open psycopg connection", await _median_ms(samples, raw_one)),
-            ("one-row SELECT, run_sql on a warm pool", await _median_ms(samples, ours_one)),
-            ("first run_sql on a fresh pool (connect + SCRAM)", await _median_ms(max(10, samples // 10), first_call)),
-            ("500 rows x 8 columns, psycopg fetchall", await _median_ms(max(10, samples // 5), raw_wide)),
-            ("500 rows x 8 columns, run_sql (JSON-safe values)", await _median_ms(max(10, samples // 5), ours_wide)),
+            ("one-row SELECT, open psycopg connection", await median_ms(raw_one, samples)),
+            ("one-row SELECT, run_sql on a warm pool", await median_ms(ours_one, samples)),
+            ("first run_sql on a fresh pool (connect + SCRAM)", await median_ms(first_call, max(10, samples // 10))),
+            ("500 rows x 8 columns, psycopg fetchall", await median_ms(raw_wide, max(10, samples // 5))),
+            ("500 rows x 8 columns, run_sql (JSON-safe values)", await median_ms(ours_wide, max(10, samples // 5))),
         ]
         statement = "WITH r AS (SELECT * FROM orders WHERE at > $1) SELECT r.id, c.email FROM r JOIN customers c ON c.id = r.customer_id ORDER BY r.at DESC LIMIT 20"
         started = time.perf_counter()
