@@ -150,7 +150,8 @@ async def test_the_readme_container_lines_run(tmp_path: Path):
             created = await client.call_tool("create_database", dict(CREATE_ARGS, name="kept"))
         assert not created.is_error, created.content[0].text
         saved = created.structured_content["credentials_file"]
-        assert saved.startswith("/home/app/.local/state/redu-mcp/credentials/")
+        # In the volume (the sandbox's files in a folder of their own: a real key's go to credentials/).
+        assert saved.startswith("/home/app/.local/state/redu-mcp/sandbox-credentials/run-")
         mount = f"{volume}:/home/app/.local/state/redu-mcp"
         kept = podman("run", "--rm", "-v", mount, "--entrypoint", "stat", IMAGE, "-c", "%a %U", saved)
         assert kept.stdout.split() == ["600", "app"], kept.stderr  # the container went, the file stayed
