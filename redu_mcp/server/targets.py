@@ -23,18 +23,22 @@ from redu_mcp.server.arguments import InstanceId
 from redu_mcp.server.runtime import Runtime, runtime_of
 
 
+async def instance_for(runtime: Runtime, kind: AnyKind, id: int, doing: str) -> Instance:
+    """The instance ``id`` names, as the API reports it now for the caller, or a tool error."""
+    client = runtime.client_or_tool_error(f"{doing} {kind.label} {id}")
+    try:
+        return await client.get_instance(kind, id)
+    except NotFoundError:
+        raise ToolError(runtime.words.not_found(kind, id, None, "get")) from None
+    except ReduError as exc:
+        raise ToolError(runtime.words.failure(f"look up {kind.label} {id}", exc)) from None
+
+
 def current_instance(kind: AnyKind, doing: str) -> Callable[..., Awaitable[Instance]]:
-    """A resolver: the instance ``id`` names, as the API reports it now for the caller."""
+    """A resolver: ``instance_for`` the tool's ``id``."""
 
     async def instance(id: InstanceId, ctx: Context) -> Instance:
-        runtime = runtime_of(ctx)
-        client = runtime.client_or_tool_error(f"{doing} {kind.label} {id}")
-        try:
-            return await client.get_instance(kind, id)
-        except NotFoundError:
-            raise ToolError(runtime.words.not_found(kind, id, None, "get")) from None
-        except ReduError as exc:
-            raise ToolError(runtime.words.failure(f"look up {kind.label} {id}", exc)) from None
+        return await instance_for(runtime_of(ctx), kind, id, doing)
 
     return instance
 

@@ -13,14 +13,14 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
-from redu_mcp.api import DATABASE, REDIS, NotFoundError, ReduError
+from redu_mcp.api import DATABASE, REDIS
 from redu_mcp.data import ConnectionReport, Target, check_connection
 from redu_mcp.server.arguments import InstanceId, id_sources
 from redu_mcp.server.fence import FencedResult
 from redu_mcp.server.kinds import KindChoice, called, either, kind_named
 from redu_mcp.server.runtime import Runtime, runtime_of
 from redu_mcp.server.specs import READS_DATA, ToolSpec
-from redu_mcp.server.targets import target_for
+from redu_mcp.server.targets import instance_for, target_for
 
 
 def _check_postgres(runtime: Runtime, target: Target) -> Awaitable[ConnectionReport]:
@@ -68,13 +68,7 @@ async def check(
     checker = CHECKS.get(kind)
     if checker is None:
         raise ToolError(f"check_connection can check {either(CHECKS)} instances only.")
-    client = runtime.client_or_tool_error(f"check {target_kind.label} {id}")
-    try:
-        instance = await client.get_instance(target_kind, id)
-    except NotFoundError:
-        raise ToolError(runtime.words.not_found(target_kind, id, None, "get")) from None
-    except ReduError as exc:
-        raise ToolError(runtime.words.failure(f"look up {target_kind.label} {id}", exc)) from None
+    instance = await instance_for(runtime, target_kind, id, "check")
     target = target_for(runtime, target_kind, instance)
     report = await checker(runtime, target)
     fields: dict[str, Any] = {
