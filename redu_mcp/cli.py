@@ -180,7 +180,7 @@ def _serve(args: argparse.Namespace) -> None:
         if settings.transport == "http" and settings.http_auth == "token" and not settings.auth_token:
             if settings.loopback:
                 # Any account on this machine can reach a loopback port: it still needs a token.
-                from redu_mcp.server.http._local_token import load_or_create_token
+                from redu_mcp.server.http import load_or_create_token
 
                 local = load_or_create_token(settings.state_dir)
                 settings.auth_token, settings.auth_token_file = local.token, local.path
